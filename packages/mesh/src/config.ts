@@ -1,0 +1,80 @@
+import { z } from "zod";
+import { defaultLimits, type Limits } from "./serve.ts";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positive = z.coerce.number().int().positive();
+
+/** Environment variables every service reads; a service's own schema extends this one. */
+export const serverEnvSchema = z.object({
+  PORT: port.optional(),
+  HOST: z.string().optional(),
+  /** Absent: the embedded PostgreSQL that `npm start` runs (started here if it is not running). */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  LOCAL_POSTGRES_DIR: z.string().default(".data/postgres"),
+  LOCAL_POSTGRES_PORT: port.default(54329),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  CORS_ORIGINS: z
+    .string()
+    .default("http://localhost:3000,http://127.0.0.1:3000")
+    .transform((value) => value.split(",").map((origin) => origin.trim()).filter(Boolean)),
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  MAX_MESSAGE_BYTES: positive.default(defaultLimits.maxMessageBytes),
+  MAX_CONCURRENT_STREAMS: positive.default(defaultLimits.maxConcurrentStreams),
+  MAX_HEADER_BYTES: positive.default(defaultLimits.maxHeaderBytes),
+  HEADERS_TIMEOUT_MS: positive.default(defaultLimits.headersTimeoutMs),
+  IDLE_TIMEOUT_MS: positive.default(defaultLimits.idleTimeoutMs),
+  MAX_TIMEOUT_MS: positive.default(defaultLimits.maxTimeoutMs),
+});
+
+/** The parsed common environment. */
+export type ServerEnv = z.infer<typeof serverEnvSchema>;
+
+/** The settings every service has, derived from the common environment. */
+export interface ServerConfig {
+  port: number;
+  host: string | undefined;
+  databaseUrl: string | undefined;
+  localPostgres: { dataDir: string; port: number };
+  logLevel: string;
+  corsOrigins: string[];
+  tls: { certFile: string; keyFile: string } | undefined;
+  limits: Limits;
+}
+
+/** Builds the common settings from the parsed environment, with `defaultPort` when PORT is unset. */
+export function toServerConfig(env: ServerEnv, defaultPort: number): ServerConfig {
+  if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
+    throw new Error("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  }
+  return {
+    port: env.PORT ?? defaultPort,
+    host: env.HOST,
+    databaseUrl: env.DATABASE_URL,
+    localPostgres: { dataDir: env.LOCAL_POSTGRES_DIR, port: env.LOCAL_POSTGRES_PORT },
+    logLevel: env.LOG_LEVEL,
+    corsOrigins: env.CORS_ORIGINS,
+    tls:
+      env.TLS_CERT_FILE && env.TLS_KEY_FILE
+        ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE }
+        : undefined,
+    limits: {
+      maxMessageBytes: env.MAX_MESSAGE_BYTES,
+      maxConcurrentStreams: env.MAX_CONCURRENT_STREAMS,
+      maxHeaderBytes: env.MAX_HEADER_BYTES,
+      headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
+      idleTimeoutMs: env.IDLE_TIMEOUT_MS,
+      maxTimeoutMs: env.MAX_TIMEOUT_MS,
+    },
+  };
+}
+
+/** Parses `env` with `schema`, throwing one error that lists every bad variable. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new Error(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,29 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { cors as connectCors } from "@connectrpc/connect";
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+/**
+ * Applies CORS for browser clients (the dashboard) from an allow-list of origins. Returns true when
+ * the request was a preflight and has been answered. Origins not on the list get no CORS headers,
+ * so the browser refuses them; there is no wildcard.
+ */
+export function applyCors(allowedOrigins: ReadonlySet<string>, req: Request, res: Response): boolean {
+  const origin = req.headers.origin;
+  if (typeof origin !== "string" || !allowedOrigins.has(origin)) return false;
+  res.setHeader("Access-Control-Allow-Origin", origin);
+  res.setHeader("Vary", "Origin");
+  res.setHeader("Access-Control-Expose-Headers", connectCors.exposedHeaders.join(", "));
+  if (req.method !== "OPTIONS") return false;
+  res.setHeader("Access-Control-Allow-Methods", connectCors.allowedMethods.join(", "));
+  res.setHeader(
+    "Access-Control-Allow-Headers",
+    [...connectCors.allowedHeaders, "Authorization"].join(", "),
+  );
+  res.setHeader("Access-Control-Max-Age", "7200");
+  res.statusCode = 204;
+  res.end();
+  return true;
+}

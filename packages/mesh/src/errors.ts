@@ -1,0 +1,53 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+
+/**
+ * Turns anything a handler throws that is not already a ConnectError into `internal` with a generic
+ * message, keeping the original as `cause` for the log only; logs every failed call once. Client
+ * mistakes are logged at debug level, server faults at error level.
+ */
+export function createErrorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: guardStream(res.message, rpc, logger) };
+    } catch (error) {
+      throw toPublicError(error, rpc, logger);
+    }
+  };
+}
+
+async function* guardStream<T>(messages: AsyncIterable<T>, rpc: string, logger: Logger) {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toPublicError(error, rpc, logger);
+  }
+}
+
+const clientFaults = new Set([
+  Code.Canceled,
+  Code.InvalidArgument,
+  Code.NotFound,
+  Code.AlreadyExists,
+  Code.PermissionDenied,
+  Code.FailedPrecondition,
+  Code.Aborted,
+  Code.OutOfRange,
+  Code.Unauthenticated,
+  Code.ResourceExhausted,
+  Code.DeadlineExceeded,
+]);
+
+/** Returns the error a client may see for `error`, logging it with its full detail. */
+export function toPublicError(error: unknown, rpc: string, logger: Logger): ConnectError {
+  if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) {
+    const level = clientFaults.has(error.code) ? "debug" : "warn";
+    logger[level]({ rpc, code: Code[error.code], err: error.cause ?? error }, error.rawMessage);
+    return error;
+  }
+  logger.error({ rpc, err: error }, "unexpected error in handler");
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}

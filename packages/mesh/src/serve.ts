@@ -1,0 +1,273 @@
+import { readFileSync } from "node:fs";
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import { createServer as createNetServer, type Socket } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "@shop/api/grpc/health/v1/health_pb";
+import type { Logger } from "pino";
+import { applyCors } from "./cors.ts";
+import { createErrorInterceptor } from "./errors.ts";
+import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { registerReflection } from "./reflection.ts";
+
+/** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
+export interface Limits {
+  /** Largest message accepted or sent, in bytes (larger: resource_exhausted). */
+  maxMessageBytes: number;
+  /** Concurrent streams one HTTP/2 connection may open. */
+  maxConcurrentStreams: number;
+  /** Largest request header block, in bytes. */
+  maxHeaderBytes: number;
+  /** Time a client has to send its request headers, in milliseconds. */
+  headersTimeoutMs: number;
+  /** A connection with no traffic for this long is closed, in milliseconds. */
+  idleTimeoutMs: number;
+  /** Largest timeout a client may ask for, in milliseconds. */
+  maxTimeoutMs: number;
+}
+
+/** The contract's default limits. */
+export const defaultLimits: Limits = {
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxConcurrentStreams: 256,
+  maxHeaderBytes: 128 * 1024,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 120_000,
+  maxTimeoutMs: 5 * 60_000,
+};
+
+/** What `/readyz` reports: ready only when every check passes. */
+export type ReadinessCheck = () => Promise<Record<string, boolean>>;
+
+/** How to serve one service. */
+export interface ServeOptions {
+  /** Short service name used in logs and metrics ("users"). */
+  name: string;
+  /** The application's services, for reflection and health. */
+  services: readonly DescService[];
+  /** Adds the application's handlers. */
+  routes: (router: ConnectRouter) => void;
+  /** Port to listen on; 0 picks a free one. */
+  port: number;
+  /** Address to bind; all interfaces when absent. */
+  host?: string;
+  /** PEM files; when given, TLS (with ALPN h2 and http/1.1) is served on the same port as well. */
+  tls?: { certFile: string; keyFile: string };
+  limits: Limits;
+  /** Browser origins allowed by CORS (the dashboard). */
+  corsOrigins: readonly string[];
+  logger: Logger;
+  /** Readiness checks (database reachable, migrations applied). */
+  readiness: ReadinessCheck;
+  /** Interceptors that run inside the runtime's own (metrics, errors), closest to the handler last. */
+  interceptors?: Interceptor[];
+}
+
+/** A listening server. */
+export interface Server {
+  /** The port actually bound. */
+  port: number;
+  /** `http://host:port` for clients on this machine. */
+  url: string;
+  health: HealthState;
+  metrics: Metrics;
+  /** Aborted when the server starts shutting down; long-running handlers end on it. */
+  shutdownSignal: AbortSignal;
+  /** Stops accepting connections, ends streams, and waits up to `graceMs` for calls to finish. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const tlsHandshake = 0x16;
+
+/**
+ * Serves a service on one port: HTTP/1.1 and HTTP/2 cleartext (prior knowledge), and TLS with ALPN
+ * when a certificate is configured, each speaking Connect (JSON, binary, GET), gRPC and gRPC-web;
+ * plus gRPC health and reflection, `/healthz`, `/readyz` and `/metrics`.
+ */
+export async function serve(options: ServeOptions): Promise<Server> {
+  const { limits, logger } = options;
+  const health = createHealthState(options.services.map((service) => service.typeName));
+  const metrics = createMetrics(options.name);
+  const shutdown = new AbortController();
+  const corsOrigins = new Set(options.corsOrigins);
+
+  const handleRpc = connectNodeAdapter({
+    routes(router) {
+      options.routes(router);
+      health.register(router);
+      registerReflection(router, [...options.services, Health]);
+    },
+    interceptors: [
+      metrics.interceptor,
+      createErrorInterceptor(logger),
+      ...(options.interceptors ?? []),
+    ],
+    readMaxBytes: limits.maxMessageBytes,
+    writeMaxBytes: limits.maxMessageBytes,
+    maxTimeoutMs: limits.maxTimeoutMs,
+    shutdownSignal: shutdown.signal,
+  });
+
+  const handle = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    if (applyCors(corsOrigins, req, res)) return;
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && path === "/healthz") {
+      return sendJson(res, 200, { status: "alive" });
+    }
+    if (req.method === "GET" && path === "/readyz") {
+      options.readiness().then(
+        (checks) => {
+          const ready = Object.values(checks).every(Boolean) && !shutdown.signal.aborted;
+          sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", checks });
+        },
+        (error: unknown) => {
+          logger.warn({ err: error }, "readiness check failed");
+          sendJson(res, 503, { status: "not ready" });
+        },
+      );
+      return;
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.statusCode = 200;
+          res.setHeader("content-type", metrics.registry.contentType);
+          res.end(text);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, "metrics collection failed");
+          sendJson(res, 500, { error: "metrics unavailable" });
+        },
+      );
+      return;
+    }
+    handleRpc(req, res);
+  };
+
+  const h2Options: http2.ServerOptions = {
+    settings: {
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+      maxHeaderListSize: limits.maxHeaderBytes,
+    },
+    maxSessionMemory: 32,
+  };
+  const h2 = http2.createServer(h2Options, handle);
+  const h1 = http.createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: 5_000,
+    },
+    handle,
+  );
+  const secure = options.tls
+    ? http2.createSecureServer(
+        {
+          ...h2Options,
+          allowHTTP1: true,
+          cert: readFileSync(options.tls.certFile),
+          key: readFileSync(options.tls.keyFile),
+        },
+        handle,
+      )
+    : undefined;
+  const sessions = new Set<http2.Http2Session>();
+  for (const server of [h2, secure]) {
+    server?.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+      session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    });
+  }
+  h1.on("clientError", (_error, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  const sockets = new Set<Socket>();
+  // Node serves HTTP/1.1 and cleartext HTTP/2 on separate servers; this listener reads the first
+  // bytes of each connection and hands it to the right one (no library offers this for h2c).
+  const listener = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const target = pick(head);
+      if (target === "undecided") return;
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      if (target === "tls" && !secure) {
+        socket.destroy();
+        return;
+      }
+      // The HTTP/2 session takes over the socket and reads the bytes put back above itself; the
+      // HTTP/1.1 and TLS servers read through the stream, which must flow again.
+      if (target === "h2") {
+        h2.emit("connection", socket);
+        return;
+      }
+      (target === "tls" ? secure : h1)?.emit("connection", socket);
+      socket.resume();
+    };
+    socket.on("data", onData);
+  });
+  const pick = (head: Buffer): "h2" | "h1" | "tls" | "undecided" => {
+    if (head[0] === tlsHandshake) return "tls";
+    const length = Math.min(head.length, http2Preface.length);
+    if (!head.subarray(0, length).equals(http2Preface.subarray(0, length))) return "h1";
+    return head.length >= http2Preface.length ? "h2" : "undecided";
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.port, options.host, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.address();
+  const port = address && typeof address === "object" ? address.port : options.port;
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    health,
+    metrics,
+    shutdownSignal: shutdown.signal,
+    async close(graceMs = 5_000) {
+      health.setAll(ServingStatus.NOT_SERVING);
+      listener.close();
+      // Streams end on this signal; HTTP/2 clients get GOAWAY and finish their calls in flight.
+      shutdown.abort();
+      for (const session of sessions) session.close();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+function sendJson(
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  status: number,
+  body: unknown,
+): void {
+  res.statusCode = status;
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify(body));
+}

@@ -1,0 +1,61 @@
+/** Whether a user may place orders. */
+export type UserStatus = "active" | "suspended";
+
+/** A customer of the shop. */
+export interface User {
+  id: string;
+  name: string;
+  email: string;
+  status: UserStatus;
+  createTime: Date;
+  updateTime: Date;
+  version: bigint;
+}
+
+/** What is needed to create a user. */
+export interface NewUser {
+  name: string;
+  email: string;
+}
+
+/** The fields an update may change. */
+export interface UserPatch {
+  name?: string;
+  email?: string;
+  status?: UserStatus;
+}
+
+/** One change of one user as the watch reports it. */
+export interface UserEvent {
+  type: "snapshot" | "created" | "updated" | "deleted";
+  user: User;
+  revision: bigint;
+}
+
+/** A batch of events and the revision the watcher has reached. */
+export interface UserEventBatch {
+  events: UserEvent[];
+  revision: bigint;
+}
+
+/** A page of users and the revision it reflects. */
+export interface UserPage {
+  users: User[];
+  nextCursor: string | undefined;
+  revision: bigint;
+}
+
+/** Where users are kept. The store implements it over PostgreSQL; tests use an in-memory one. */
+export interface UserRepository {
+  /** Inserts all users or none; throws EmailTakenError naming the first taken email. */
+  insert(users: readonly NewUser[]): Promise<User[]>;
+  get(id: string): Promise<User | undefined>;
+  /** Users in creation order after `cursor`, with the revision of the read. */
+  list(options: { cursor: string | undefined; limit: number }): Promise<UserPage>;
+  /** Every user and the revision they reflect, read in one snapshot. */
+  snapshot(): Promise<{ users: User[]; revision: bigint }>;
+  /** Applies `patch` if the version is still `expectedVersion`. */
+  update(id: string, expectedVersion: bigint, patch: UserPatch): Promise<User>;
+  /** Changes after `after`, in revision order, until `signal` aborts. */
+  changes(after: bigint, signal: AbortSignal): AsyncIterable<UserEventBatch>;
+}

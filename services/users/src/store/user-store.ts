@@ -1,0 +1,167 @@
+import { appendChanges, type ChangeFeed, type ChangeRecord, type Database } from "@shop/mesh";
+import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
+import type {
+  NewUser,
+  User,
+  UserEvent,
+  UserEventBatch,
+  UserPatch,
+  UserRepository,
+} from "../domain/user.ts";
+import { type tables, users } from "./schema.ts";
+
+type Row = typeof users.$inferSelect;
+
+/** The users table and change log over PostgreSQL. */
+export function createUserStore(database: Database<typeof tables>, feed: ChangeFeed): UserRepository {
+  const { db, schema } = database;
+  const revisionNow = sql<string>`(select coalesce(max(revision), 0)::text from ${sql.raw(`"${schema}".changes`)})`;
+
+  return {
+    async insert(newUsers: readonly NewUser[]) {
+      try {
+        return await db.transaction(async (tx) => {
+          const rows = await tx.insert(users).values([...newUsers]).returning();
+          rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
+          await appendChanges(
+            tx,
+            schema,
+            rows.map((row) => ({ entityId: row.id, type: "created", data: toData(row) })),
+          );
+          return rows.map(toUser);
+        });
+      } catch (error) {
+        throw translate(error, newUsers);
+      }
+    },
+
+    async get(id) {
+      const [row] = await db.select().from(users).where(eq(users.id, id));
+      return row && toUser(row);
+    },
+
+    async list({ cursor, limit }) {
+      const after = cursor === undefined ? undefined : BigInt(cursor);
+      return db.transaction(
+        async (tx) => {
+          const rows = await tx
+            .select()
+            .from(users)
+            .where(after === undefined ? undefined : gt(users.seq, after))
+            .orderBy(asc(users.seq))
+            .limit(limit + 1);
+          const [revision] = await tx.execute<{ revision: string }>(sql`select ${revisionNow} as revision`);
+          const page = rows.slice(0, limit);
+          const last = page.at(-1);
+          return {
+            users: page.map(toUser),
+            nextCursor: rows.length > limit && last ? String(last.seq) : undefined,
+            revision: BigInt(revision?.revision ?? "0"),
+          };
+        },
+        { isolationLevel: "repeatable read", accessMode: "read only" },
+      );
+    },
+
+    async snapshot() {
+      return db.transaction(
+        async (tx) => {
+          const rows = await tx.select().from(users).orderBy(asc(users.seq));
+          const [revision] = await tx.execute<{ revision: string }>(sql`select ${revisionNow} as revision`);
+          return { users: rows.map(toUser), revision: BigInt(revision?.revision ?? "0") };
+        },
+        { isolationLevel: "repeatable read", accessMode: "read only" },
+      );
+    },
+
+    async update(id, expectedVersion, patch: UserPatch) {
+      try {
+        return await db.transaction(async (tx) => {
+          const [row] = await tx
+            .update(users)
+            .set({ ...patch, version: sql`${users.version} + 1`, updateTime: sql`now()` })
+            .where(and(eq(users.id, id), eq(users.version, expectedVersion)))
+            .returning();
+          if (!row) {
+            const [current] = await tx.select({ version: users.version }).from(users).where(eq(users.id, id));
+            if (!current) throw new UserNotFoundError(id);
+            throw new VersionMismatchError(id, expectedVersion, current.version);
+          }
+          await appendChanges(tx, schema, [{ entityId: row.id, type: "updated", data: toData(row) }]);
+          return toUser(row);
+        });
+      } catch (error) {
+        throw translate(error, patch.email === undefined ? [] : [{ name: "", email: patch.email }]);
+      }
+    },
+
+    async *changes(after, signal): AsyncGenerator<UserEventBatch> {
+      for await (const batch of feed.watch({ after, signal })) {
+        yield { events: batch.records.map(toEvent), revision: batch.revision };
+      }
+    },
+  };
+}
+
+/** The user as stored in the change log: JSON, with bigints and dates as strings. */
+interface UserData {
+  id: string;
+  name: string;
+  email: string;
+  status: User["status"];
+  createTime: string;
+  updateTime: string;
+  version: string;
+}
+
+function toData(row: Row): UserData {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    status: row.status,
+    createTime: row.createTime.toISOString(),
+    updateTime: row.updateTime.toISOString(),
+    version: String(row.version),
+  };
+}
+
+function toEvent(record: ChangeRecord): UserEvent {
+  const data = record.data as UserData;
+  return {
+    type: record.type,
+    revision: BigInt(record.revision),
+    user: {
+      id: data.id,
+      name: data.name,
+      email: data.email,
+      status: data.status,
+      createTime: new Date(data.createTime),
+      updateTime: new Date(data.updateTime),
+      version: BigInt(data.version),
+    },
+  };
+}
+
+function toUser(row: Row): User {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    status: row.status,
+    createTime: row.createTime,
+    updateTime: row.updateTime,
+    version: row.version,
+  };
+}
+
+/** Turns a unique violation on the email index into EmailTakenError; other errors pass. */
+function translate(error: unknown, attempted: readonly NewUser[]): unknown {
+  const cause = (error as { cause?: { code?: string; detail?: string } }).cause;
+  const code = (error as { code?: string }).code ?? cause?.code;
+  if (code !== "23505") return error;
+  const detail = cause?.detail ?? (error as { detail?: string }).detail ?? "";
+  const taken = attempted.find((user) => detail.includes(`(${user.email.toLowerCase()})`));
+  return new EmailTakenError(taken?.email ?? attempted[0]?.email ?? "");
+}

@@ -1,0 +1,77 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { batchCreateUsers } from "../domain/batch-create-users.ts";
+import { createUser } from "../domain/create-user.ts";
+import { getUser } from "../domain/get-user.ts";
+import { listUsers } from "../domain/list-users.ts";
+import { updateUser } from "../domain/update-user.ts";
+import type { UserRepository } from "../domain/user.ts";
+import { watchUsers } from "../domain/watch-users.ts";
+import { eventToProto, statusFromProto, userToProto } from "./convert.ts";
+import { toConnectError } from "./errors.ts";
+
+/** Registers UserService: decodes each request, calls the domain, maps its errors to codes. */
+export function userRoutes(users: UserRepository) {
+  return (router: ConnectRouter) =>
+    router.service(UserService, {
+      async createUser(req) {
+        try {
+          return { user: userToProto(await createUser(users, req)) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async getUser(req) {
+        try {
+          return { user: userToProto(await getUser(users, req.id)) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async listUsers(req) {
+        const limit = pageSizeOf(req.pageSize);
+        const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
+        const page = await listUsers(users, { cursor, limit });
+        return {
+          users: page.users.map(userToProto),
+          nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+          revision: page.revision,
+        };
+      },
+      async updateUser(req) {
+        try {
+          const user = await updateUser(users, {
+            id: req.id,
+            expectedVersion: req.version,
+            patch: {
+              name: req.name,
+              email: req.email,
+              status: req.status === undefined ? undefined : statusFromProto(req.status),
+            },
+            statusGiven: req.status !== undefined,
+          });
+          return { user: userToProto(user) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async *watchUsers(req, context) {
+        try {
+          const batches = watchUsers(users, { startRevision: req.startRevision, signal: context.signal });
+          for await (const batch of batches) {
+            yield { events: batch.events.map(eventToProto), revision: batch.revision };
+          }
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async batchCreateUsers(requests) {
+        try {
+          return { users: (await batchCreateUsers(users, requests)).map(userToProto) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+    });
+}
