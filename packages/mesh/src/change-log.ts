@@ -86,6 +86,14 @@ export async function appendChanges(
   return revisions;
 }
 
+/** The revision the caller's transaction sees: all changes up to it are visible, none after. */
+export async function revisionOf(tx: AnyPgDatabase, schema: string): Promise<bigint> {
+  const [row] = (await tx.execute(
+    drizzleSql`select coalesce(max(revision), 0)::text as revision from ${drizzleSql.raw(`"${schema}".changes`)}`,
+  )) as unknown as { revision: string }[];
+  return BigInt(row?.revision ?? "0");
+}
+
 /** One response of a watch: the changes after the previous one and the revision now reached. */
 export interface WatchBatch {
   records: ChangeRecord[];

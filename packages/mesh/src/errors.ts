@@ -48,6 +48,42 @@ export function toPublicError(error: unknown, rpc: string, logger: Logger): Conn
     logger[level]({ rpc, code: Code[error.code], err: error.cause ?? error }, error.rawMessage);
     return error;
   }
+  if (isDatabaseUnavailable(error)) {
+    logger.error({ rpc, err: error }, "database unavailable");
+    return new ConnectError(
+      "the database is unavailable; retry later",
+      Code.Unavailable,
+      undefined,
+      undefined,
+      error,
+    );
+  }
   logger.error({ rpc, err: error }, "unexpected error in handler");
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}
+
+// Socket errors, postgres.js connection errors, and PostgreSQL's connection-exception (08),
+// insufficient-resources (53) and operator-intervention (57P) classes.
+const unavailableCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+]);
+
+/** True when `error`, or an error in its cause chain, says the database cannot be reached. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string") {
+      if (unavailableCodes.has(code) || /^(08|53|57P)/.test(code)) return true;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }

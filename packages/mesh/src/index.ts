@@ -5,6 +5,7 @@ export {
   type ChangeType,
   changeLogTable,
   createChangeFeed,
+  revisionOf,
   type NewChange,
   type WatchBatch,
   type WatchOptions,
@@ -19,7 +20,7 @@ export {
   openDatabase,
   watchDatabaseHealth,
 } from "./database.ts";
-export { createErrorInterceptor, toPublicError } from "./errors.ts";
+export { createErrorInterceptor, isDatabaseUnavailable, toPublicError } from "./errors.ts";
 export { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { createMetrics, type Metrics } from "./metrics.ts";

@@ -27,7 +27,7 @@ export interface ServiceDefinition<TTables extends Record<string, unknown>> {
   /** Builds the handlers once the database and the change feed are ready. */
   routes(deps: { database: Database<TTables>; feed: ChangeFeed }): (router: ConnectRouter) => void;
   /** Runs once after migrations, before serving (seeding the demo catalog, say). */
-  prepare?(database: Database<TTables>): Promise<void>;
+  prepare?(deps: { database: Database<TTables>; feed: ChangeFeed }): Promise<void>;
 }
 
 /** A service that is up: its server, and how to stop it. */
@@ -54,8 +54,8 @@ export async function startService<TTables extends Record<string, unknown>>(
   });
   const expectedMigrations = migrationCount(definition.migrationsFolder);
   await applyMigrations(database, definition.migrationsFolder);
-  await definition.prepare?.(database);
   const feed = await createChangeFeed({ sql: database.sql, schema: definition.schema, logger });
+  await definition.prepare?.({ database, feed });
   const server = await serve({
     name: definition.name,
     services: definition.services,

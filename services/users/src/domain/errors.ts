@@ -60,10 +60,6 @@ export class BatchTooLargeError extends Error {
   }
 }
 
-/** The watch asked for a revision that cannot be a starting point. */
-export class InvalidRevisionError extends Error {
-  override name = "InvalidRevisionError";
-}
 
 /** Every error the users domain throws on purpose. */
 export type UserDomainError =
@@ -72,5 +68,4 @@ export type UserDomainError =
   | UserNotFoundError
   | VersionMismatchError
   | BatchItemError
-  | BatchTooLargeError
-  | InvalidRevisionError;
+  | BatchTooLargeError;

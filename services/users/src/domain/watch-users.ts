@@ -1,29 +1,21 @@
-import { InvalidRevisionError } from "./errors.ts";
-import type { UserEventBatch, UserRepository } from "./user.ts";
-
-const snapshotBatchSize = 500;
+import { snapshotThenChanges } from "@shop/mesh/watch";
+import type { UserEvent, UserEventBatch, UserRepository } from "./user.ts";
 
 /**
  * Streams user changes after `startRevision`; with 0, first the current state (as snapshot events,
  * in batches), then every change after it.
  */
-export async function* watchUsers(
+export function watchUsers(
   users: UserRepository,
   request: { startRevision: bigint; signal: AbortSignal },
 ): AsyncGenerator<UserEventBatch> {
-  if (request.startRevision < 0n) {
-    throw new InvalidRevisionError("start_revision must not be negative");
-  }
-  let after = request.startRevision;
-  if (after === 0n) {
-    const snapshot = await users.snapshot();
-    for (let i = 0; i < snapshot.users.length; i += snapshotBatchSize) {
-      const events = snapshot.users
-        .slice(i, i + snapshotBatchSize)
-        .map((user) => ({ type: "snapshot" as const, user, revision: snapshot.revision }));
-      yield { events, revision: snapshot.revision };
-    }
-    after = snapshot.revision;
-  }
-  yield* users.changes(after, request.signal);
+  return snapshotThenChanges({
+    startRevision: request.startRevision,
+    snapshot: async () => {
+      const { users: items, revision } = await users.snapshot();
+      return { items, revision };
+    },
+    toSnapshotEvent: (user, revision): UserEvent => ({ type: "snapshot", user, revision }),
+    changes: (after) => users.changes(after, request.signal),
+  });
 }

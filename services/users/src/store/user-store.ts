@@ -1,4 +1,4 @@
-import { appendChanges, type ChangeFeed, type ChangeRecord, type Database } from "@shop/mesh";
+import { appendChanges, type ChangeFeed, type ChangeRecord, type Database, revisionOf } from "@shop/mesh";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
 import type {
@@ -16,7 +16,6 @@ type Row = typeof users.$inferSelect;
 /** The users table and change log over PostgreSQL. */
 export function createUserStore(database: Database<typeof tables>, feed: ChangeFeed): UserRepository {
   const { db, schema } = database;
-  const revisionNow = sql<string>`(select coalesce(max(revision), 0)::text from ${sql.raw(`"${schema}".changes`)})`;
 
   return {
     async insert(newUsers: readonly NewUser[]) {
@@ -51,13 +50,13 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
             .where(after === undefined ? undefined : gt(users.seq, after))
             .orderBy(asc(users.seq))
             .limit(limit + 1);
-          const [revision] = await tx.execute<{ revision: string }>(sql`select ${revisionNow} as revision`);
+          const revision = await revisionOf(tx, schema);
           const page = rows.slice(0, limit);
           const last = page.at(-1);
           return {
             users: page.map(toUser),
             nextCursor: rows.length > limit && last ? String(last.seq) : undefined,
-            revision: BigInt(revision?.revision ?? "0"),
+            revision,
           };
         },
         { isolationLevel: "repeatable read", accessMode: "read only" },
@@ -68,8 +67,7 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
       return db.transaction(
         async (tx) => {
           const rows = await tx.select().from(users).orderBy(asc(users.seq));
-          const [revision] = await tx.execute<{ revision: string }>(sql`select ${revisionNow} as revision`);
-          return { users: rows.map(toUser), revision: BigInt(revision?.revision ?? "0") };
+          return { users: rows.map(toUser), revision: await revisionOf(tx, schema) };
         },
         { isolationLevel: "repeatable read", accessMode: "read only" },
       );

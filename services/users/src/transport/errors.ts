@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { InvalidStartRevisionError } from "@shop/mesh/watch";
 import {
   BatchItemError,
   BatchTooLargeError,
   EmailTakenError,
-  InvalidRevisionError,
   InvalidUserError,
   type UserDomainError,
   UserNotFoundError,
@@ -15,6 +15,9 @@ import {
  * error interceptor, which turns it into a generic `internal`.
  */
 export function toConnectError(error: unknown): unknown {
+  if (error instanceof InvalidStartRevisionError) {
+    return new ConnectError(error.message, Code.InvalidArgument);
+  }
   if (!isDomainError(error)) return error;
   return new ConnectError(error.message, codeOf(error), undefined, undefined, error);
 }
@@ -22,7 +25,6 @@ export function toConnectError(error: unknown): unknown {
 function codeOf(error: UserDomainError): Code {
   if (error instanceof BatchItemError) return codeOf(error.cause as UserDomainError);
   if (error instanceof InvalidUserError) return Code.InvalidArgument;
-  if (error instanceof InvalidRevisionError) return Code.InvalidArgument;
   if (error instanceof EmailTakenError) return Code.AlreadyExists;
   if (error instanceof UserNotFoundError) return Code.NotFound;
   if (error instanceof VersionMismatchError) return Code.Aborted;
@@ -34,7 +36,6 @@ function codeOf(error: UserDomainError): Code {
 function isDomainError(error: unknown): error is UserDomainError {
   return (
     error instanceof InvalidUserError ||
-    error instanceof InvalidRevisionError ||
     error instanceof EmailTakenError ||
     error instanceof UserNotFoundError ||
     error instanceof VersionMismatchError ||

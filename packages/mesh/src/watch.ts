@@ -1,0 +1,40 @@
+// Pure watch logic shared by the services' domains; it imports neither Connect nor a database.
+
+/** A batch of events and the revision the watcher has reached. */
+export interface EventBatch<E> {
+  events: E[];
+  revision: bigint;
+}
+
+/** A thrown when a watch asks for a revision that cannot be a starting point. */
+export class InvalidStartRevisionError extends Error {
+  override name = "InvalidStartRevisionError";
+}
+
+/**
+ * The events of a watch that starts after `startRevision`. With 0 the watcher first gets the
+ * current state, as snapshot events in batches of `batchSize`, then every change after the revision
+ * that state reflects; otherwise it gets every change after `startRevision`.
+ */
+export async function* snapshotThenChanges<T, E>(options: {
+  startRevision: bigint;
+  snapshot: () => Promise<{ items: T[]; revision: bigint }>;
+  toSnapshotEvent: (item: T, revision: bigint) => E;
+  changes: (after: bigint) => AsyncIterable<EventBatch<E>>;
+  batchSize?: number;
+}): AsyncGenerator<EventBatch<E>> {
+  if (options.startRevision < 0n) {
+    throw new InvalidStartRevisionError("start_revision must not be negative");
+  }
+  let after = options.startRevision;
+  if (after === 0n) {
+    const batchSize = options.batchSize ?? 500;
+    const { items, revision } = await options.snapshot();
+    for (let i = 0; i < items.length; i += batchSize) {
+      const events = items.slice(i, i + batchSize).map((item) => options.toSnapshotEvent(item, revision));
+      yield { events, revision };
+    }
+    after = revision;
+  }
+  yield* options.changes(after);
+}

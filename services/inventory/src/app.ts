@@ -1,0 +1,28 @@
+import { fileURLToPath } from "node:url";
+import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
+import type { ServiceDefinition } from "@shop/mesh";
+import { demoCatalog } from "./domain/demo-catalog.ts";
+import { createInventoryStore } from "./store/inventory-store.ts";
+import { tables } from "./store/schema.ts";
+import { inventoryRoutes } from "./transport/routes.ts";
+
+/** Options of the inventory service. */
+export interface InventoryOptions {
+  /** Seed the demo catalog when the catalog is empty. */
+  seedDemoCatalog: boolean;
+}
+
+/** The inventory service as the mesh runtime runs it. */
+export function inventoryService(options: InventoryOptions): ServiceDefinition<typeof tables> {
+  return {
+    name: "inventory",
+    schema: "inventory",
+    tables,
+    migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+    services: [InventoryService],
+    routes: ({ database, feed }) => inventoryRoutes(createInventoryStore(database, feed)),
+    async prepare({ database, feed }) {
+      if (options.seedDemoCatalog) await createInventoryStore(database, feed).seed(demoCatalog);
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import type { EventBatch } from "@shop/mesh/watch";
+
+/** An item the shop sells, with its stock. */
+export interface Product {
+  sku: string;
+  name: string;
+  priceCents: bigint;
+  /** Units that can still be ordered. */
+  stock: bigint;
+  /** Units held by reservations of live orders. */
+  reserved: bigint;
+  version: bigint;
+}
+
+/** A quantity of one product. */
+export interface StockItem {
+  sku: string;
+  quantity: bigint;
+}
+
+/** Stock held for one order. */
+export interface Reservation {
+  orderId: string;
+  items: StockItem[];
+  status: "held" | "released";
+}
+
+/** One change of one product as the watch reports it. */
+export interface ProductEvent {
+  type: "snapshot" | "created" | "updated" | "deleted";
+  product: Product;
+  revision: bigint;
+}
+
+/** A page of products and the revision it reflects. */
+export interface ProductPage {
+  products: Product[];
+  nextCursor: string | undefined;
+  revision: bigint;
+}
+
+/** A product to add to the catalog. */
+export interface NewProduct {
+  sku: string;
+  name: string;
+  priceCents: bigint;
+  stock: bigint;
+}
+
+/** Where the catalog, stock and reservations are kept. */
+export interface InventoryRepository {
+  /** Products ordered by sku after `cursor`, with the revision of the read. */
+  list(options: { cursor: string | undefined; limit: number }): Promise<ProductPage>;
+  get(sku: string): Promise<Product | undefined>;
+  /** Every product and the revision they reflect, read in one snapshot. */
+  snapshot(): Promise<{ products: Product[]; revision: bigint }>;
+  /** Adds `delta` to the stock; throws ProductNotFoundError or InsufficientStockError. */
+  adjust(sku: string, delta: bigint): Promise<Product>;
+  /**
+   * Holds `items` for `orderId`, all or none; returns the existing reservation when the order
+   * already has one with the same items.
+   */
+  reserve(orderId: string, items: readonly StockItem[]): Promise<{ reservation: Reservation; products: Product[] }>;
+  /** Gives back the stock held for `orderId`; undefined when it never held any. */
+  release(orderId: string): Promise<Reservation | undefined>;
+  /** Adds the products unless the catalog already has some. */
+  seed(products: readonly NewProduct[]): Promise<void>;
+  /** Changes after `after`, in revision order, until `signal` aborts. */
+  changes(after: bigint, signal: AbortSignal): AsyncIterable<EventBatch<ProductEvent>>;
+}

@@ -1,0 +1,18 @@
+import { resolveDatabaseUrl } from "@shop/local-postgres";
+import { createLogger, startService, stopOnSignals } from "@shop/mesh";
+import { inventoryService } from "./app.ts";
+import { loadConfig } from "./config.ts";
+
+const config = loadConfig(process.env);
+const logger = createLogger("inventory", config.logLevel);
+const database = await resolveDatabaseUrl({
+  databaseUrl: config.databaseUrl,
+  ...config.localPostgres,
+});
+const service = await startService(
+  inventoryService({ seedDemoCatalog: config.seedDemoCatalog }),
+  { ...config, databaseUrl: database.url },
+  logger,
+);
+logger.info({ url: service.server.url }, "inventory service listening");
+stopOnSignals(service, logger, { after: () => database.local?.stop() ?? Promise.resolve() });

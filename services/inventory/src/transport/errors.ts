@@ -1,0 +1,39 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { InvalidStartRevisionError } from "@shop/mesh/watch";
+import {
+  InsufficientStockError,
+  type InventoryDomainError,
+  InvalidInventoryRequestError,
+  ProductNotFoundError,
+  ReservationConflictError,
+} from "../domain/errors.ts";
+
+/**
+ * Maps the domain's errors to Connect codes; anything else is rethrown unchanged for the mesh's
+ * error interceptor, which turns it into a generic `internal`.
+ */
+export function toConnectError(error: unknown): unknown {
+  if (error instanceof InvalidStartRevisionError) {
+    return new ConnectError(error.message, Code.InvalidArgument);
+  }
+  if (!isDomainError(error)) return error;
+  return new ConnectError(error.message, codeOf(error), undefined, undefined, error);
+}
+
+function codeOf(error: InventoryDomainError): Code {
+  if (error instanceof InvalidInventoryRequestError) return Code.InvalidArgument;
+  if (error instanceof ProductNotFoundError) return Code.NotFound;
+  if (error instanceof InsufficientStockError) return Code.FailedPrecondition;
+  if (error instanceof ReservationConflictError) return Code.FailedPrecondition;
+  const unhandled: never = error;
+  throw new Error(`unmapped domain error ${String(unhandled)}`);
+}
+
+function isDomainError(error: unknown): error is InventoryDomainError {
+  return (
+    error instanceof InvalidInventoryRequestError ||
+    error instanceof ProductNotFoundError ||
+    error instanceof InsufficientStockError ||
+    error instanceof ReservationConflictError
+  );
+}

@@ -1,0 +1,76 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
+import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { adjustStock } from "../domain/adjust-stock.ts";
+import { getProduct } from "../domain/get-product.ts";
+import { listProducts } from "../domain/list-products.ts";
+import type { InventoryRepository } from "../domain/product.ts";
+import { releaseStock } from "../domain/release-stock.ts";
+import { reserveStock } from "../domain/reserve-stock.ts";
+import { isSku } from "../domain/validate.ts";
+import { watchStock } from "../domain/watch-stock.ts";
+import { eventToProto, productToProto, reservationToProto } from "./convert.ts";
+import { toConnectError } from "./errors.ts";
+
+/** Registers InventoryService: decodes each request, calls the domain, maps its errors to codes. */
+export function inventoryRoutes(inventory: InventoryRepository) {
+  return (router: ConnectRouter) =>
+    router.service(InventoryService, {
+      async listProducts(req) {
+        const limit = pageSizeOf(req.pageSize);
+        const cursor = decodePageToken(req.pageToken, isSku);
+        const page = await listProducts(inventory, { cursor, limit });
+        return {
+          products: page.products.map(productToProto),
+          nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+          revision: page.revision,
+        };
+      },
+      async getProduct(req) {
+        try {
+          return { product: productToProto(await getProduct(inventory, req.sku)) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async adjustStock(req) {
+        try {
+          return { product: productToProto(await adjustStock(inventory, req)) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async reserveStock(req) {
+        try {
+          const { reservation, products } = await reserveStock(inventory, req);
+          return {
+            reservation: reservationToProto(reservation),
+            products: products.map(productToProto),
+          };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async releaseStock(req) {
+        try {
+          const reservation = await releaseStock(inventory, req);
+          return { reservation: reservation && reservationToProto(reservation) };
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+      async *watchStock(req, context) {
+        try {
+          const batches = watchStock(inventory, {
+            startRevision: req.startRevision,
+            signal: context.signal,
+          });
+          for await (const batch of batches) {
+            yield { events: batch.events.map(eventToProto), revision: batch.revision };
+          }
+        } catch (error) {
+          throw toConnectError(error);
+        }
+      },
+    });
+}
