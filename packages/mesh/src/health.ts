@@ -60,19 +60,30 @@ export function createHealthState(services: readonly string[]): HealthState {
             create(HealthCheckResponseSchema, {
               status: statuses.get(req.service) ?? ServingStatus.SERVICE_UNKNOWN,
             });
+          // `changed` remembers a change that happens while the client is still reading the
+          // previous status, so that it is not lost before the next wait begins.
+          let changed = false;
           let wake: (() => void) | undefined;
-          const unsubscribe = state.subscribe(() => wake?.());
+          const unsubscribe = state.subscribe(() => {
+            changed = true;
+            wake?.();
+          });
           const onAbort = () => wake?.();
           context.signal.addEventListener("abort", onAbort);
           try {
             let last = current();
             yield last;
-            while (!context.signal.aborted) {
-              await new Promise<void>((resolve) => {
-                wake = resolve;
-              });
+            while (!context.signal.aborted || changed) {
+              if (!changed) {
+                await new Promise<void>((resolve) => {
+                  wake = resolve;
+                });
+              }
+              changed = false;
               const next = current();
-              if (next.status !== last.status && !context.signal.aborted) {
+              // Sent even when the server is shutting down: NOT_SERVING is what the watcher
+              // must hear then, before the stream ends.
+              if (next.status !== last.status) {
                 last = next;
                 yield next;
               }

@@ -43,12 +43,17 @@ export function createMetrics(service: string): Metrics {
       return {
         ...res,
         message: (async function* () {
+          let failure: unknown;
           try {
             yield* messages;
-            finish();
           } catch (error) {
-            finish(error);
+            failure = error;
             throw error;
+          } finally {
+            // A stream that ends because the client went away (or its deadline passed) did not
+            // succeed, even when the handler returned quietly on its aborted signal; and one the
+            // server stops reading (return()) must be counted too.
+            finish(failure ?? (req.signal.aborted ? abortReason(req.signal) : undefined));
           }
         })(),
       };
@@ -64,4 +69,8 @@ function codeName(code: Code): string {
   return Code[code]
     .replace(/([a-z])([A-Z])/g, "$1_$2")
     .toLowerCase();
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new ConnectError("canceled", Code.Canceled);
 }

@@ -1,0 +1,156 @@
+// `npm start`: the whole shop on one machine. Starts the embedded PostgreSQL (unless DATABASE_URL
+// names another server), then the three services, each in its own process, waits until every one
+// reports SERVING over grpc.health.v1, and prints the URLs and how long it took. Ctrl-C stops
+// everything in order. A service that crashes is restarted with backoff.
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import { resolveDatabaseUrl } from "@shop/local-postgres";
+import { z } from "zod";
+
+const startedAt = performance.now();
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+const env = z
+  .object({
+    DATABASE_URL: z.string().optional(),
+    SHOP_DATA_DIR: z.string().default(path.join(root, ".data")),
+    LOCAL_POSTGRES_PORT: z.coerce.number().int().default(54329),
+    USERS_PORT: z.coerce.number().int().default(8081),
+    ORDERS_PORT: z.coerce.number().int().default(8082),
+    INVENTORY_PORT: z.coerce.number().int().default(8083),
+    LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
+  })
+  .parse(process.env);
+
+const services = [
+  { name: "users", port: env.USERS_PORT, env: {} },
+  { name: "inventory", port: env.INVENTORY_PORT, env: {} },
+  {
+    name: "orders",
+    port: env.ORDERS_PORT,
+    env: {
+      USERS_URL: `http://127.0.0.1:${env.USERS_PORT}`,
+      INVENTORY_URL: `http://127.0.0.1:${env.INVENTORY_PORT}`,
+    },
+  },
+] as const;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
+say(env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`);
+const database = await resolveDatabaseUrl({
+  databaseUrl: env.DATABASE_URL,
+  dataDir,
+  port: env.LOCAL_POSTGRES_PORT,
+  onLog: (line) => {
+    if (/FATAL|PANIC|ERROR/.test(line)) say(`[postgres] ${line}`);
+  },
+});
+if (database.local) {
+  say(
+    `PostgreSQL ${database.local.created ? "initialised" : "reused"} on port ${env.LOCAL_POSTGRES_PORT} ` +
+      `(${Math.round(performance.now() - startedAt)} ms)`,
+  );
+}
+
+const children = new Map<string, ChildProcess>();
+let stopping = false;
+
+function launch(service: (typeof services)[number], attempt = 0): void {
+  const child = spawn(process.execPath, [path.join(root, "services", service.name, "src", "main.ts")], {
+    cwd: root,
+    env: { ...process.env, ...service.env, PORT: String(service.port), DATABASE_URL: database.url },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.set(service.name, child);
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => say(formatLog(service.name, line)));
+  }
+  const launchedAt = Date.now();
+  child.on("exit", (code, signal) => {
+    children.delete(service.name);
+    if (stopping) return;
+    const healthyRun = Date.now() - launchedAt > 30_000;
+    const next = healthyRun ? 0 : attempt + 1;
+    const delay = Math.min(30_000, 500 * 2 ** next);
+    say(`[${service.name}] exited (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
+    setTimeout(() => {
+      if (!stopping) launch(service, next);
+    }, delay).unref();
+  });
+}
+
+function formatLog(name: string, line: string): string {
+  if (env.LOG_FORMAT === "json") return line;
+  try {
+    const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } } & Record<string, unknown>;
+    const level = entry.level !== undefined && entry.level >= 50 ? "error " : entry.level === 40 ? "warn " : "";
+    const { level: _l, time: _t, service: _s, name: _n, msg, pid: _p, hostname: _h, err, ...rest } = entry;
+    const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : "";
+    return `[${name}] ${level}${msg ?? ""}${err?.message ? `: ${err.message}` : ""}${extra}`;
+  } catch {
+    return `[${name}] ${line}`;
+  }
+}
+
+async function waitUntilServing(service: (typeof services)[number]): Promise<void> {
+  const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${service.port}` }));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const { status } = await health.check({ service: "" }, { timeoutMs: 1_000 });
+      if (status === HealthCheckResponse_ServingStatus.SERVING) return;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`${service.name} did not become SERVING within 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say(`\n${signal}: stopping the services`);
+  await Promise.all(
+    [...children.values()].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          child.once("exit", () => resolve());
+          child.kill("SIGTERM");
+          setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+        }),
+    ),
+  );
+  if (database.local) {
+    say("stopping PostgreSQL");
+    await database.local.stop();
+  }
+  process.exit(0);
+}
+process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGTERM", () => void stop("SIGTERM"));
+
+// Users and inventory first: orders calls both.
+for (const service of services) launch(service);
+try {
+  await Promise.all(services.map(waitUntilServing));
+} catch (error) {
+  say(`startup failed: ${(error as Error).message}`);
+  await stop("startup failure");
+}
+
+const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+say("");
+say(`shop ready in ${seconds} s: all services SERVING`);
+for (const service of services) {
+  say(`  ${service.name.padEnd(10)} http://localhost:${service.port}`);
+}
+say("");
+say(`try: curl -s -X POST http://localhost:${env.USERS_PORT}/shop.user.v1.UserService/ListUsers -H 'content-type: application/json' -d '{}'`);
+say("press Ctrl-C to stop");

@@ -1,0 +1,29 @@
+import { parseEnv, type ServerConfig, serverEnvSchema, toServerConfig } from "@shop/mesh";
+import { z } from "zod";
+
+/** The orders service's settings. */
+export interface Config extends ServerConfig {
+  /** Base URL of the users service (USERS_URL). */
+  usersUrl: string;
+  /** Base URL of the inventory service (INVENTORY_URL). */
+  inventoryUrl: string;
+  /** Deadline of each call to an upstream, in milliseconds (UPSTREAM_TIMEOUT_MS). */
+  upstreamTimeoutMs: number;
+}
+
+const envSchema = serverEnvSchema.extend({
+  USERS_URL: z.url().default("http://localhost:8081"),
+  INVENTORY_URL: z.url().default("http://localhost:8083"),
+  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
+});
+
+/** Reads the service's settings from `env` once; nothing else reads the environment. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = parseEnv(envSchema, env);
+  return {
+    ...toServerConfig(parsed, 8082),
+    usersUrl: parsed.USERS_URL,
+    inventoryUrl: parsed.INVENTORY_URL,
+    upstreamTimeoutMs: parsed.UPSTREAM_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,19 @@
+import { OrderNotCancellableError, OrderNotFoundError } from "./errors.ts";
+import type { Order, OrderRepository, StockKeeper } from "./order.ts";
+import { isUuid } from "./validate.ts";
+
+/**
+ * Cancels a confirmed order. The stock is released first (idempotently), then the order is marked
+ * cancelled: if the second step fails, the order stays confirmed and a retry completes it without
+ * releasing twice.
+ */
+export async function cancelOrder(
+  deps: { orders: OrderRepository; stock: StockKeeper },
+  id: string,
+): Promise<Order> {
+  const order = isUuid(id) ? await deps.orders.get(id) : undefined;
+  if (!order) throw new OrderNotFoundError(id);
+  if (order.status !== "confirmed") throw new OrderNotCancellableError(id, order.status);
+  await deps.stock.release(id);
+  return deps.orders.cancel(id);
+}

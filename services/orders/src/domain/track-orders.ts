@@ -1,0 +1,77 @@
+import { TooManyTrackedError } from "./errors.ts";
+import type { OrderEvent, OrderRepository } from "./order.ts";
+import { isUuid } from "./validate.ts";
+
+/** A change to the set of tracked orders. */
+export interface TrackRequest {
+  add: readonly string[];
+  remove: readonly string[];
+}
+
+/** Events of tracked orders, and the ids that were added but do not exist. */
+export interface TrackBatch {
+  events: OrderEvent[];
+  revision: bigint;
+  unknownIds: string[];
+}
+
+const maxTracked = 1_000;
+
+/**
+ * Follows a set of orders that the client changes while it listens. Each added order is first sent
+ * as it is now (a snapshot event at the revision of that read); after that, only its changes with a
+ * later revision, so that no change is sent twice or out of order. Ends when the client closes its
+ * side of the stream or `signal` aborts.
+ */
+export async function* trackOrders(
+  orders: OrderRepository,
+  requests: AsyncIterable<TrackRequest>,
+  signal: AbortSignal,
+): AsyncGenerator<TrackBatch> {
+  // The revision from which each tracked order's changes are new to the client.
+  const trackedSince = new Map<string, bigint>();
+  const { revision: start } = await orders.snapshotOf([]);
+  const changes = orders.changes(start, signal)[Symbol.asyncIterator]();
+  const incoming = requests[Symbol.asyncIterator]();
+  let nextChange = changes.next().then((result) => ({ source: "changes" as const, result }));
+  let nextRequest = incoming.next().then((result) => ({ source: "requests" as const, result }));
+  try {
+    while (!signal.aborted) {
+      const next = await Promise.race([nextChange, nextRequest]);
+      if (next.source === "requests") {
+        if (next.result.done) return;
+        const request = next.result.value;
+        nextRequest = incoming.next().then((result) => ({ source: "requests" as const, result }));
+        for (const id of request.remove) trackedSince.delete(id);
+        const added = request.add.filter((id) => !trackedSince.has(id));
+        if (trackedSince.size + added.length > maxTracked) {
+          throw new TooManyTrackedError(`at most ${maxTracked} orders can be tracked on one stream`);
+        }
+        const wellFormed = added.filter(isUuid);
+        const snapshot = await orders.snapshotOf(wellFormed);
+        for (const id of added) trackedSince.set(id, snapshot.revision);
+        const found = new Set(snapshot.orders.map((order) => order.id));
+        yield {
+          events: snapshot.orders.map((order) => ({
+            type: "snapshot" as const,
+            order,
+            revision: snapshot.revision,
+          })),
+          revision: snapshot.revision,
+          unknownIds: added.filter((id) => !found.has(id)),
+        };
+        continue;
+      }
+      if (next.result.done) return;
+      const batch = next.result.value;
+      nextChange = changes.next().then((result) => ({ source: "changes" as const, result }));
+      const events = batch.events.filter((event) => {
+        const since = trackedSince.get(event.order.id);
+        return since !== undefined && event.revision > since;
+      });
+      yield { events, revision: batch.revision, unknownIds: [] };
+    }
+  } finally {
+    await changes.return?.();
+  }
+}
