@@ -42,7 +42,9 @@ const services = [
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
-say(env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`);
+say(
+  env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`,
+);
 const database = await resolveDatabaseUrl({
   databaseUrl: env.DATABASE_URL,
   dataDir,
@@ -62,11 +64,20 @@ const children = new Map<string, ChildProcess>();
 let stopping = false;
 
 function launch(service: (typeof services)[number], attempt = 0): void {
-  const child = spawn(process.execPath, [path.join(root, "services", service.name, "src", "main.ts")], {
-    cwd: root,
-    env: { ...process.env, ...service.env, PORT: String(service.port), DATABASE_URL: database.url },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(root, "services", service.name, "src", "main.ts")],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        ...service.env,
+        PORT: String(service.port),
+        DATABASE_URL: database.url,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   children.set(service.name, child);
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => say(formatLog(service.name, line)));
@@ -88,9 +99,24 @@ function launch(service: (typeof services)[number], attempt = 0): void {
 function formatLog(name: string, line: string): string {
   if (env.LOG_FORMAT === "json") return line;
   try {
-    const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } } & Record<string, unknown>;
-    const level = entry.level !== undefined && entry.level >= 50 ? "error " : entry.level === 40 ? "warn " : "";
-    const { level: _l, time: _t, service: _s, name: _n, msg, pid: _p, hostname: _h, err, ...rest } = entry;
+    const entry = JSON.parse(line) as {
+      level?: number;
+      msg?: string;
+      err?: { message?: string };
+    } & Record<string, unknown>;
+    const level =
+      entry.level !== undefined && entry.level >= 50 ? "error " : entry.level === 40 ? "warn " : "";
+    const {
+      level: _l,
+      time: _t,
+      service: _s,
+      name: _n,
+      msg,
+      pid: _p,
+      hostname: _h,
+      err,
+      ...rest
+    } = entry;
     const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : "";
     return `[${name}] ${level}${msg ?? ""}${err?.message ? `: ${err.message}` : ""}${extra}`;
   } catch {
@@ -99,7 +125,10 @@ function formatLog(name: string, line: string): string {
 }
 
 async function waitUntilServing(service: (typeof services)[number]): Promise<void> {
-  const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${service.port}` }));
+  const health = createClient(
+    Health,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${service.port}` }),
+  );
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
@@ -108,7 +137,8 @@ async function waitUntilServing(service: (typeof services)[number]): Promise<voi
     } catch {
       // Not listening yet.
     }
-    if (Date.now() > deadline) throw new Error(`${service.name} did not become SERVING within 60 s`);
+    if (Date.now() > deadline)
+      throw new Error(`${service.name} did not become SERVING within 60 s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -152,5 +182,7 @@ for (const service of services) {
   say(`  ${service.name.padEnd(10)} http://localhost:${service.port}`);
 }
 say("");
-say(`try: curl -s -X POST http://localhost:${env.USERS_PORT}/shop.user.v1.UserService/ListUsers -H 'content-type: application/json' -d '{}'`);
+say(
+  `try: curl -s -X POST http://localhost:${env.USERS_PORT}/shop.user.v1.UserService/ListUsers -H 'content-type: application/json' -d '{}'`,
+);
 say("press Ctrl-C to stop");

@@ -1,7 +1,9 @@
 // Runs a command with DATABASE_URL pointing at a PostgreSQL server: the one DATABASE_URL already
-// names, or else a test instance of the embedded server (its own data folder and a free port, so
-// it never touches the data of `npm start`), stopped when the command ends.
+// names, or else a throwaway instance of the embedded server (a data folder of its own and a free
+// port, so that it never touches the data of `npm start` or another test run), removed when the
+// command ends.
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLocalPostgres } from "@shop/local-postgres";
@@ -17,12 +19,13 @@ let stop = async () => {};
 let url = process.env.DATABASE_URL;
 if (!url) {
   const started = Date.now();
-  const local = await startLocalPostgres({
-    dataDir: path.join(root, ".data", "test-postgres"),
-    port: 0,
-  });
+  const dataDir = path.join(root, ".data", `test-postgres-${process.pid}`);
+  const local = await startLocalPostgres({ dataDir, port: 0 });
   url = local.url;
-  stop = local.stop;
+  stop = async () => {
+    await local.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   console.error(`# embedded PostgreSQL for tests ready in ${Date.now() - started} ms (${url})`);
 }
 

@@ -80,9 +80,7 @@ export async function appendChanges(
   await tx.execute(
     drizzleSql`insert into ${table} (revision, entity_id, type, data, partition) values ${drizzleSql.join(values, drizzleSql`, `)}`,
   );
-  await tx.execute(
-    drizzleSql`select pg_notify(${channelOf(schema)}, ${String(revisions.at(-1))})`,
-  );
+  await tx.execute(drizzleSql`select pg_notify(${channelOf(schema)}, ${String(revisions.at(-1))})`);
   return revisions;
 }
 
@@ -143,7 +141,9 @@ export async function createChangeFeed(options: {
   let closed = false;
 
   async function readLatest(): Promise<bigint> {
-    const [row] = await sql<{ last: bigint }[]>`select coalesce(max(revision), 0)::bigint as last from ${table}`;
+    const [row] = await sql<
+      { last: bigint }[]
+    >`select coalesce(max(revision), 0)::bigint as last from ${table}`;
     return BigInt(row?.last ?? 0n);
   }
   const advance = (revision: bigint) => {
@@ -186,7 +186,9 @@ export async function createChangeFeed(options: {
     const heartbeatMs = watch.heartbeatMs ?? 5_000;
     const batchSize = watch.batchSize ?? 500;
     if (watch.after > 0n) {
-      const [row] = await sql<{ oldest: bigint | null }[]>`select min(revision) as oldest from ${table}`;
+      const [row] = await sql<
+        { oldest: bigint | null }[]
+      >`select min(revision) as oldest from ${table}`;
       const oldest = row?.oldest ?? null;
       if (oldest !== null && watch.after < oldest - 1n) {
         throw new ConnectError(
@@ -208,7 +210,7 @@ export async function createChangeFeed(options: {
               order by revision limit ${batchSize}`
           : [];
       const reached = rows.length === batchSize ? (rows.at(-1)?.revision ?? upTo) : upTo;
-      cursor = reached > cursor ? reached : cursor;
+      if (reached > cursor) cursor = reached;
       const heartbeatDue = Date.now() - sentAt >= heartbeatMs;
       if (rows.length > 0 || heartbeatDue) {
         if (watch.signal.aborted) return;

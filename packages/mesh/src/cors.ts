@@ -10,7 +10,11 @@ type Response = ServerResponse | Http2ServerResponse;
  * the request was a preflight and has been answered. Origins not on the list get no CORS headers,
  * so the browser refuses them; there is no wildcard.
  */
-export function applyCors(allowedOrigins: ReadonlySet<string>, req: Request, res: Response): boolean {
+export function applyCors(
+  allowedOrigins: ReadonlySet<string>,
+  req: Request,
+  res: Response,
+): boolean {
   const origin = req.headers.origin;
   if (typeof origin !== "string" || !allowedOrigins.has(origin)) return false;
   res.setHeader("Access-Control-Allow-Origin", origin);

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
-import postgres, { type Sql } from "postgres";
 import type { Logger } from "pino";
+import postgres, { type Sql } from "postgres";
 import { type HealthState, ServingStatus } from "./health.ts";
 
 /** A service's connection pool and its drizzle handle, scoped to the service's own schema. */
@@ -97,7 +97,8 @@ export function watchDatabaseHealth(options: {
       }
     }
     if (stopped) return;
-    if (healthy && health.get("") !== ServingStatus.SERVING) logger.info("database reachable; SERVING");
+    if (healthy && health.get("") !== ServingStatus.SERVING)
+      logger.info("database reachable; SERVING");
     health.setAll(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
     timer = setTimeout(check, options.intervalMs ?? 2_000);
     timer.unref();

@@ -43,7 +43,11 @@ const clientFaults = new Set([
 
 /** Returns the error a client may see for `error`, logging it with its full detail. */
 export function toPublicError(error: unknown, rpc: string, logger: Logger): ConnectError {
-  if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) {
+  if (
+    error instanceof ConnectError &&
+    error.code !== Code.Internal &&
+    error.code !== Code.Unknown
+  ) {
     const level = clientFaults.has(error.code) ? "debug" : "warn";
     logger[level]({ rpc, code: Code[error.code], err: error.cause ?? error }, error.rawMessage);
     return error;

@@ -4,8 +4,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   Health,
   type HealthCheckResponse,
-  HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as ServingStatus,
 } from "@shop/api/grpc/health/v1/health_pb";
 
 export { HealthCheckResponse_ServingStatus as ServingStatus } from "@shop/api/grpc/health/v1/health_pb";

@@ -5,27 +5,33 @@ export {
   type ChangeType,
   changeLogTable,
   createChangeFeed,
-  revisionOf,
   type NewChange,
+  revisionOf,
   type WatchBatch,
   type WatchOptions,
 } from "./change-log.ts";
 export { createUpstreamClient, type UpstreamOptions } from "./clients.ts";
-export { parseEnv, type ServerConfig, type ServerEnv, serverEnvSchema, toServerConfig } from "./config.ts";
+export {
+  parseEnv,
+  type ServerConfig,
+  type ServerEnv,
+  serverEnvSchema,
+  toServerConfig,
+} from "./config.ts";
 export {
   applyMigrations,
   checkDatabase,
-  migrationCount,
   type Database,
+  migrationCount,
   openDatabase,
   watchDatabaseHealth,
 } from "./database.ts";
 export { createErrorInterceptor, isDatabaseUnavailable, toPublicError } from "./errors.ts";
 export { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 export { createLogger, type Logger } from "./logger.ts";
+export { stopOnSignals } from "./main.ts";
 export { createMetrics, type Metrics } from "./metrics.ts";
+export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
 export { registerReflection } from "./reflection.ts";
 export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";
-export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
 export { type RunningService, type ServiceDefinition, startService } from "./service.ts";
-export { stopOnSignals } from "./main.ts";

@@ -66,9 +66,7 @@ export function createMetrics(service: string): Metrics {
 }
 
 function codeName(code: Code): string {
-  return Code[code]
-    .replace(/([a-z])([A-Z])/g, "$1_$2")
-    .toLowerCase();
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
 function abortReason(signal: AbortSignal): unknown {

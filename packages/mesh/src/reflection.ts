@@ -31,10 +31,7 @@ interface ReflectionResponse {
  * each request names a file, a symbol or an extension and is answered with serialized
  * FileDescriptorProtos, dependencies included.
  */
-export function registerReflection(
-  router: ConnectRouter,
-  services: readonly DescService[],
-): void {
+export function registerReflection(router: ConnectRouter, services: readonly DescService[]): void {
   const files = new Map<string, DescFile>();
   const collect = (file: DescFile) => {
     if (files.has(file.proto.name)) return;
@@ -89,7 +86,9 @@ export function registerReflection(
           extendee && registry.getExtensionFor(extendee, message.value.extensionNumber);
         return extension
           ? found([extension.file])
-          : notFound(`extension ${message.value.extensionNumber} of ${message.value.containingType}`);
+          : notFound(
+              `extension ${message.value.extensionNumber} of ${message.value.containingType}`,
+            );
       }
       case "allExtensionNumbersOfType": {
         const extendee = registry.getMessage(message.value);

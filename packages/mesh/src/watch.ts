@@ -31,7 +31,9 @@ export async function* snapshotThenChanges<T, E>(options: {
     const batchSize = options.batchSize ?? 500;
     const { items, revision } = await options.snapshot();
     for (let i = 0; i < items.length; i += batchSize) {
-      const events = items.slice(i, i + batchSize).map((item) => options.toSnapshotEvent(item, revision));
+      const events = items
+        .slice(i, i + batchSize)
+        .map((item) => options.toSnapshotEvent(item, revision));
       yield { events, revision };
     }
     after = revision;

@@ -9,6 +9,13 @@ const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
   ...config.localPostgres,
 });
-const service = await startService(ordersService(config), { ...config, databaseUrl: database.url }, logger);
-logger.info({ url: service.server.url, users: config.usersUrl, inventory: config.inventoryUrl }, "orders service listening");
+const service = await startService(
+  ordersService(config),
+  { ...config, databaseUrl: database.url },
+  logger,
+);
+logger.info(
+  { url: service.server.url, users: config.usersUrl, inventory: config.inventoryUrl },
+  "orders service listening",
+);
 stopOnSignals(service, logger, { after: () => database.local?.stop() ?? Promise.resolve() });

@@ -1,8 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import type { ServiceDefinition } from "@shop/mesh";
-import { createUserStore } from "./store/user-store.ts";
 import { tables } from "./store/schema.ts";
+import { createUserStore } from "./store/user-store.ts";
 import { userRoutes } from "./transport/routes.ts";
 
 /** The users service as the mesh runtime runs it. */

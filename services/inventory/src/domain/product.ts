@@ -60,7 +60,10 @@ export interface InventoryRepository {
    * Holds `items` for `orderId`, all or none; returns the existing reservation when the order
    * already has one with the same items.
    */
-  reserve(orderId: string, items: readonly StockItem[]): Promise<{ reservation: Reservation; products: Product[] }>;
+  reserve(
+    orderId: string,
+    items: readonly StockItem[],
+  ): Promise<{ reservation: Reservation; products: Product[] }>;
   /** Gives back the stock held for `orderId`; undefined when it never held any. */
   release(orderId: string): Promise<Reservation | undefined>;
   /** Adds the products unless the catalog already has some. */

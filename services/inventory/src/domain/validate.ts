@@ -12,9 +12,7 @@ export function isSku(sku: string): boolean {
 /** Returns the order id, or throws for an empty or malformed one. */
 export function validOrderId(orderId: string): string {
   if (!orderIdPattern.test(orderId)) {
-    throw new InvalidInventoryRequestError(
-      "order_id must be 1 to 64 letters, digits, '-' or '_'",
-    );
+    throw new InvalidInventoryRequestError("order_id must be 1 to 64 letters, digits, '-' or '_'");
   }
   return orderId;
 }
@@ -28,7 +26,9 @@ export function validItems(items: readonly StockItem[]): StockItem[] {
       throw new InvalidInventoryRequestError(`items[${index}].quantity must be at least 1`);
     }
     if (seen.has(item.sku)) {
-      throw new InvalidInventoryRequestError(`items[${index}]: sku ${item.sku} appears more than once`);
+      throw new InvalidInventoryRequestError(
+        `items[${index}]: sku ${item.sku} appears more than once`,
+      );
     }
     seen.add(item.sku);
   }

@@ -1,4 +1,10 @@
-import { appendChanges, type ChangeFeed, type ChangeRecord, type Database, revisionOf } from "@shop/mesh";
+import {
+  appendChanges,
+  type ChangeFeed,
+  type ChangeRecord,
+  type Database,
+  revisionOf,
+} from "@shop/mesh";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
 import {
   InsufficientStockError,
@@ -26,7 +32,11 @@ export function createInventoryStore(
   const { db, schema } = database;
 
   /** Adds `delta` to stock and subtracts it from reserved (or the reverse), recording the change. */
-  const moveStock = async (tx: Tx, items: readonly StockItem[], direction: "reserve" | "release") => {
+  const moveStock = async (
+    tx: Tx,
+    items: readonly StockItem[],
+    direction: "reserve" | "release",
+  ) => {
     const updated: Row[] = [];
     for (const item of items) {
       const toStock = direction === "reserve" ? -item.quantity : item.quantity;
@@ -107,7 +117,9 @@ export function createInventoryStore(
           if (!current) throw new ProductNotFoundError(sku);
           throw new InsufficientStockError(sku, -delta, current.stock);
         }
-        await appendChanges(tx, schema, [{ entityId: row.sku, type: "updated", data: toData(row) }]);
+        await appendChanges(tx, schema, [
+          { entityId: row.sku, type: "updated", data: toData(row) },
+        ]);
         return toProduct(row);
       });
     },
@@ -116,7 +128,10 @@ export function createInventoryStore(
       return db.transaction(async (tx) => {
         // Concurrent reservations for one order wait for each other, so that exactly one holds.
         await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`reserve:${orderId}`}))`);
-        const [existing] = await tx.select().from(reservations).where(eq(reservations.orderId, orderId));
+        const [existing] = await tx
+          .select()
+          .from(reservations)
+          .where(eq(reservations.orderId, orderId));
         if (existing) {
           const held = toReservation(existing);
           if (held.status === "released") {
@@ -130,7 +145,12 @@ export function createInventoryStore(
           const current = await tx
             .select()
             .from(products)
-            .where(inArray(products.sku, held.items.map((item) => item.sku)));
+            .where(
+              inArray(
+                products.sku,
+                held.items.map((item) => item.sku),
+              ),
+            );
           const bySku = new Map(current.map((row) => [row.sku, toProduct(row)]));
           return {
             reservation: held,
@@ -143,7 +163,10 @@ export function createInventoryStore(
           items: items.map((item) => ({ sku: item.sku, quantity: String(item.quantity) })),
         });
         const updated = await moveStock(tx, items, "reserve");
-        return { reservation: { orderId, items: [...items], status: "held" as const }, products: updated };
+        return {
+          reservation: { orderId, items: [...items], status: "held" as const },
+          products: updated,
+        };
       });
     },
 
@@ -171,7 +194,10 @@ export function createInventoryStore(
         await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`seed:${schema}`}))`);
         const [existing] = await tx.select({ n: count() }).from(products);
         if ((existing?.n ?? 0) > 0 || catalog.length === 0) return;
-        const rows = await tx.insert(products).values([...catalog]).returning();
+        const rows = await tx
+          .insert(products)
+          .values([...catalog])
+          .returning();
         await appendChanges(
           tx,
           schema,

@@ -14,7 +14,9 @@ export function productToProto(product: Product): MessageInitShape<typeof Produc
 }
 
 /** The wire form of a reservation. */
-export function reservationToProto(reservation: Reservation): MessageInitShape<typeof ReservationSchema> {
+export function reservationToProto(
+  reservation: Reservation,
+): MessageInitShape<typeof ReservationSchema> {
   return {
     orderId: reservation.orderId,
     items: reservation.items.map((item) => ({ ...item })),

@@ -2,8 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { InvalidStartRevisionError } from "@shop/mesh/watch";
 import {
   InsufficientStockError,
-  type InventoryDomainError,
   InvalidInventoryRequestError,
+  type InventoryDomainError,
   ProductNotFoundError,
   ReservationConflictError,
 } from "../domain/errors.ts";

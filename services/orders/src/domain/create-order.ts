@@ -1,9 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import {
-  InvalidOrderError,
-  RequestIdReusedError,
-  UserNotEligibleError,
-} from "./errors.ts";
+import { InvalidOrderError, RequestIdReusedError, UserNotEligibleError } from "./errors.ts";
 import type { Order, OrderRepository, RequestedItem, StockKeeper, UserDirectory } from "./order.ts";
 import { isUuid, validItems } from "./validate.ts";
 
@@ -75,7 +71,10 @@ function sameRequestOrThrow(
 
 /** A digest of what was asked for, to tell a true repeat from a reused request id. */
 function fingerprintOf(userId: string, items: readonly RequestedItem[]): string {
-  const canonical = JSON.stringify([userId, items.map((item) => [item.sku, String(item.quantity)])]);
+  const canonical = JSON.stringify([
+    userId,
+    items.map((item) => [item.sku, String(item.quantity)]),
+  ]);
   return createHash("sha256").update(canonical).digest("hex");
 }
 

@@ -60,9 +60,15 @@ export interface OrderRepository {
   insert(order: NewOrder): Promise<{ order: Order; requestFingerprint: string }>;
   get(id: string): Promise<Order | undefined>;
   /** The order made by a request id and the fingerprint of that request. */
-  findByRequestId(requestId: string): Promise<{ order: Order; requestFingerprint: string } | undefined>;
+  findByRequestId(
+    requestId: string,
+  ): Promise<{ order: Order; requestFingerprint: string } | undefined>;
   /** Newest first, optionally of one user, after `cursor`, with the revision of the read. */
-  list(options: { userId: string | undefined; cursor: string | undefined; limit: number }): Promise<OrderPage>;
+  list(options: {
+    userId: string | undefined;
+    cursor: string | undefined;
+    limit: number;
+  }): Promise<OrderPage>;
   /** Every order (of one user, when given) and the revision they reflect, in one snapshot. */
   snapshot(userId: string | undefined): Promise<{ orders: Order[]; revision: bigint }>;
   /** The given orders as they are, and the revision they reflect, in one snapshot. */
@@ -70,7 +76,11 @@ export interface OrderRepository {
   /** Marks a confirmed order cancelled; throws OrderNotCancellableError when it is not confirmed. */
   cancel(id: string): Promise<Order>;
   /** Changes after `after` (of one user's orders, when given), in revision order, until `signal` aborts. */
-  changes(after: bigint, signal: AbortSignal, userId?: string): AsyncIterable<EventBatch<OrderEvent>>;
+  changes(
+    after: bigint,
+    signal: AbortSignal,
+    userId?: string,
+  ): AsyncIterable<EventBatch<OrderEvent>>;
 }
 
 /** What the orders service needs to know about a user. */

@@ -45,7 +45,9 @@ export async function* trackOrders(
         for (const id of request.remove) trackedSince.delete(id);
         const added = request.add.filter((id) => !trackedSince.has(id));
         if (trackedSince.size + added.length > maxTracked) {
-          throw new TooManyTrackedError(`at most ${maxTracked} orders can be tracked on one stream`);
+          throw new TooManyTrackedError(
+            `at most ${maxTracked} orders can be tracked on one stream`,
+          );
         }
         const wellFormed = added.filter(isUuid);
         const snapshot = await orders.snapshotOf(wellFormed);

@@ -12,10 +12,12 @@ export function isUuid(id: string): boolean {
 /** Returns the items sorted by sku, or throws for no items, a bad quantity or a repeated sku. */
 export function validItems(items: readonly RequestedItem[]): RequestedItem[] {
   if (items.length === 0) throw new InvalidOrderError("an order needs at least one item");
-  if (items.length > maxItems) throw new InvalidOrderError(`an order has at most ${maxItems} items`);
+  if (items.length > maxItems)
+    throw new InvalidOrderError(`an order has at most ${maxItems} items`);
   const seen = new Set<string>();
   for (const [index, item] of items.entries()) {
-    if (item.sku.trim() === "") throw new InvalidOrderError(`items[${index}].sku must not be empty`);
+    if (item.sku.trim() === "")
+      throw new InvalidOrderError(`items[${index}].sku must not be empty`);
     if (item.quantity < 1n || item.quantity > 10_000n) {
       throw new InvalidOrderError(`items[${index}].quantity must be between 1 and 10000`);
     }

@@ -1,4 +1,10 @@
-import { appendChanges, type ChangeFeed, type ChangeRecord, type Database, revisionOf } from "@shop/mesh";
+import {
+  appendChanges,
+  type ChangeFeed,
+  type ChangeRecord,
+  type Database,
+  revisionOf,
+} from "@shop/mesh";
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
 import type { NewOrder, Order, OrderEvent, OrderRepository } from "../domain/order.ts";
@@ -7,11 +13,17 @@ import { orders, type tables } from "./schema.ts";
 type Row = typeof orders.$inferSelect;
 
 /** The orders table and change log over PostgreSQL. */
-export function createOrderStore(database: Database<typeof tables>, feed: ChangeFeed): OrderRepository {
+export function createOrderStore(
+  database: Database<typeof tables>,
+  feed: ChangeFeed,
+): OrderRepository {
   const { db, schema } = database;
   const readOnly = { isolationLevel: "repeatable read", accessMode: "read only" } as const;
 
-  const stored = (row: Row) => ({ order: toOrder(row), requestFingerprint: row.requestFingerprint });
+  const stored = (row: Row) => ({
+    order: toOrder(row),
+    requestFingerprint: row.requestFingerprint,
+  });
 
   return {
     async insert(order: NewOrder) {
@@ -42,7 +54,11 @@ export function createOrderStore(database: Database<typeof tables>, feed: Change
         const [existing] = await tx
           .select()
           .from(orders)
-          .where(order.requestId === "" ? eq(orders.id, order.id) : eq(orders.requestId, order.requestId));
+          .where(
+            order.requestId === ""
+              ? eq(orders.id, order.id)
+              : eq(orders.requestId, order.requestId),
+          );
         if (!existing) throw new Error(`order ${order.id} conflicted but cannot be read`);
         return stored(existing);
       });
@@ -94,7 +110,13 @@ export function createOrderStore(database: Database<typeof tables>, feed: Change
 
     async snapshotOf(ids) {
       return db.transaction(async (tx) => {
-        const rows = ids.length === 0 ? [] : await tx.select().from(orders).where(inArray(orders.id, [...ids]));
+        const rows =
+          ids.length === 0
+            ? []
+            : await tx
+                .select()
+                .from(orders)
+                .where(inArray(orders.id, [...ids]));
         return { orders: rows.map(toOrder), revision: await revisionOf(tx, schema) };
       }, readOnly);
     },
@@ -172,7 +194,11 @@ function fromData(data: OrderData): Order {
 }
 
 function toEvent(record: ChangeRecord): OrderEvent {
-  return { type: record.type, revision: BigInt(record.revision), order: fromData(record.data as OrderData) };
+  return {
+    type: record.type,
+    revision: BigInt(record.revision),
+    order: fromData(record.data as OrderData),
+  };
 }
 
 function toOrder(row: Row): Order {

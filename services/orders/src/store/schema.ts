@@ -1,6 +1,15 @@
 import { changeLogTable } from "@shop/mesh";
 import { sql } from "drizzle-orm";
-import { bigint, bigserial, index, jsonb, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  bigserial,
+  index,
+  jsonb,
+  pgSchema,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
 
 /** The orders service owns this PostgreSQL schema and nothing outside it. */
 export const ordersSchema = pgSchema("orders");
@@ -15,7 +24,9 @@ export const orders = ordersSchema.table(
     seq: bigserial("seq", { mode: "bigint" }).notNull().unique(),
     userId: uuid("user_id").notNull(),
     // [{sku, quantity, unitPriceCents}] with numbers as strings.
-    items: jsonb("items").$type<{ sku: string; quantity: string; unitPriceCents: string }[]>().notNull(),
+    items: jsonb("items")
+      .$type<{ sku: string; quantity: string; unitPriceCents: string }[]>()
+      .notNull(),
     totalCents: bigint("total_cents", { mode: "bigint" }).notNull(),
     status: orderStatus("status").notNull().default("confirmed"),
     // Null when the client sent no request id; unique otherwise (AIP-155).

@@ -32,5 +32,9 @@ const eventTypeToProto: Record<OrderEvent["type"], EventType> = {
 
 /** The wire form of an order event. */
 export function eventToProto(event: OrderEvent): MessageInitShape<typeof OrderEventSchema> {
-  return { type: eventTypeToProto[event.type], order: orderToProto(event.order), revision: event.revision };
+  return {
+    type: eventTypeToProto[event.type],
+    order: orderToProto(event.order),
+    revision: event.revision,
+  };
 }

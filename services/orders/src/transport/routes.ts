@@ -68,7 +68,8 @@ export function orderRoutes(deps: CreateOrderDeps) {
       async *trackOrders(requests, context) {
         try {
           const changes = (async function* () {
-            for await (const req of requests) yield { add: req.addOrderIds, remove: req.removeOrderIds };
+            for await (const req of requests)
+              yield { add: req.addOrderIds, remove: req.removeOrderIds };
           })();
           for await (const batch of trackOrders(orders, changes, context.signal)) {
             yield {

@@ -5,7 +5,10 @@ import { UpstreamUnavailableError } from "../domain/errors.ts";
  * Turns a failed call to `upstream` into the domain's UpstreamUnavailableError when the upstream
  * is down or slow; returns undefined for errors the caller must interpret itself.
  */
-export function upstreamFailure(upstream: string, error: unknown): UpstreamUnavailableError | undefined {
+export function upstreamFailure(
+  upstream: string,
+  error: unknown,
+): UpstreamUnavailableError | undefined {
   const connectError = ConnectError.from(error);
   switch (connectError.code) {
     case Code.DeadlineExceeded:

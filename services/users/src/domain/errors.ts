@@ -60,7 +60,6 @@ export class BatchTooLargeError extends Error {
   }
 }
 
-
 /** Every error the users domain throws on purpose. */
 export type UserDomainError =
   | InvalidUserError

@@ -32,7 +32,8 @@ export function validNewUser(user: NewUser): NewUser {
 
 /** Returns the status, or throws InvalidUserError for an unset one. */
 export function validStatus(status: UserStatus | undefined): UserStatus {
-  if (status === undefined) throw new InvalidUserError("status", "status must be ACTIVE or SUSPENDED");
+  if (status === undefined)
+    throw new InvalidUserError("status", "status must be ACTIVE or SUSPENDED");
   return status;
 }
 

@@ -1,6 +1,14 @@
 import { changeLogTable } from "@shop/mesh";
 import { sql } from "drizzle-orm";
-import { bigint, bigserial, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  bigserial,
+  pgSchema,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
 
 /** The users service owns this PostgreSQL schema and nothing outside it. */
 export const usersSchema = pgSchema("users");

@@ -1,4 +1,10 @@
-import { appendChanges, type ChangeFeed, type ChangeRecord, type Database, revisionOf } from "@shop/mesh";
+import {
+  appendChanges,
+  type ChangeFeed,
+  type ChangeRecord,
+  type Database,
+  revisionOf,
+} from "@shop/mesh";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
 import type {
@@ -14,14 +20,20 @@ import { type tables, users } from "./schema.ts";
 type Row = typeof users.$inferSelect;
 
 /** The users table and change log over PostgreSQL. */
-export function createUserStore(database: Database<typeof tables>, feed: ChangeFeed): UserRepository {
+export function createUserStore(
+  database: Database<typeof tables>,
+  feed: ChangeFeed,
+): UserRepository {
   const { db, schema } = database;
 
   return {
     async insert(newUsers: readonly NewUser[]) {
       try {
         return await db.transaction(async (tx) => {
-          const rows = await tx.insert(users).values([...newUsers]).returning();
+          const rows = await tx
+            .insert(users)
+            .values([...newUsers])
+            .returning();
           rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
           await appendChanges(
             tx,
@@ -82,11 +94,16 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
             .where(and(eq(users.id, id), eq(users.version, expectedVersion)))
             .returning();
           if (!row) {
-            const [current] = await tx.select({ version: users.version }).from(users).where(eq(users.id, id));
+            const [current] = await tx
+              .select({ version: users.version })
+              .from(users)
+              .where(eq(users.id, id));
             if (!current) throw new UserNotFoundError(id);
             throw new VersionMismatchError(id, expectedVersion, current.version);
           }
-          await appendChanges(tx, schema, [{ entityId: row.id, type: "updated", data: toData(row) }]);
+          await appendChanges(tx, schema, [
+            { entityId: row.id, type: "updated", data: toData(row) },
+          ]);
           return toUser(row);
         });
       } catch (error) {

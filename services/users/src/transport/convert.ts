@@ -1,12 +1,12 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   EventType,
   type UserEventSchema,
   type UserSchema,
   UserStatus,
 } from "@shop/api/shop/user/v1/user_pb";
-import type { User, UserEvent, UserStatus as DomainStatus } from "../domain/user.ts";
+import type { UserStatus as DomainStatus, User, UserEvent } from "../domain/user.ts";
 
 const statusToProto: Record<DomainStatus, UserStatus> = {
   active: UserStatus.ACTIVE,
@@ -42,5 +42,9 @@ const eventTypeToProto: Record<UserEvent["type"], EventType> = {
 
 /** The wire form of a user event. */
 export function eventToProto(event: UserEvent): MessageInitShape<typeof UserEventSchema> {
-  return { type: eventTypeToProto[event.type], user: userToProto(event.user), revision: event.revision };
+  return {
+    type: eventTypeToProto[event.type],
+    user: userToProto(event.user),
+    revision: event.revision,
+  };
 }

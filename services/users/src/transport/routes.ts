@@ -1,6 +1,6 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
 import { getUser } from "../domain/get-user.ts";
@@ -58,7 +58,10 @@ export function userRoutes(users: UserRepository) {
       },
       async *watchUsers(req, context) {
         try {
-          const batches = watchUsers(users, { startRevision: req.startRevision, signal: context.signal });
+          const batches = watchUsers(users, {
+            startRevision: req.startRevision,
+            signal: context.signal,
+          });
           for await (const batch of batches) {
             yield { events: batch.events.map(eventToProto), revision: batch.revision };
           }

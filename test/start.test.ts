@@ -1,0 +1,139 @@
+// `npm start` on a fresh data folder reaches SERVING on all three services and prints the time it
+// took; a second start reuses the data (a user created in the first run is still there) and is
+// ready in under 10 s. Runs scripts/start.ts exactly as `npm start` does, with its own data folder
+// and ports so that it never touches a running shop.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const dataDir = path.join(root, ".data", `start-test-${process.pid}`);
+mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+const ports = {
+  LOCAL_POSTGRES_PORT: await freePort(),
+  USERS_PORT: await freePort(),
+  ORDERS_PORT: await freePort(),
+  INVENTORY_PORT: await freePort(),
+};
+
+interface Started {
+  child: ChildProcess;
+  readySeconds: number;
+  wallMs: number;
+  output: string[];
+}
+
+async function start(): Promise<Started> {
+  const { DATABASE_URL: _ignored, ...env } = process.env;
+  const began = performance.now();
+  const child = spawn(process.execPath, [path.join(root, "scripts", "start.ts")], {
+    cwd: root,
+    env: {
+      ...env,
+      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+      SHOP_DATA_DIR: dataDir,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`not ready within 60 s:\n${output.join("")}`));
+    }, 60_000);
+    child.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output.push(chunk.toString());
+      const ready = /shop ready in ([\d.]+) s/.exec(output.join(""));
+      if (ready?.[1]) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          readySeconds: Number(ready[1]),
+          wallMs: performance.now() - began,
+          output,
+        });
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited with ${code}:\n${output.join("")}`));
+    });
+  });
+}
+
+async function stop(started: Started): Promise<void> {
+  const exited = new Promise((resolve) => started.child.once("exit", resolve));
+  started.child.kill("SIGTERM");
+  await exited;
+}
+
+async function assertAllServing(): Promise<void> {
+  for (const port of [ports.USERS_PORT, ports.ORDERS_PORT, ports.INVENTORY_PORT]) {
+    const health = createClient(
+      Health,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
+    );
+    const { status } = await health.check({});
+    assert.equal(status, HealthCheckResponse_ServingStatus.SERVING, `port ${port}`);
+  }
+}
+
+test("npm start brings up all three services on a fresh folder, and again on the same data in under 10 s", async () => {
+  const first = await start();
+  try {
+    assert.ok(first.readySeconds > 0, "the time to ready is printed");
+    assert.match(first.output.join(""), /PostgreSQL initialised/);
+    await assertAllServing();
+    const users = createClient(
+      UserService,
+      createConnectTransport({
+        baseUrl: `http://127.0.0.1:${ports.USERS_PORT}`,
+        httpVersion: "1.1",
+      }),
+    );
+    await users.createUser({ name: "Kept", email: "kept@example.com" });
+  } finally {
+    await stop(first);
+  }
+
+  const second = await start();
+  try {
+    assert.match(second.output.join(""), /PostgreSQL reused/, "the data folder is reused");
+    assert.ok(second.wallMs < 10_000, `second start took ${Math.round(second.wallMs)} ms`);
+    await assertAllServing();
+    const users = createClient(
+      UserService,
+      createConnectTransport({
+        baseUrl: `http://127.0.0.1:${ports.USERS_PORT}`,
+        httpVersion: "1.1",
+      }),
+    );
+    const { users: listed } = await users.listUsers({});
+    assert.deepEqual(
+      listed.map((user) => user.email),
+      ["kept@example.com"],
+    );
+  } finally {
+    await stop(second);
+  }
+});
