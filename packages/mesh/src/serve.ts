@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -213,14 +214,17 @@ export async function serve(options: ServeOptions): Promise<Server> {
         socket.destroy();
         return;
       }
-      // The HTTP/2 session takes over the socket and reads the bytes put back above itself; the
-      // HTTP/1.1 and TLS servers read through the stream, which must flow again.
+      // The HTTP/2 session takes over the socket and reads the bytes put back above itself. TLS
+      // would take over the native handle and miss them, so it reads through a stream wrapper.
+      // HTTP/1.1 reads through the stream, which must flow again.
       if (target === "h2") {
         h2.emit("connection", socket);
-        return;
+      } else if (target === "tls") {
+        secure?.emit("connection", Duplex.from({ readable: socket, writable: socket }));
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
       }
-      (target === "tls" ? secure : h1)?.emit("connection", socket);
-      socket.resume();
     };
     socket.on("data", onData);
   });

@@ -1,0 +1,101 @@
+// With a certificate configured, the same port that serves cleartext HTTP/1.1 and h2c also serves
+// TLS, negotiating h2 or http/1.1 by ALPN.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import type { TLSSocket } from "node:tls";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import type { RunningService } from "@shop/mesh";
+import { createTestDatabase, startTestService, type TestDatabase } from "@shop/testing";
+import { usersService } from "../../../services/users/src/app.ts";
+
+const dir = mkdtempSync(path.join(tmpdir(), "mesh-tls-"));
+const certFile = path.join(dir, "cert.pem");
+const keyFile = path.join(dir, "key.pem");
+execFileSync(
+  "openssl",
+  [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  ],
+  { stdio: "ignore" },
+);
+const ca = readFileSync(certFile);
+
+let database: TestDatabase;
+let service: RunningService;
+before(async () => {
+  database = await createTestDatabase();
+  service = await startTestService(usersService, database.url, {
+    TLS_CERT_FILE: certFile,
+    TLS_KEY_FILE: keyFile,
+  });
+});
+after(async () => {
+  await service.stop(100);
+  await database.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function healthOver(baseUrl: string) {
+  const health = createClient(Health, createGrpcTransport({ baseUrl, nodeOptions: { ca } }));
+  return (await health.check({})).status;
+}
+
+test("gRPC over TLS negotiates h2 by ALPN on the service port", async () => {
+  const status = await healthOver(`https://localhost:${service.server.port}`);
+  assert.equal(status, HealthCheckResponse_ServingStatus.SERVING);
+});
+
+test("HTTPS with HTTP/1.1 is served on the same port", async () => {
+  const { protocol, body } = await new Promise<{ protocol: string | false; body: string }>(
+    (resolve, reject) => {
+      const req = https.get(
+        {
+          host: "localhost",
+          port: service.server.port,
+          path: "/healthz",
+          ca,
+          ALPNProtocols: ["http/1.1"],
+        },
+        (res) => {
+          const protocol = (res.socket as TLSSocket).alpnProtocol;
+          let body = "";
+          res.on("data", (chunk) => {
+            body += chunk;
+          });
+          res.on("end", () => resolve({ protocol, body }));
+        },
+      );
+      req.on("error", reject);
+    },
+  );
+  assert.equal(protocol, "http/1.1");
+  assert.match(body, /alive/);
+});
+
+test("cleartext h2c keeps working next to TLS", async () => {
+  const status = await healthOver(`http://127.0.0.1:${service.server.port}`);
+  assert.equal(status, HealthCheckResponse_ServingStatus.SERVING);
+});
