@@ -114,42 +114,100 @@ export interface WatchOptions {
 
 /** The change feed of one service, shared by every watch in the process. */
 export interface ChangeFeed {
-  /** The newest committed revision this process knows of. */
+  /** The newest revision this process has read from the log. */
   latestRevision(): bigint;
   /** Streams the changes after `options.after`, in revision order, each once. */
   watch(options: WatchOptions): AsyncGenerator<WatchBatch>;
+  /** Deletes history that is both older than the retention age and beyond the retained count. */
+  prune(): Promise<number>;
   /** Stops listening. */
   close(): Promise<void>;
 }
 
+/** How much history a feed keeps for watchers that resume. */
+export interface Retention {
+  /** At least this many of the newest changes are kept. */
+  minCount: number;
+  /** Changes younger than this are kept, in milliseconds. */
+  minAgeMs: number;
+}
+
+/** The contract's minimum: the last 10,000 changes or 24 hours, whichever is more. */
+export const defaultRetention: Retention = { minCount: 10_000, minAgeMs: 24 * 60 * 60 * 1000 };
+
 /**
  * Follows a service's change log. LISTEN/NOTIFY only wakes the feed; the log is the source of
- * truth, so a lost notification (or a dropped listener connection) costs latency, never events:
- * a poll every `pollIntervalMs` catches up meanwhile. Each watch reads the log from its own cursor,
- * so a slow watcher holds nothing in memory but its cursor.
+ * truth, so a lost notification or a dropped listener connection costs latency, never events: a
+ * poll every `pollIntervalMs` catches up meanwhile, and postgres.js re-subscribes by itself.
+ *
+ * One reader per process reads each new change once into a window of the most recent
+ * `windowSize` changes, from which every watch is served; a watch that falls behind the window
+ * reads the log itself until it catches up. So memory is bounded by the window, not by the number
+ * or the slowness of the watchers, and a slow watcher loses nothing.
  */
 export async function createChangeFeed(options: {
   sql: Sql;
   schema: string;
   logger: Logger;
   pollIntervalMs?: number;
+  windowSize?: number;
+  retention?: Retention;
 }): Promise<ChangeFeed> {
   const { sql, schema, logger } = options;
+  const windowSize = options.windowSize ?? 10_000;
+  const retention = options.retention ?? defaultRetention;
   const table = sql(`${schema}.changes`);
   const waiters = new Set<() => void>();
-  let latest = await readLatest();
+  /** The newest revision known to be committed (from NOTIFY or a poll). */
+  let committed = await readLatest();
+  /** The newest revision read into the window; everything up to it is in the window or older. */
+  let read = committed;
+  /** The most recent changes, in revision order, all with revisions <= `read`. */
+  let window: ChangeRecord[] = [];
+  let reading: Promise<void> | undefined;
   let closed = false;
 
   async function readLatest(): Promise<bigint> {
-    const [row] = await sql<
-      { last: bigint }[]
-    >`select coalesce(max(revision), 0)::bigint as last from ${table}`;
+    const [row] = await sql<{ last: bigint }[]>`
+      select coalesce(max(revision), 0)::bigint as last from ${table}`;
     return BigInt(row?.last ?? 0n);
   }
+
+  function readRange(after: bigint, upTo: bigint, limit: number, partition?: string) {
+    return sql<ChangeRecord[]>`
+      select revision, entity_id as "entityId", type, data, partition from ${table}
+      where revision > ${String(after)} and revision <= ${String(upTo)}
+      ${partition === undefined ? sql`` : sql`and partition = ${partition}`}
+      order by revision limit ${limit}`;
+  }
+
+  /** Reads everything committed since `read` into the window, then wakes the watchers. */
+  function catchUp(): Promise<void> {
+    reading ??= (async () => {
+      try {
+        while (read < committed && !closed) {
+          const rows = await readRange(read, committed, 1_000);
+          if (rows.length === 0) break;
+          window = window.concat(rows);
+          if (window.length > windowSize) window = window.slice(window.length - windowSize);
+          read = rows.at(-1)?.revision ?? read;
+          for (const wake of waiters) wake();
+        }
+      } catch (error) {
+        logger.warn(
+          { err: error },
+          "change feed could not read the log; retrying on the next poll",
+        );
+      } finally {
+        reading = undefined;
+      }
+    })();
+    return reading;
+  }
+
   const advance = (revision: bigint) => {
-    if (revision <= latest) return;
-    latest = revision;
-    for (const wake of waiters) wake();
+    if (revision > committed) committed = revision;
+    if (committed > read) void catchUp();
   };
   const listener = await sql.listen(
     channelOf(schema),
@@ -170,7 +228,7 @@ export async function createChangeFeed(options: {
 
   const waitForChange = (after: bigint, signal: AbortSignal, timeoutMs: number) =>
     new Promise<void>((resolve) => {
-      if (latest > after || signal.aborted || closed) return resolve();
+      if (read > after || signal.aborted || closed) return resolve();
       const done = () => {
         clearTimeout(timer);
         waiters.delete(done);
@@ -182,13 +240,30 @@ export async function createChangeFeed(options: {
       signal.addEventListener("abort", done);
     });
 
+  /** The changes after `cursor` up to `read`, from the window when it reaches back far enough. */
+  async function next(cursor: bigint, limit: number, partition?: string) {
+    const upTo = read;
+    const first = window[0];
+    if (first === undefined || first.revision > cursor + 1n) {
+      // Behind the window (or nothing read yet): this watcher reads the log itself.
+      const rows = await readRange(cursor, upTo, limit, partition);
+      const reached = rows.length === limit ? (rows.at(-1)?.revision ?? upTo) : upTo;
+      return { rows, reached };
+    }
+    const start = firstAfter(window, cursor);
+    const slice = window.slice(start, start + limit);
+    const reached = start + limit < window.length ? (slice.at(-1)?.revision ?? upTo) : upTo;
+    const rows =
+      partition === undefined ? slice : slice.filter((row) => row.partition === partition);
+    return { rows, reached };
+  }
+
   async function* watch(watch: WatchOptions): AsyncGenerator<WatchBatch> {
     const heartbeatMs = watch.heartbeatMs ?? 5_000;
     const batchSize = watch.batchSize ?? 500;
     if (watch.after > 0n) {
-      const [row] = await sql<
-        { oldest: bigint | null }[]
-      >`select min(revision) as oldest from ${table}`;
+      const [row] = await sql<{ oldest: bigint | null }[]>`
+        select min(revision) as oldest from ${table}`;
       const oldest = row?.oldest ?? null;
       if (oldest !== null && watch.after < oldest - 1n) {
         throw new ConnectError(
@@ -200,16 +275,10 @@ export async function createChangeFeed(options: {
     let cursor = watch.after;
     let sentAt = 0;
     while (!watch.signal.aborted && !closed) {
-      const upTo = latest;
-      const rows =
-        upTo > cursor
-          ? await sql<ChangeRecord[]>`
-              select revision, entity_id as "entityId", type, data, partition from ${table}
-              where revision > ${String(cursor)} and revision <= ${String(upTo)}
-              ${watch.partition === undefined ? sql`` : sql`and partition = ${watch.partition}`}
-              order by revision limit ${batchSize}`
-          : [];
-      const reached = rows.length === batchSize ? (rows.at(-1)?.revision ?? upTo) : upTo;
+      const { rows, reached } =
+        read > cursor
+          ? await next(cursor, batchSize, watch.partition)
+          : { rows: [], reached: cursor };
       if (reached > cursor) cursor = reached;
       const heartbeatDue = Date.now() - sentAt >= heartbeatMs;
       if (rows.length > 0 || heartbeatDue) {
@@ -218,13 +287,21 @@ export async function createChangeFeed(options: {
         yield { records: rows, revision: cursor };
         continue;
       }
+      if (read > cursor) continue;
       await waitForChange(cursor, watch.signal, Math.max(0, heartbeatMs - (Date.now() - sentAt)));
     }
   }
 
   return {
-    latestRevision: () => latest,
+    latestRevision: () => read,
     watch,
+    async prune() {
+      const deleted = await sql`
+        delete from ${table}
+        where revision <= (select max(revision) from ${table}) - ${retention.minCount}
+          and commit_time < now() - make_interval(secs => ${retention.minAgeMs / 1000})`;
+      return deleted.count;
+    },
     async close() {
       closed = true;
       clearInterval(poll);
@@ -232,6 +309,18 @@ export async function createChangeFeed(options: {
       await listener.unlisten().catch(() => {});
     },
   };
+}
+
+/** The index of the first record with a revision greater than `cursor` (binary search). */
+function firstAfter(records: readonly ChangeRecord[], cursor: bigint): number {
+  let low = 0;
+  let high = records.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((records[mid]?.revision ?? 0n) <= cursor) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 function channelOf(schema: string): string {

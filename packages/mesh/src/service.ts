@@ -69,9 +69,19 @@ export async function startService<TTables extends Record<string, unknown>>(
     readiness: () => checkDatabase(database, expectedMigrations),
   });
   const stopHealth = watchDatabaseHealth({ database, health: server.health, logger });
+  const prune = setInterval(() => {
+    feed.prune().then(
+      (deleted) => {
+        if (deleted > 0) logger.info({ deleted }, "pruned change history beyond retention");
+      },
+      (error: unknown) => logger.warn({ err: error }, "pruning change history failed"),
+    );
+  }, 5 * 60_000);
+  prune.unref();
   return {
     server,
     async stop(graceMs) {
+      clearInterval(prune);
       stopHealth();
       await server.close(graceMs);
       await feed.close();

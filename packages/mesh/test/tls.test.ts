@@ -69,7 +69,7 @@ test("gRPC over TLS negotiates h2 by ALPN on the service port", async () => {
 });
 
 test("HTTPS with HTTP/1.1 is served on the same port", async () => {
-  const { protocol, body } = await new Promise<{ protocol: string | false; body: string }>(
+  const { protocol, body } = await new Promise<{ protocol: string | false | null; body: string }>(
     (resolve, reject) => {
       const req = https.get(
         {
@@ -78,7 +78,7 @@ test("HTTPS with HTTP/1.1 is served on the same port", async () => {
           path: "/healthz",
           ca,
           ALPNProtocols: ["http/1.1"],
-        },
+        } as https.RequestOptions,
         (res) => {
           const protocol = (res.socket as TLSSocket).alpnProtocol;
           let body = "";
