@@ -67,21 +67,29 @@ export async function appendChanges(
 ): Promise<bigint[]> {
   if (changes.length === 0) return [];
   const table = drizzleSql.raw(`"${schema}".changes`);
+  // The lock must be its own statement: a statement's snapshot is taken when it starts, so reading
+  // max(revision) in the same statement that waits for the lock would miss the previous holder's
+  // commit.
   await tx.execute(drizzleSql`select pg_advisory_xact_lock(hashtext(${`changes:${schema}`}))`);
-  const [row] = (await tx.execute(
-    drizzleSql`select coalesce(max(revision), 0)::text as last from ${table}`,
-  )) as unknown as { last: string }[];
-  const first = BigInt(row?.last ?? "0") + 1n;
-  const revisions = changes.map((_, i) => first + BigInt(i));
   const values = changes.map(
     (change, i) =>
-      drizzleSql`(${String(revisions[i])}::bigint, ${change.entityId}, ${change.type}, ${JSON.stringify(change.data)}::jsonb, ${change.partition ?? null})`,
+      drizzleSql`(${i + 1}::bigint, ${change.entityId}::text, ${change.type}::text, ${JSON.stringify(change.data)}::jsonb, ${change.partition ?? null}::text)`,
   );
-  await tx.execute(
-    drizzleSql`insert into ${table} (revision, entity_id, type, data, partition) values ${drizzleSql.join(values, drizzleSql`, `)}`,
-  );
-  await tx.execute(drizzleSql`select pg_notify(${channelOf(schema)}, ${String(revisions.at(-1))})`);
-  return revisions;
+  // Numbering, inserting and notifying in one statement keeps the lock for one round trip.
+  const [row] = (await tx.execute(drizzleSql`
+    with base as (select coalesce(max(revision), 0) as last from ${table}),
+    added as (
+      insert into ${table} (revision, entity_id, type, data, partition)
+      select base.last + v.ord, v.entity_id, v.type, v.data, v.partition
+      from base, (values ${drizzleSql.join(values, drizzleSql`, `)}) as v(ord, entity_id, type, data, partition)
+      returning revision
+    )
+    select (select min(revision) from added)::text as first,
+           pg_notify(${channelOf(schema)}, (select max(revision) from added)::text)`)) as unknown as {
+    first: string;
+  }[];
+  const first = BigInt(row?.first ?? "0");
+  return changes.map((_, i) => first + BigInt(i));
 }
 
 /** The revision the caller's transaction sees: all changes up to it are visible, none after. */
