@@ -7,12 +7,14 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
+import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
+import { createRequestStats } from "./stats.ts";
 
 /** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
 export interface Limits {
@@ -96,13 +98,16 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const shutdown = new AbortController();
   const corsOrigins = new Set(options.corsOrigins);
 
+  const stats = createRequestStats();
   const handleRpc = connectNodeAdapter({
     routes(router) {
       options.routes(router);
       health.register(router);
-      registerReflection(router, [...options.services, Health]);
+      stats.register(router, { service: options.name, shutdownSignal: shutdown.signal });
+      registerReflection(router, [...options.services, Health, StatsService]);
     },
     interceptors: [
+      stats.interceptor,
       metrics.interceptor,
       createErrorInterceptor(logger),
       ...(options.interceptors ?? []),
