@@ -1,3 +1,4 @@
+export { type CallContext, createCallContextInterceptor, currentCall } from "./call-context.ts";
 export {
   appendChanges,
   type ChangeFeed,
@@ -12,7 +13,15 @@ export {
   type WatchBatch,
   type WatchOptions,
 } from "./change-log.ts";
-export { createUpstreamClient, type UpstreamOptions } from "./clients.ts";
+export {
+  type BreakerPolicy,
+  type BreakerState,
+  createUpstream,
+  createUpstreamClient,
+  type RetryPolicy,
+  type Upstream,
+  type UpstreamOptions,
+} from "./clients.ts";
 export {
   parseEnv,
   type ServerConfig,

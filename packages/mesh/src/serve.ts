@@ -9,6 +9,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
+import { createCallContextInterceptor } from "./call-context.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
@@ -110,6 +111,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       stats.interceptor,
       metrics.interceptor,
       createErrorInterceptor(logger),
+      createCallContextInterceptor(limits.maxTimeoutMs),
       ...(options.interceptors ?? []),
     ],
     readMaxBytes: limits.maxMessageBytes,

@@ -19,10 +19,12 @@ export interface OrdersOptions {
 /** The orders service as the mesh runtime runs it. */
 export function ordersService(options: OrdersOptions): ServiceDefinition<typeof tables> {
   const users = createUpstreamClient(UserService, {
+    name: "users",
     baseUrl: options.usersUrl,
     defaultTimeoutMs: options.upstreamTimeoutMs,
   });
   const inventory = createUpstreamClient(InventoryService, {
+    name: "inventory",
     baseUrl: options.inventoryUrl,
     defaultTimeoutMs: options.upstreamTimeoutMs,
   });
