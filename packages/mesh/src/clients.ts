@@ -4,6 +4,7 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
 import { currentCall } from "./call-context.ts";
+import { startClientSpan } from "./tracing.ts";
 
 /** How a service calls one upstream. */
 export interface UpstreamOptions {
@@ -185,7 +186,8 @@ export function createUpstream<T extends DescService>(
         method.idempotency === Idempotency.IDEMPOTENT ||
         hasRequestId(input);
       deposit(retry.budgetRatio);
-      return throughBreaker(async () => {
+      const span = startClientSpan(service.typeName, method.name, options.name, header);
+      const call = throughBreaker(async () => {
         for (let attempt = 1; ; attempt++) {
           const address = pick();
           try {
@@ -193,7 +195,7 @@ export function createUpstream<T extends DescService>(
               method,
               callSignal,
               remaining(deadline),
-              header,
+              span.header,
               input,
               contextValues,
             );
@@ -217,20 +219,32 @@ export function createUpstream<T extends DescService>(
           }
         }
       });
+      call.then(
+        () => span.end(),
+        (error: unknown) => span.end(error),
+      );
+      return call;
     },
     stream(method, signal, timeoutMs, header, input, contextValues) {
-      // Streams are not retried: their messages may have been consumed already.
+      // Streams are not retried: their messages may have been consumed already. The span covers
+      // opening the stream; the stream itself can live for hours.
       const { deadline, signal: callSignal } = budget(timeoutMs, signal);
-      return throughBreaker(() =>
+      const span = startClientSpan(service.typeName, method.name, options.name, header);
+      const call = throughBreaker(() =>
         pick().transport.stream(
           method,
           callSignal,
           remaining(deadline),
-          header,
+          span.header,
           input,
           contextValues,
         ),
       );
+      call.then(
+        () => span.end(),
+        (error: unknown) => span.end(error),
+      );
+      return call;
     },
   };
 

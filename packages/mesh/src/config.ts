@@ -13,6 +13,12 @@ export const serverEnvSchema = z.object({
   /** Absent: `.data/postgres` at the repository root, the folder `npm start` uses. */
   LOCAL_POSTGRES_DIR: z.string().optional(),
   LOCAL_POSTGRES_PORT: port.default(54329),
+  // The OpenTelemetry SDK reads the standard OTEL_* variables itself; these decide whether it runs.
+  OTEL_SDK_DISABLED: z.enum(["true", "false"]).default("false"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().optional(),
+  OTEL_TRACES_EXPORTER: z.string().optional(),
+  OTEL_SERVICE_NAME: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CORS_ORIGINS: z
     .string()
@@ -43,6 +49,8 @@ export interface ServerConfig {
   databaseUrl: string | undefined;
   localPostgres: { dataDir: string | undefined; port: number };
   logLevel: string;
+  /** Trace export: on when an OTLP endpoint or a traces exporter is configured. */
+  telemetry: { enabled: boolean; serviceName: string | undefined };
   corsOrigins: string[];
   tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
@@ -59,6 +67,16 @@ export function toServerConfig(env: ServerEnv, defaultPort: number): ServerConfi
     databaseUrl: env.DATABASE_URL,
     localPostgres: { dataDir: env.LOCAL_POSTGRES_DIR, port: env.LOCAL_POSTGRES_PORT },
     logLevel: env.LOG_LEVEL,
+    telemetry: {
+      enabled:
+        env.OTEL_SDK_DISABLED !== "true" &&
+        Boolean(
+          env.OTEL_EXPORTER_OTLP_ENDPOINT ||
+            env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ||
+            (env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== "none"),
+        ),
+      serviceName: env.OTEL_SERVICE_NAME,
+    },
     corsOrigins: env.CORS_ORIGINS,
     tls:
       env.TLS_CERT_FILE && env.TLS_KEY_FILE

@@ -47,3 +47,10 @@ export { registerReflection } from "./reflection.ts";
 export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";
 export { type RunningService, type ServiceDefinition, startService } from "./service.ts";
 export { createRequestStats, type RequestStats } from "./stats.ts";
+export {
+  createServerTracingInterceptor,
+  startClientSpan,
+  startTelemetry,
+  traceFields,
+  traceRepository,
+} from "./tracing.ts";

@@ -16,6 +16,7 @@ import { createHealthState, type HealthState, ServingStatus } from "./health.ts"
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
 import { createRequestStats } from "./stats.ts";
+import { createServerTracingInterceptor } from "./tracing.ts";
 
 /** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
 export interface Limits {
@@ -108,6 +109,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       registerReflection(router, [...options.services, Health, StatsService]);
     },
     interceptors: [
+      createServerTracingInterceptor(),
       stats.interceptor,
       metrics.interceptor,
       createErrorInterceptor(logger),

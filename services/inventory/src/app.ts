@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
-import type { ServiceDefinition } from "@shop/mesh";
+import { type ServiceDefinition, traceRepository } from "@shop/mesh";
 import { demoCatalog } from "./domain/demo-catalog.ts";
 import { createInventoryStore } from "./store/inventory-store.ts";
 import { tables } from "./store/schema.ts";
@@ -20,7 +20,8 @@ export function inventoryService(options: InventoryOptions): ServiceDefinition<t
     tables,
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
     services: [InventoryService],
-    routes: ({ database, feed }) => inventoryRoutes(createInventoryStore(database, feed)),
+    routes: ({ database, feed }) =>
+      inventoryRoutes(traceRepository(createInventoryStore(database, feed), "inventory")),
     async prepare({ database, feed }) {
       if (options.seedDemoCatalog) await createInventoryStore(database, feed).seed(demoCatalog);
     },

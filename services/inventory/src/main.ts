@@ -1,9 +1,13 @@
 import { resolveDatabaseUrl } from "@shop/local-postgres";
-import { createLogger, startService, stopOnSignals } from "@shop/mesh";
+import { createLogger, startService, startTelemetry, stopOnSignals } from "@shop/mesh";
 import { inventoryService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const config = loadConfig(process.env);
+const telemetry = await startTelemetry({
+  serviceName: config.telemetry.serviceName ?? "inventory",
+  enabled: config.telemetry.enabled,
+});
 const logger = createLogger("inventory", config.logLevel);
 const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
@@ -15,4 +19,9 @@ const service = await startService(
   logger,
 );
 logger.info({ url: service.server.url }, "inventory service listening");
-stopOnSignals(service, logger, { after: () => database.local?.stop() ?? Promise.resolve() });
+stopOnSignals(service, logger, {
+  after: async () => {
+    await telemetry.shutdown();
+    await database.local?.stop();
+  },
+});

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { createUpstreamClient, type ServiceDefinition } from "@shop/mesh";
+import { createUpstreamClient, type ServiceDefinition, traceRepository } from "@shop/mesh";
 import { createOrderStore } from "./store/order-store.ts";
 import { tables } from "./store/schema.ts";
 import { orderRoutes } from "./transport/routes.ts";
@@ -36,7 +36,7 @@ export function ordersService(options: OrdersOptions): ServiceDefinition<typeof 
     services: [OrderService],
     routes: ({ database, feed }) =>
       orderRoutes({
-        orders: createOrderStore(database, feed),
+        orders: traceRepository(createOrderStore(database, feed), "orders"),
         users: createUserDirectory(users),
         stock: createStockKeeper(inventory),
       }),

@@ -1,9 +1,13 @@
 import { resolveDatabaseUrl } from "@shop/local-postgres";
-import { createLogger, startService, stopOnSignals } from "@shop/mesh";
+import { createLogger, startService, startTelemetry, stopOnSignals } from "@shop/mesh";
 import { ordersService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const config = loadConfig(process.env);
+const telemetry = await startTelemetry({
+  serviceName: config.telemetry.serviceName ?? "orders",
+  enabled: config.telemetry.enabled,
+});
 const logger = createLogger("orders", config.logLevel);
 const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
@@ -18,4 +22,9 @@ logger.info(
   { url: service.server.url, users: config.usersUrl, inventory: config.inventoryUrl },
   "orders service listening",
 );
-stopOnSignals(service, logger, { after: () => database.local?.stop() ?? Promise.resolve() });
+stopOnSignals(service, logger, {
+  after: async () => {
+    await telemetry.shutdown();
+    await database.local?.stop();
+  },
+});

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import type { ServiceDefinition } from "@shop/mesh";
+import { type ServiceDefinition, traceRepository } from "@shop/mesh";
 import { tables } from "./store/schema.ts";
 import { createUserStore } from "./store/user-store.ts";
 import { userRoutes } from "./transport/routes.ts";
@@ -12,5 +12,6 @@ export const usersService: ServiceDefinition<typeof tables> = {
   tables,
   migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
   services: [UserService],
-  routes: ({ database, feed }) => userRoutes(createUserStore(database, feed)),
+  routes: ({ database, feed }) =>
+    userRoutes(traceRepository(createUserStore(database, feed), "users")),
 };

@@ -1,9 +1,13 @@
 import { resolveDatabaseUrl } from "@shop/local-postgres";
-import { createLogger, startService, stopOnSignals } from "@shop/mesh";
+import { createLogger, startService, startTelemetry, stopOnSignals } from "@shop/mesh";
 import { usersService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const config = loadConfig(process.env);
+const telemetry = await startTelemetry({
+  serviceName: config.telemetry.serviceName ?? "users",
+  enabled: config.telemetry.enabled,
+});
 const logger = createLogger("users", config.logLevel);
 const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
@@ -11,4 +15,9 @@ const database = await resolveDatabaseUrl({
 });
 const service = await startService(usersService, { ...config, databaseUrl: database.url }, logger);
 logger.info({ url: service.server.url }, "users service listening");
-stopOnSignals(service, logger, { after: () => database.local?.stop() ?? Promise.resolve() });
+stopOnSignals(service, logger, {
+  after: async () => {
+    await telemetry.shutdown();
+    await database.local?.stop();
+  },
+});

@@ -42,8 +42,9 @@ export async function createOrder(
   const id = request.requestId === "" ? randomUUID() : orderIdFor(request.requestId);
   const prices = await deps.stock.reserve(id, items);
   const priced = items.map((item) => ({ ...item, unitPriceCents: prices.get(item.sku) ?? 0n }));
+  let stored: { order: Order; requestFingerprint: string };
   try {
-    const stored = await deps.orders.insert({
+    stored = await deps.orders.insert({
       id,
       userId: request.userId,
       items: priced,
@@ -51,13 +52,15 @@ export async function createOrder(
       requestId: request.requestId,
       requestFingerprint: fingerprint,
     });
-    return sameRequestOrThrow(stored, fingerprint, request.requestId);
   } catch (error) {
     // The order was not stored: give the stock back (idempotent, so a failure here is retried by
     // the next attempt with the same request id).
     await deps.stock.release(id).catch(() => {});
     throw error;
   }
+  // Outside the try: when a racing call with this request id but other content stored its order
+  // first, the reservation is that order's and must stay held.
+  return sameRequestOrThrow(stored, fingerprint, request.requestId);
 }
 
 function sameRequestOrThrow(

@@ -31,7 +31,12 @@ export async function* trackOrders(
   // The revision from which each tracked order's changes are new to the client.
   const trackedSince = new Map<string, bigint>();
   const { revision: start } = await orders.snapshotOf([]);
-  const changes = orders.changes(start, signal)[Symbol.asyncIterator]();
+  // Ends the change stream when this one ends for any reason, so that closing it does not wait
+  // for the next change or heartbeat.
+  const stopChanges = new AbortController();
+  const changes = orders
+    .changes(start, AbortSignal.any([signal, stopChanges.signal]))
+    [Symbol.asyncIterator]();
   const incoming = requests[Symbol.asyncIterator]();
   let nextChange = changes.next().then((result) => ({ source: "changes" as const, result }));
   let nextRequest = incoming.next().then((result) => ({ source: "requests" as const, result }));
@@ -74,6 +79,7 @@ export async function* trackOrders(
       yield { events, revision: batch.revision, unknownIds: [] };
     }
   } finally {
+    stopChanges.abort();
     await changes.return?.();
   }
 }

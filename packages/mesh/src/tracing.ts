@@ -1,0 +1,215 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
+
+const tracer = trace.getTracer("@shop/mesh");
+
+const headerGetter = {
+  get: (carrier: Headers, key: string) => carrier.get(key) ?? undefined,
+  keys: (carrier: Headers) => [...carrier.keys()],
+};
+const headerSetter = {
+  set: (carrier: Headers, key: string, value: string) => carrier.set(key, value),
+};
+
+/** The OpenTelemetry `rpc.system` of a request, from its content type. */
+function rpcSystemOf(contentType: string | null): "grpc" | "connect_rpc" {
+  return contentType?.startsWith("application/grpc") ? "grpc" : "connect_rpc";
+}
+
+// The codes that mean the server failed, which the RPC conventions mark as span errors.
+const serverFaults = new Set([
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+]);
+
+/** Ends `span` with the outcome of the call, in the attributes of the RPC conventions. */
+function endSpan(span: Span, system: string, error?: unknown): void {
+  if (error === undefined) {
+    if (system === "grpc") span.setAttribute("rpc.grpc.status_code", 0);
+  } else {
+    const connectError = ConnectError.from(error);
+    if (system === "grpc") span.setAttribute("rpc.grpc.status_code", connectError.code);
+    else span.setAttribute("rpc.connect_rpc.error_code", codeName(connectError.code));
+    if (serverFaults.has(connectError.code)) {
+      span.recordException(connectError);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
+    }
+  }
+  span.end();
+}
+
+function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
+
+/** Runs each `next()` of `messages` inside `ctx`, so that a streaming handler's work is traced too. */
+function bindStream<T>(messages: AsyncIterable<T>, ctx: Context, onEnd: (error?: unknown) => void) {
+  const iterator = messages[Symbol.asyncIterator]();
+  let ended = false;
+  const end = (error?: unknown) => {
+    if (!ended) onEnd(error);
+    ended = true;
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next(): Promise<IteratorResult<T>> {
+      try {
+        const result = await context.with(ctx, () => iterator.next());
+        if (result.done) end();
+        return result;
+      } catch (error) {
+        end(error);
+        throw error;
+      }
+    },
+    async return(value?: unknown): Promise<IteratorResult<T>> {
+      end();
+      return (await iterator.return?.(value)) ?? { done: true, value: undefined };
+    },
+    async throw(error?: unknown): Promise<IteratorResult<T>> {
+      end(error);
+      if (iterator.throw) return iterator.throw(error);
+      throw error;
+    },
+  };
+}
+
+/**
+ * Starts a SERVER span for every RPC a server handles, continuing the caller's trace from the W3C
+ * `traceparent` header (sent the same way over gRPC, gRPC-web and Connect), with the attributes of
+ * the OpenTelemetry RPC conventions. Without a configured SDK the API is a no-op.
+ */
+export function createServerTracingInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
+    const system = rpcSystemOf(req.header.get("content-type"));
+    const span = tracer.startSpan(
+      `${req.service.typeName}/${req.method.name}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "rpc.system": system,
+          "rpc.service": req.service.typeName,
+          "rpc.method": req.method.name,
+        },
+      },
+      parent,
+    );
+    const ctx = trace.setSpan(parent, span);
+    try {
+      const res = await context.with(ctx, () => next(req));
+      if (!res.stream) {
+        endSpan(span, system);
+        return res;
+      }
+      return {
+        ...res,
+        message: bindStream(res.message, ctx, (error) => endSpan(span, system, error)),
+      };
+    } catch (error) {
+      endSpan(span, system, error);
+      throw error;
+    }
+  };
+}
+
+/**
+ * Starts a CLIENT span for an outbound call and returns the headers that carry its context to the
+ * upstream, with a function that ends the span with the call's outcome.
+ */
+export function startClientSpan(
+  service: string,
+  method: string,
+  serverAddress: string,
+  header: ConstructorParameters<typeof Headers>[0],
+): { header: Headers; context: Context; end: (error?: unknown) => void } {
+  const span = tracer.startSpan(`${service}/${method}`, {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      "rpc.system": "grpc",
+      "rpc.service": service,
+      "rpc.method": method,
+      "server.address": serverAddress,
+    },
+  });
+  const ctx = trace.setSpan(context.active(), span);
+  const headers = new Headers(header);
+  propagation.inject(ctx, headers, headerSetter);
+  return { header: headers, context: ctx, end: (error) => endSpan(span, "grpc", error) };
+}
+
+/**
+ * Wraps every method of a repository in a CLIENT span with the database conventions' attributes,
+ * so that each trace shows the store's work under the RPC that caused it. Written here because
+ * postgres.js has no OpenTelemetry instrumentation; a span per repository call (one transaction or
+ * query) is the unit a reader of the trace cares about.
+ */
+export function traceRepository<T extends object>(repository: T, namespace: string): T {
+  return new Proxy(repository, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== "function" || typeof property !== "string") return value;
+      // Change streams live as long as a watch; they are not one database operation.
+      if (value.constructor?.name === "AsyncGeneratorFunction") return value.bind(target);
+      return (...args: unknown[]) =>
+        tracer.startActiveSpan(
+          `db ${namespace}.${property}`,
+          {
+            kind: SpanKind.CLIENT,
+            attributes: {
+              "db.system.name": "postgresql",
+              "db.namespace": namespace,
+              "db.operation.name": property,
+            },
+          },
+          async (span) => {
+            try {
+              return await (value as (...a: unknown[]) => unknown).apply(target, args);
+            } catch (error) {
+              span.recordException(error instanceof Error ? error : String(error));
+              span.setStatus({ code: SpanStatusCode.ERROR });
+              throw error;
+            } finally {
+              span.end();
+            }
+          },
+        );
+    },
+  });
+}
+
+/** The ids of the active span, for log lines; empty outside a trace. */
+export function traceFields(): { trace_id?: string; span_id?: string } {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
+/** Starts the OpenTelemetry SDK (exporting by the standard OTEL_* variables) when `enabled`. */
+export async function startTelemetry(options: {
+  serviceName: string;
+  enabled: boolean;
+}): Promise<{ shutdown(): Promise<void> }> {
+  if (!options.enabled) return { shutdown: async () => {} };
+  // Loaded only when used: the SDK is large, and services without telemetry start faster.
+  const { NodeSDK } = await import("@opentelemetry/sdk-node");
+  const sdk = new NodeSDK({ serviceName: options.serviceName, instrumentations: [] });
+  sdk.start();
+  return { shutdown: () => sdk.shutdown() };
+}
