@@ -46,6 +46,7 @@ export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
 export { registerReflection } from "./reflection.ts";
 export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";
 export { type RunningService, type ServiceDefinition, startService } from "./service.ts";
+export { createShutdownInterceptor } from "./shutdown.ts";
 export { createRequestStats, type RequestStats } from "./stats.ts";
 export {
   createServerTracingInterceptor,

@@ -15,6 +15,7 @@ import { createErrorInterceptor } from "./errors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
+import { createShutdownInterceptor } from "./shutdown.ts";
 import { createRequestStats } from "./stats.ts";
 import { createServerTracingInterceptor } from "./tracing.ts";
 
@@ -113,13 +114,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
       stats.interceptor,
       metrics.interceptor,
       createErrorInterceptor(logger),
+      createShutdownInterceptor(shutdown.signal),
       createCallContextInterceptor(limits.maxTimeoutMs),
       ...(options.interceptors ?? []),
     ],
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
-    shutdownSignal: shutdown.signal,
   });
 
   const handle = (
@@ -197,6 +198,21 @@ export async function serve(options: ServeOptions): Promise<Server> {
       session.setTimeout(limits.idleTimeoutMs, () => session.close());
     });
   }
+  // Requests in progress per HTTP/1.1 connection, so that shutdown closes the idle ones at once.
+  const h1Active = new Map<Socket, number>();
+  h1.on("connection", (socket: Socket) => {
+    h1Active.set(socket, 0);
+    socket.once("close", () => h1Active.delete(socket));
+  });
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    h1Active.set(socket, (h1Active.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const active = (h1Active.get(socket) ?? 1) - 1;
+      h1Active.set(socket, active);
+      if (active === 0 && shutdown.signal.aborted) socket.destroy();
+    });
+  });
   h1.on("clientError", (_error, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
     else socket.destroy();
@@ -261,11 +277,15 @@ export async function serve(options: ServeOptions): Promise<Server> {
     metrics,
     shutdownSignal: shutdown.signal,
     async close(graceMs = 5_000) {
+      // Health turns NOT_SERVING first, and health watchers get a moment to hear it.
       health.setAll(ServingStatus.NOT_SERVING);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, graceMs)));
       listener.close();
-      // Streams end on this signal; HTTP/2 clients get GOAWAY and finish their calls in flight.
+      // Open streams end with `unavailable`; unary calls in flight run to completion. HTTP/2
+      // clients get GOAWAY; idle HTTP/1.1 connections close now, busy ones after their response.
       shutdown.abort();
       for (const session of sessions) session.close();
+      for (const [socket, active] of h1Active) if (active === 0) socket.destroy();
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 20));
