@@ -3,6 +3,7 @@ import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobu
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
+import { Counter, Gauge, Registry } from "prom-client";
 import { currentCall } from "./call-context.ts";
 import { startClientSpan } from "./tracing.ts";
 
@@ -62,6 +63,21 @@ const defaultBreaker: BreakerPolicy = {
   openMs: 1_000,
   windowMs: 10_000,
 };
+
+/** The process's outbound metrics; `/metrics` serves them beside the server's own. */
+export const upstreamRegistry = new Registry();
+const breakerGauge = new Gauge({
+  name: "upstream_circuit_breaker_state",
+  help: "State of the circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.",
+  labelNames: ["upstream"],
+  registers: [upstreamRegistry],
+});
+const retryCounter = new Counter({
+  name: "upstream_retries_total",
+  help: "Calls to an upstream tried again after a failure of the instance or the connection.",
+  labelNames: ["upstream"],
+  registers: [upstreamRegistry],
+});
 
 /** The state of an upstream's circuit breaker. */
 export type BreakerState = "closed" | "open" | "half-open";
@@ -140,7 +156,10 @@ export function createUpstream<T extends DescService>(
   const stateOf = (): BreakerState =>
     breaker.opened ? "open" : breaker.halfOpen ? "half-open" : "closed";
   const listeners: ((state: BreakerState) => void)[] = [];
+  const stateValue: Record<BreakerState, number> = { closed: 0, "half-open": 1, open: 2 };
+  breakerGauge.set({ upstream: options.name }, 0);
   const notify = () => {
+    breakerGauge.set({ upstream: options.name }, stateValue[stateOf()]);
     for (const listener of listeners) listener(stateOf());
   };
   breaker.on("open", notify);
@@ -215,6 +234,7 @@ export function createUpstream<T extends DescService>(
               !callSignal?.aborted;
             if (!mayRetry) throw error;
             tokens -= 1;
+            retryCounter.inc({ upstream: options.name });
             await new Promise((resolve) => setTimeout(resolve, backoff));
           }
         }

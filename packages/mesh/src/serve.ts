@@ -9,7 +9,9 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
+import { Registry } from "prom-client";
 import { createCallContextInterceptor } from "./call-context.ts";
+import { upstreamRegistry } from "./clients.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
@@ -146,17 +148,19 @@ export async function serve(options: ServeOptions): Promise<Server> {
       return;
     }
     if (req.method === "GET" && path === "/metrics") {
-      metrics.registry.metrics().then(
-        (text) => {
-          res.statusCode = 200;
-          res.setHeader("content-type", metrics.registry.contentType);
-          res.end(text);
-        },
-        (error: unknown) => {
-          logger.error({ err: error }, "metrics collection failed");
-          sendJson(res, 500, { error: "metrics unavailable" });
-        },
-      );
+      Registry.merge([metrics.registry, upstreamRegistry])
+        .metrics()
+        .then(
+          (text) => {
+            res.statusCode = 200;
+            res.setHeader("content-type", metrics.registry.contentType);
+            res.end(text);
+          },
+          (error: unknown) => {
+            logger.error({ err: error }, "metrics collection failed");
+            sendJson(res, 500, { error: "metrics unavailable" });
+          },
+        );
       return;
     }
     handleRpc(req, res);

@@ -41,7 +41,7 @@ test("the breaker opens on a failing upstream, fails fast, probes once per open 
   let mode: "ok" | "unavailable" = "unavailable";
   const users = await fakeUsers(() => mode);
   const upstream = createUpstream(UserService, {
-    name: "users",
+    name: "users-breaker-test",
     baseUrl: users.server.url,
     retry: { maxAttempts: 1 },
     breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, openMs: 500 },
@@ -50,6 +50,8 @@ test("the breaker opens on a failing upstream, fails fast, probes once per open 
     await assert.rejects(upstream.client.getUser({ id: "u" }), { code: Code.Unavailable });
   }
   assert.equal(upstream.breakerState(), "open");
+  const metrics = await (await fetch(`${users.server.url}/metrics`)).text();
+  assert.match(metrics, /upstream_circuit_breaker_state\{upstream="users-breaker-test"\} 2/);
   const callsWhenOpened = users.state.calls;
 
   const started = performance.now();
