@@ -26,6 +26,15 @@ export interface ServiceDefinition<TTables extends Record<string, unknown>> {
   services: readonly DescService[];
   /** Builds the handlers once the database and the change feed are ready. */
   routes(deps: { database: Database<TTables>; feed: ChangeFeed }): (router: ConnectRouter) => void;
+  /**
+   * Starts the service's background work once it serves (sweeping, expiring); returns the
+   * function that stops it.
+   */
+  background?(deps: {
+    database: Database<TTables>;
+    feed: ChangeFeed;
+    logger: Logger;
+  }): () => Promise<void>;
   /** Runs once after migrations, before serving (seeding the demo catalog, say). */
   prepare?(deps: { database: Database<TTables>; feed: ChangeFeed }): Promise<void>;
 }
@@ -69,6 +78,7 @@ export async function startService<TTables extends Record<string, unknown>>(
     readiness: () => checkDatabase(database, expectedMigrations),
   });
   const stopHealth = watchDatabaseHealth({ database, health: server.health, logger });
+  const stopBackground = definition.background?.({ database, feed, logger });
   const prune = setInterval(() => {
     feed.prune().then(
       (deleted) => {
@@ -81,6 +91,7 @@ export async function startService<TTables extends Record<string, unknown>>(
   return {
     server,
     async stop(graceMs) {
+      await stopBackground?.();
       clearInterval(prune);
       stopHealth();
       await server.close(graceMs);

@@ -9,12 +9,25 @@ export interface Config extends ServerConfig {
   inventoryUrl: string;
   /** Deadline of each call to an upstream, in milliseconds (UPSTREAM_TIMEOUT_MS). */
   upstreamTimeoutMs: number;
+  /** A pending order untouched this long is rolled back (PENDING_TIMEOUT_MS). */
+  pendingTimeoutMs: number;
+  /** How often the sweeper looks for such orders (SWEEP_INTERVAL_MS). */
+  sweepIntervalMs: number;
+  /** How long a request id is remembered (REQUEST_ID_TTL_MS, default 24 h). */
+  requestIdTtlMs: number;
 }
 
 const envSchema = serverEnvSchema.extend({
   USERS_URL: z.url().default("http://localhost:8081"),
   INVENTORY_URL: z.url().default("http://localhost:8083"),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
+  PENDING_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(2_000),
+  REQUEST_ID_TTL_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 60 * 60 * 1000),
 });
 
 /** Reads the service's settings from `env` once; nothing else reads the environment. */
@@ -25,5 +38,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     usersUrl: parsed.USERS_URL,
     inventoryUrl: parsed.INVENTORY_URL,
     upstreamTimeoutMs: parsed.UPSTREAM_TIMEOUT_MS,
+    pendingTimeoutMs: parsed.PENDING_TIMEOUT_MS,
+    sweepIntervalMs: parsed.SWEEP_INTERVAL_MS,
+    requestIdTtlMs: parsed.REQUEST_ID_TTL_MS,
   };
 }

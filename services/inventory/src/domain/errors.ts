@@ -23,9 +23,14 @@ export class InsufficientStockError extends Error {
   }
 }
 
-/** The order already holds a reservation with other items, or one that was released. */
+/** The order already holds a reservation with other items. */
 export class ReservationConflictError extends Error {
   override name = "ReservationConflictError";
+}
+
+/** The order's reservation was released: that order id cannot hold stock again. */
+export class ReservationReleasedError extends Error {
+  override name = "ReservationReleasedError";
 }
 
 /** Every error the inventory domain throws on purpose. */
@@ -33,4 +38,5 @@ export type InventoryDomainError =
   | InvalidInventoryRequestError
   | ProductNotFoundError
   | InsufficientStockError
-  | ReservationConflictError;
+  | ReservationConflictError
+  | ReservationReleasedError;

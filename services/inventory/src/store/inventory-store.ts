@@ -10,6 +10,7 @@ import {
   InsufficientStockError,
   ProductNotFoundError,
   ReservationConflictError,
+  ReservationReleasedError,
 } from "../domain/errors.ts";
 import type {
   InventoryRepository,
@@ -135,7 +136,9 @@ export function createInventoryStore(
         if (existing) {
           const held = toReservation(existing);
           if (held.status === "released") {
-            throw new ReservationConflictError(`the reservation of order ${orderId} was released`);
+            throw new ReservationReleasedError(
+              `the reservation of order ${orderId} was released; it cannot hold stock again`,
+            );
           }
           if (!sameItems(held.items, items)) {
             throw new ReservationConflictError(

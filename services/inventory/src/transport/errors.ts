@@ -6,6 +6,7 @@ import {
   type InventoryDomainError,
   ProductNotFoundError,
   ReservationConflictError,
+  ReservationReleasedError,
 } from "../domain/errors.ts";
 
 /**
@@ -25,6 +26,7 @@ function codeOf(error: InventoryDomainError): Code {
   if (error instanceof ProductNotFoundError) return Code.NotFound;
   if (error instanceof InsufficientStockError) return Code.FailedPrecondition;
   if (error instanceof ReservationConflictError) return Code.FailedPrecondition;
+  if (error instanceof ReservationReleasedError) return Code.Aborted;
   const unhandled: never = error;
   throw new Error(`unmapped domain error ${String(unhandled)}`);
 }
@@ -34,6 +36,7 @@ function isDomainError(error: unknown): error is InventoryDomainError {
     error instanceof InvalidInventoryRequestError ||
     error instanceof ProductNotFoundError ||
     error instanceof InsufficientStockError ||
-    error instanceof ReservationConflictError
+    error instanceof ReservationConflictError ||
+    error instanceof ReservationReleasedError
   );
 }

@@ -1,6 +1,19 @@
 import { createHash, randomUUID } from "node:crypto";
-import { InvalidOrderError, RequestIdReusedError, UserNotEligibleError } from "./errors.ts";
-import type { Order, OrderRepository, RequestedItem, StockKeeper, UserDirectory } from "./order.ts";
+import {
+  InvalidOrderError,
+  OrderRetryLaterError,
+  RequestIdReusedError,
+  StockUnavailableError,
+  UserNotEligibleError,
+} from "./errors.ts";
+import type {
+  Order,
+  OrderRepository,
+  RecordedRequest,
+  RequestedItem,
+  StockKeeper,
+  UserDirectory,
+} from "./order.ts";
 import { isUuid, validItems } from "./validate.ts";
 
 /** The collaborators of CreateOrder. */
@@ -11,9 +24,15 @@ export interface CreateOrderDeps {
 }
 
 /**
- * Places an order: checks the user, reserves the stock (idempotently, keyed by the order id), then
- * stores the order. With a request id (AIP-155) a repeat returns the first order: the order id is
- * derived from the request id, so even a repeat racing the first call reserves once and stores once.
+ * Places an order as a saga over two databases: (1) record it as pending, (2) reserve its stock in
+ * the inventory (idempotent, keyed by the order id), (3) confirm it. A failure at (2) that is
+ * definite (a product short) forgets the pending order; any other failure, or a crash, leaves it
+ * pending, and either a retry with the same request id finishes the saga or the sweeper
+ * (`compensateStaleOrders`) releases the stock and forgets the order. Only step (3) acknowledges.
+ *
+ * With a request id (AIP-155), a repeat gets the first call's order; a repeat that arrives while
+ * the first call is still running joins it (every step is idempotent), so there is never a second
+ * order; the same id with different content is invalid_argument.
  */
 export async function createOrder(
   deps: CreateOrderDeps,
@@ -28,48 +47,74 @@ export async function createOrder(
   const items = validItems(request.items);
   const fingerprint = fingerprintOf(request.userId, items);
 
+  let recorded: RecordedRequest | undefined;
   if (request.requestId !== "") {
-    const earlier = await deps.orders.findByRequestId(request.requestId);
-    if (earlier) return sameRequestOrThrow(earlier, fingerprint, request.requestId);
+    recorded = await deps.orders.findByRequestId(request.requestId);
+    if (recorded) {
+      const done = settled(recorded, fingerprint, request.requestId);
+      if (done) return done;
+    }
   }
 
-  const status = await deps.users.statusOf(request.userId);
-  if (status === undefined) throw new UserNotEligibleError(`user ${request.userId} does not exist`);
-  if (status !== "active") {
-    throw new UserNotEligibleError(`user ${request.userId} is ${status} and cannot place orders`);
-  }
-
-  const id = request.requestId === "" ? randomUUID() : orderIdFor(request.requestId);
-  const prices = await deps.stock.reserve(id, items);
-  const priced = items.map((item) => ({ ...item, unitPriceCents: prices.get(item.sku) ?? 0n }));
-  let stored: { order: Order; requestFingerprint: string };
-  try {
-    stored = await deps.orders.insert({
-      id,
+  if (!recorded) {
+    const status = await deps.users.statusOf(request.userId);
+    if (status === undefined) {
+      throw new UserNotEligibleError(`user ${request.userId} does not exist`);
+    }
+    if (status !== "active") {
+      throw new UserNotEligibleError(`user ${request.userId} is ${status} and cannot place orders`);
+    }
+    const begun = await deps.orders.begin({
+      id: randomUUID(),
       userId: request.userId,
-      items: priced,
-      totalCents: priced.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0n),
+      items,
       requestId: request.requestId,
       requestFingerprint: fingerprint,
     });
+    recorded = begun.recorded;
+    if (!begun.created) {
+      // A concurrent repeat recorded it first: join that saga.
+      const done = settled(recorded, fingerprint, request.requestId);
+      if (done) return done;
+    }
+  }
+
+  const id = recorded.id;
+  let prices: Map<string, bigint>;
+  try {
+    prices = await deps.stock.reserve(id, items);
   } catch (error) {
-    // The order was not stored: give the stock back (idempotent, so a failure here is retried by
-    // the next attempt with the same request id).
-    await deps.stock.release(id).catch(() => {});
+    if (error instanceof StockUnavailableError) {
+      // Nothing was reserved (reservations are all or nothing): the order never happened.
+      await deps.orders.abandon(id);
+    }
     throw error;
   }
-  // Outside the try: when a racing call with this request id but other content stored its order
-  // first, the reservation is that order's and must stay held.
-  return sameRequestOrThrow(stored, fingerprint, request.requestId);
+  const confirmed = await deps.orders.confirm(
+    id,
+    items.map((item) => ({ ...item, unitPriceCents: prices.get(item.sku) ?? 0n })),
+  );
+  if (!confirmed) {
+    throw new OrderRetryLaterError(
+      "the order was rolled back while it was being placed; send the request again",
+    );
+  }
+  return confirmed;
 }
 
-function sameRequestOrThrow(
-  stored: { order: Order; requestFingerprint: string },
+/** The answer for a request id already recorded, or undefined when its saga must go on. */
+function settled(
+  recorded: RecordedRequest,
   fingerprint: string,
   requestId: string,
-): Order {
-  if (stored.requestFingerprint !== fingerprint) throw new RequestIdReusedError(requestId);
-  return stored.order;
+): Order | undefined {
+  if (recorded.requestFingerprint !== fingerprint) throw new RequestIdReusedError(requestId);
+  if (recorded.state === "compensating") {
+    throw new OrderRetryLaterError(
+      "an earlier attempt with this request_id is being rolled back; send the request again shortly",
+    );
+  }
+  return recorded.order;
 }
 
 /** A digest of what was asked for, to tell a true repeat from a reused request id. */
@@ -79,13 +124,4 @@ function fingerprintOf(userId: string, items: readonly RequestedItem[]): string 
     items.map((item) => [item.sku, String(item.quantity)]),
   ]);
   return createHash("sha256").update(canonical).digest("hex");
-}
-
-/** A UUID (version 5 layout) derived from the request id, so that repeats map to one order. */
-export function orderIdFor(requestId: string): string {
-  const hash = createHash("sha1").update(`shop.order.v1:${requestId.toLowerCase()}`).digest();
-  hash[6] = ((hash[6] ?? 0) & 0x0f) | 0x50;
-  hash[8] = ((hash[8] ?? 0) & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

@@ -47,6 +47,11 @@ export class UpstreamUnavailableError extends Error {
   }
 }
 
+/** The order is being rolled back, or was while this call ran: trying again will place it anew. */
+export class OrderRetryLaterError extends Error {
+  override name = "OrderRetryLaterError";
+}
+
 /** A stream asked to follow more orders than allowed. */
 export class TooManyTrackedError extends Error {
   override name = "TooManyTrackedError";
@@ -61,4 +66,5 @@ export type OrderDomainError =
   | RequestIdReusedError
   | OrderNotCancellableError
   | UpstreamUnavailableError
-  | TooManyTrackedError;
+  | TooManyTrackedError
+  | OrderRetryLaterError;

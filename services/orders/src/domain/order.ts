@@ -41,28 +41,51 @@ export interface OrderPage {
   revision: bigint;
 }
 
-/** An order ready to be stored, with the fingerprint of the request that made it. */
-export interface NewOrder {
+/** An order to place, recorded as pending before its stock is reserved. */
+export interface PendingOrder {
   id: string;
   userId: string;
-  items: OrderItem[];
-  totalCents: bigint;
+  items: RequestedItem[];
+  /** Empty when the client sent none: such an order cannot be found again by request. */
   requestId: string;
   requestFingerprint: string;
 }
 
-/** Where orders are kept. */
+/** What a request id found: the order it made (in whatever state) and that request's fingerprint. */
+export interface RecordedRequest {
+  id: string;
+  state: "pending" | "compensating" | "confirmed" | "cancelled";
+  /** The order, once confirmed or cancelled. */
+  order: Order | undefined;
+  requestFingerprint: string;
+}
+
+/** Where orders are kept. Pending and compensating orders are invisible to every read but these. */
 export interface OrderRepository {
   /**
-   * Stores the order unless one with its request id exists; returns the stored order (the
-   * existing one on a repeat) and its request fingerprint.
+   * Records the order as pending, unless its request id is already recorded: then returns what
+   * that request made instead (`created: false`).
    */
-  insert(order: NewOrder): Promise<{ order: Order; requestFingerprint: string }>;
+  begin(order: PendingOrder): Promise<{ created: boolean; recorded: RecordedRequest }>;
+  /**
+   * Confirms a pending order with its prices, making it visible. Returns undefined when the order
+   * is no longer pending (being compensated), the confirmed order when it already was confirmed.
+   */
+  confirm(id: string, items: readonly OrderItem[]): Promise<Order | undefined>;
+  /** Forgets a pending order whose stock could not be reserved. */
+  abandon(id: string): Promise<void>;
+  /**
+   * Marks pending orders untouched for `olderThanMs` as compensating and returns the ids of every
+   * order being compensated (also those a crash left half done).
+   */
+  claimStale(olderThanMs: number, limit: number): Promise<string[]>;
+  /** Deletes an order whose compensation (the release of its stock) is done. */
+  removeCompensated(id: string): Promise<void>;
+  /** Forgets request ids older than `ttlMs`, so that they may be used again. Returns how many. */
+  expireRequestIds(ttlMs: number): Promise<number>;
   get(id: string): Promise<Order | undefined>;
-  /** The order made by a request id and the fingerprint of that request. */
-  findByRequestId(
-    requestId: string,
-  ): Promise<{ order: Order; requestFingerprint: string } | undefined>;
+  /** What a request id made, if it is recorded. */
+  findByRequestId(requestId: string): Promise<RecordedRequest | undefined>;
   /** Newest first, optionally of one user, after `cursor`, with the revision of the read. */
   list(options: {
     userId: string | undefined;

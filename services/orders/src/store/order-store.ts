@@ -5,9 +5,15 @@ import {
   type Database,
   revisionOf,
 } from "@shop/mesh";
-import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
-import type { NewOrder, Order, OrderEvent, OrderRepository } from "../domain/order.ts";
+import type {
+  Order,
+  OrderEvent,
+  OrderRepository,
+  PendingOrder,
+  RecordedRequest,
+} from "../domain/order.ts";
 import { orders, type tables } from "./schema.ts";
 
 type Row = typeof orders.$inferSelect;
@@ -20,58 +26,117 @@ export function createOrderStore(
   const { db, schema } = database;
   const readOnly = { isolationLevel: "repeatable read", accessMode: "read only" } as const;
 
-  const stored = (row: Row) => ({
-    order: toOrder(row),
-    requestFingerprint: row.requestFingerprint,
-  });
+  // Pending and compensating orders were never acknowledged: no read shows them.
+  const acknowledged = inArray(orders.status, ["confirmed", "cancelled"]);
 
   return {
-    async insert(order: NewOrder) {
+    async begin(order: PendingOrder) {
+      const [row] = await db
+        .insert(orders)
+        .values({
+          id: order.id,
+          userId: order.userId,
+          items: order.items.map((item) => ({
+            sku: item.sku,
+            quantity: String(item.quantity),
+            unitPriceCents: "0",
+          })),
+          totalCents: 0n,
+          status: "pending",
+          requestId: order.requestId === "" ? null : order.requestId,
+          requestFingerprint: order.requestFingerprint,
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (row) return { created: true, recorded: recordedOf(row) };
+      const [existing] = await db
+        .select()
+        .from(orders)
+        .where(eq(orders.requestId, order.requestId));
+      if (!existing) throw new Error(`order ${order.id} conflicted but its request cannot be read`);
+      return { created: false, recorded: recordedOf(existing) };
+    },
+
+    async confirm(id, items) {
       return db.transaction(async (tx) => {
         const [row] = await tx
-          .insert(orders)
-          .values({
-            id: order.id,
-            userId: order.userId,
-            items: order.items.map((item) => ({
+          .update(orders)
+          .set({
+            status: "confirmed",
+            items: items.map((item) => ({
               sku: item.sku,
               quantity: String(item.quantity),
               unitPriceCents: String(item.unitPriceCents),
             })),
-            totalCents: order.totalCents,
-            requestId: order.requestId === "" ? null : order.requestId,
-            requestFingerprint: order.requestFingerprint,
+            totalCents: items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0n),
+            createTime: sql`now()`,
+            updateTime: sql`now()`,
           })
-          .onConflictDoNothing()
+          .where(and(eq(orders.id, id), eq(orders.status, "pending")))
           .returning();
         if (row) {
           await appendChanges(tx, schema, [
             { entityId: row.id, type: "created", data: toData(row), partition: row.userId },
           ]);
-          return stored(row);
+          return toOrder(row);
         }
-        // A repeat of the same request (same id, or same request id) got here first.
-        const [existing] = await tx
-          .select()
-          .from(orders)
-          .where(
-            order.requestId === ""
-              ? eq(orders.id, order.id)
-              : eq(orders.requestId, order.requestId),
-          );
-        if (!existing) throw new Error(`order ${order.id} conflicted but cannot be read`);
-        return stored(existing);
+        const [current] = await tx.select().from(orders).where(eq(orders.id, id));
+        return current && visible(current.status) ? toOrder(current) : undefined;
       });
     },
 
+    async abandon(id) {
+      await db.delete(orders).where(and(eq(orders.id, id), eq(orders.status, "pending")));
+    },
+
+    async claimStale(olderThanMs, limit) {
+      return db.transaction(async (tx) => {
+        await tx.execute(sql`
+          update ${orders} set status = 'compensating', update_time = now()
+          where id in (
+            select id from ${orders}
+            where status = 'pending' and update_time < now() - make_interval(secs => ${olderThanMs / 1000})
+            order by update_time limit ${limit}
+            for update skip locked)`);
+        const rows = await tx
+          .select({ id: orders.id })
+          .from(orders)
+          .where(eq(orders.status, "compensating"))
+          .limit(limit);
+        return rows.map((row) => row.id);
+      });
+    },
+
+    async removeCompensated(id) {
+      await db.delete(orders).where(and(eq(orders.id, id), eq(orders.status, "compensating")));
+    },
+
+    async expireRequestIds(ttlMs) {
+      const rows = await db
+        .update(orders)
+        .set({ requestId: null })
+        .where(
+          and(
+            isNotNull(orders.requestId),
+            inArray(orders.status, ["confirmed", "cancelled"]),
+            lt(orders.createTime, sql`now() - make_interval(secs => ${ttlMs / 1000})`),
+          ),
+        )
+        .returning({ id: orders.id });
+      return rows.length;
+    },
+
     async get(id) {
-      const [row] = await db.select().from(orders).where(eq(orders.id, id));
+      const [row] = await db
+        .select()
+        .from(orders)
+        .where(and(eq(orders.id, id), acknowledged));
       return row && toOrder(row);
     },
 
     async findByRequestId(requestId) {
       const [row] = await db.select().from(orders).where(eq(orders.requestId, requestId));
-      return row && stored(row);
+      return row && recordedOf(row);
     },
 
     async list({ userId, cursor, limit }) {
@@ -81,6 +146,7 @@ export function createOrderStore(
           .from(orders)
           .where(
             and(
+              acknowledged,
               userId === undefined ? undefined : eq(orders.userId, userId),
               cursor === undefined ? undefined : lt(orders.seq, BigInt(cursor)),
             ),
@@ -102,7 +168,7 @@ export function createOrderStore(
         const rows = await tx
           .select()
           .from(orders)
-          .where(userId === undefined ? undefined : eq(orders.userId, userId))
+          .where(and(acknowledged, userId === undefined ? undefined : eq(orders.userId, userId)))
           .orderBy(desc(orders.seq));
         return { orders: rows.map(toOrder), revision: await revisionOf(tx, schema) };
       }, readOnly);
@@ -130,7 +196,7 @@ export function createOrderStore(
           .returning();
         if (!row) {
           const [current] = await tx.select().from(orders).where(eq(orders.id, id));
-          if (!current) throw new OrderNotFoundError(id);
+          if (!current || !visible(current.status)) throw new OrderNotFoundError(id);
           throw new OrderNotCancellableError(id, current.status);
         }
         await appendChanges(tx, schema, [
@@ -148,13 +214,26 @@ export function createOrderStore(
   };
 }
 
+function visible(status: Row["status"]): boolean {
+  return status === "confirmed" || status === "cancelled";
+}
+
+function recordedOf(row: Row): RecordedRequest {
+  return {
+    id: row.id,
+    state: row.status,
+    order: visible(row.status) ? toOrder(row) : undefined,
+    requestFingerprint: row.requestFingerprint,
+  };
+}
+
 /** The order as stored in the change log: JSON, with bigints and dates as strings. */
 interface OrderData {
   id: string;
   userId: string;
   items: { sku: string; quantity: string; unitPriceCents: string }[];
   totalCents: string;
-  status: Order["status"];
+  status: Row["status"];
   createTime: string;
   updateTime: string;
   version: string;
@@ -185,7 +264,7 @@ function fromData(data: OrderData): Order {
       unitPriceCents: BigInt(item.unitPriceCents),
     })),
     totalCents: BigInt(data.totalCents),
-    status: data.status,
+    status: data.status === "cancelled" ? "cancelled" : "confirmed",
     createTime: new Date(data.createTime),
     updateTime: new Date(data.updateTime),
     version: BigInt(data.version),

@@ -14,7 +14,14 @@ import {
 /** The orders service owns this PostgreSQL schema and nothing outside it. */
 export const ordersSchema = pgSchema("orders");
 
-export const orderStatus = ordersSchema.enum("order_status", ["confirmed", "cancelled"]);
+// pending: written before the stock is reserved, invisible to readers; compensating: being rolled
+// back by the sweeper. Only confirmed and cancelled orders were ever acknowledged to a client.
+export const orderStatus = ordersSchema.enum("order_status", [
+  "confirmed",
+  "cancelled",
+  "pending",
+  "compensating",
+]);
 
 export const orders = ordersSchema.table(
   "orders",
@@ -37,7 +44,10 @@ export const orders = ordersSchema.table(
     updateTime: timestamp("update_time", { withTimezone: true }).notNull().defaultNow(),
     version: bigint("version", { mode: "bigint" }).notNull().default(sql`1`),
   },
-  (table) => [index("orders_user_seq_idx").on(table.userId, table.seq)],
+  (table) => [
+    index("orders_user_seq_idx").on(table.userId, table.seq),
+    index("orders_status_update_time_idx").on(table.status, table.updateTime),
+  ],
 );
 
 export const changes = changeLogTable(ordersSchema);

@@ -5,6 +5,7 @@ import {
   type OrderDomainError,
   OrderNotCancellableError,
   OrderNotFoundError,
+  OrderRetryLaterError,
   RequestIdReusedError,
   StockUnavailableError,
   TooManyTrackedError,
@@ -32,6 +33,7 @@ function codeOf(error: OrderDomainError): Code {
   if (error instanceof StockUnavailableError) return Code.FailedPrecondition;
   if (error instanceof OrderNotCancellableError) return Code.FailedPrecondition;
   if (error instanceof TooManyTrackedError) return Code.ResourceExhausted;
+  if (error instanceof OrderRetryLaterError) return Code.Aborted;
   if (error instanceof UpstreamUnavailableError) {
     return error.timedOut ? Code.DeadlineExceeded : Code.Unavailable;
   }
@@ -48,6 +50,7 @@ function isDomainError(error: unknown): error is OrderDomainError {
     error instanceof StockUnavailableError ||
     error instanceof OrderNotCancellableError ||
     error instanceof TooManyTrackedError ||
+    error instanceof OrderRetryLaterError ||
     error instanceof UpstreamUnavailableError
   );
 }

@@ -1,6 +1,6 @@
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
-import { StockUnavailableError } from "../domain/errors.ts";
+import { OrderRetryLaterError, StockUnavailableError } from "../domain/errors.ts";
 import type { StockKeeper } from "../domain/order.ts";
 import { upstreamFailure } from "./upstream-errors.ts";
 
@@ -16,6 +16,13 @@ export function createStockKeeper(client: Client<typeof InventoryService>): Stoc
         if (error instanceof ConnectError) {
           if (error.code === Code.NotFound || error.code === Code.FailedPrecondition) {
             throw new StockUnavailableError(error.rawMessage, { cause: error });
+          }
+          // The order's reservation was released by a rollback racing this call.
+          if (error.code === Code.Aborted) {
+            throw new OrderRetryLaterError(
+              "the order was rolled back while it was being placed; send the request again",
+              { cause: error },
+            );
           }
         }
         throw upstreamFailure("inventory", error) ?? error;
