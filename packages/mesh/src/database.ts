@@ -39,8 +39,9 @@ export async function applyMigrations(
   database: Database<Record<string, unknown>>,
   folder: string,
 ): Promise<void> {
-  // Replicas starting together would race on the same migrations: one runs them, the others wait.
-  const key = `migrate:${database.schema}`;
+  // Services and replicas starting together would race on the same migrations and on the shared
+  // journal schema: one migrates at a time, the others wait.
+  const key = "migrate:shop";
   const session = await database.sql.reserve();
   try {
     await session`select pg_advisory_lock(hashtext(${key}))`;

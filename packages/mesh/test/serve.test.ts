@@ -5,7 +5,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as connectTcp } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { Code, createClient, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -226,12 +226,19 @@ describe("health Watch", () => {
       const health = createClient(Health, createGrpcTransport({ baseUrl: probe.server.url }));
       const statuses: Status[] = [];
       const watching = (async () => {
-        for await (const response of health.watch({})) statuses.push(response.status);
+        try {
+          for await (const response of health.watch({})) statuses.push(response.status);
+          return undefined;
+        } catch (error) {
+          return ConnectError.from(error);
+        }
       })();
       await waitFor(() => statuses.at(-1) === Status.SERVING, { message: "never SERVING" });
       stopped = probe.stop(2_000);
-      await watching;
+      const ending = await watching;
       assert.equal(statuses.at(-1), Status.NOT_SERVING, `statuses seen: ${statuses.join(", ")}`);
+      // The stream then ends; if with an error, with the one that tells the client to reconnect.
+      if (ending) assert.equal(Code[ending.code], Code[Code.Unavailable], ending.message);
     } finally {
       await (stopped ?? probe.stop(100));
     }

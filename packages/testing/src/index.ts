@@ -103,3 +103,10 @@ export async function readMetric(
   }
   return sum;
 }
+export {
+  freePort,
+  type ServiceProcess,
+  startServiceProcess,
+  waitUntilServing,
+} from "./processes.ts";
+export * from "./rpc.ts";

@@ -182,7 +182,7 @@ export function createOrderStore(
             : await tx
                 .select()
                 .from(orders)
-                .where(inArray(orders.id, [...ids]));
+                .where(and(acknowledged, inArray(orders.id, [...ids])));
         return { orders: rows.map(toOrder), revision: await revisionOf(tx, schema) };
       }, readOnly);
     },

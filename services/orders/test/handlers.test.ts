@@ -1,0 +1,256 @@
+// OrderService's handlers through an in-memory Connect transport, with the mesh's error
+// interceptor in front as in production: the code a client sees for each domain outcome.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { describe, test } from "node:test";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
+import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
+import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
+import { createErrorInterceptor, createLogger } from "@shop/mesh";
+import { createRequestStream, expectCode } from "@shop/testing";
+import { OrderRetryLaterError, UpstreamUnavailableError } from "../src/domain/errors.ts";
+import { orderRoutes } from "../src/transport/routes.ts";
+import {
+  createFakeOrderRepository,
+  createFakeStockKeeper,
+  createFakeUserDirectory,
+} from "./fakes.ts";
+
+const alice = randomUUID();
+const suspended = randomUUID();
+
+function setup() {
+  const deps = {
+    orders: createFakeOrderRepository(),
+    users: createFakeUserDirectory({ [alice]: "active", [suspended]: "suspended" }),
+    stock: createFakeStockKeeper({
+      TEA: { priceCents: 500n, stock: 10n },
+      MUG: { priceCents: 1200n, stock: 3n },
+    }),
+  };
+  const transport = createRouterTransport(orderRoutes(deps), {
+    router: { interceptors: [createErrorInterceptor(createLogger("orders-test", "silent"))] },
+  });
+  return { ...deps, client: createClient(OrderService, transport) };
+}
+
+const items = [{ sku: "TEA", quantity: 2n }];
+
+describe("CreateOrder", () => {
+  test("returns the confirmed order with its total", async () => {
+    const { client } = setup();
+    const { order } = await client.createOrder({ userId: alice, items, requestId: randomUUID() });
+    assert.equal(order?.status, OrderStatus.CONFIRMED);
+    assert.equal(order?.totalCents, 1000n);
+    assert.equal(order?.items[0]?.unitPriceCents, 500n);
+  });
+
+  for (const [name, userId] of [
+    ["an unknown user", randomUUID()],
+    ["a malformed user id", "nobody"],
+    ["a suspended user", suspended],
+  ] as const) {
+    test(`${name} is failed_precondition`, async () => {
+      const { client, stock } = setup();
+      await expectCode(client.createOrder({ userId, items }), Code.FailedPrecondition);
+      assert.equal(stock.stock("TEA"), 10n);
+    });
+  }
+
+  test("short stock is failed_precondition and the message names the product", async () => {
+    const { client } = setup();
+    const error = await expectCode(
+      client.createOrder({ userId: alice, items: [{ sku: "MUG", quantity: 4n }] }),
+      Code.FailedPrecondition,
+    );
+    assert.match(error.rawMessage, /MUG/);
+  });
+
+  const invalid = [
+    { name: "no items", request: { userId: alice, items: [] } },
+    { name: "a quantity of 0", request: { userId: alice, items: [{ sku: "TEA", quantity: 0n }] } },
+    {
+      name: "a duplicate sku",
+      request: {
+        userId: alice,
+        items: [
+          { sku: "TEA", quantity: 1n },
+          { sku: "TEA", quantity: 1n },
+        ],
+      },
+    },
+    { name: "a malformed request_id", request: { userId: alice, items, requestId: "retry-1" } },
+  ];
+  for (const { name, request } of invalid) {
+    test(`${name} is invalid_argument`, async () => {
+      const { client, stock } = setup();
+      await expectCode(client.createOrder(request), Code.InvalidArgument);
+      assert.equal(stock.stock("TEA"), 10n);
+    });
+  }
+
+  test("a request_id reused with other items is invalid_argument", async () => {
+    const { client } = setup();
+    const requestId = randomUUID();
+    await client.createOrder({ userId: alice, items, requestId });
+    const error = await expectCode(
+      client.createOrder({ userId: alice, items: [{ sku: "TEA", quantity: 3n }], requestId }),
+      Code.InvalidArgument,
+    );
+    assert.match(error.rawMessage, /request_id/);
+  });
+
+  test("a users service that is down is unavailable", async () => {
+    const { client, users } = setup();
+    users.failNext(
+      new UpstreamUnavailableError("the users service is unavailable; retry later", {
+        timedOut: false,
+      }),
+    );
+    const error = await expectCode(client.createOrder({ userId: alice, items }), Code.Unavailable);
+    assert.equal(error.rawMessage, "the users service is unavailable; retry later");
+  });
+
+  test("a users service that does not answer in time is deadline_exceeded", async () => {
+    const { client, users } = setup();
+    users.failNext(
+      new UpstreamUnavailableError("the users service did not answer in time", { timedOut: true }),
+    );
+    await expectCode(client.createOrder({ userId: alice, items }), Code.DeadlineExceeded);
+  });
+
+  test("an inventory that is down is unavailable, one that is slow deadline_exceeded", async () => {
+    const { client, stock } = setup();
+    stock.failNext("reserve", new UpstreamUnavailableError("inventory down", { timedOut: false }));
+    await expectCode(client.createOrder({ userId: alice, items }), Code.Unavailable);
+    stock.failNext("reserve", new UpstreamUnavailableError("inventory slow", { timedOut: true }));
+    await expectCode(client.createOrder({ userId: alice, items }), Code.DeadlineExceeded);
+  });
+
+  test("an order rolled back while it was being placed is aborted, and says to retry", async () => {
+    const { client, stock } = setup();
+    stock.failNext(
+      "reserve",
+      new OrderRetryLaterError(
+        "the order was rolled back while it was being placed; send the request again",
+      ),
+    );
+    const error = await expectCode(
+      client.createOrder({ userId: alice, items, requestId: randomUUID() }),
+      Code.Aborted,
+    );
+    assert.match(error.rawMessage, /again/);
+  });
+
+  test("an unexpected repository error is internal, with nothing but a generic message", async () => {
+    const { client, orders, stock } = setup();
+    orders.failNext(
+      "begin",
+      new Error(
+        'duplicate key value violates unique constraint "orders_pkey" at /srv/orders/store.ts:40',
+      ),
+    );
+    const error = await expectCode(client.createOrder({ userId: alice, items }), Code.Internal);
+    assert.equal(error.rawMessage, "internal error");
+    assert.equal(stock.stock("TEA"), 10n);
+  });
+});
+
+describe("GetOrder", () => {
+  for (const id of [randomUUID(), "", "not-a-uuid"]) {
+    test(`${JSON.stringify(id.slice(0, 10))} is not_found`, async () => {
+      const { client } = setup();
+      await expectCode(client.getOrder({ id }), Code.NotFound);
+    });
+  }
+
+  test("an unexpected repository error is internal with a generic message", async () => {
+    const { client, orders } = setup();
+    orders.failNext("get", new Error("syntax error at or near SELECT"));
+    const error = await expectCode(client.getOrder({ id: randomUUID() }), Code.Internal);
+    assert.equal(error.rawMessage, "internal error");
+  });
+});
+
+describe("CancelOrder", () => {
+  test("an unknown order is not_found", async () => {
+    const { client } = setup();
+    await expectCode(client.cancelOrder({ id: randomUUID() }), Code.NotFound);
+  });
+
+  test("cancelling twice is failed_precondition, and the stock comes back once", async () => {
+    const { client, stock } = setup();
+    const { order } = await client.createOrder({ userId: alice, items });
+    const { order: cancelled } = await client.cancelOrder({ id: order?.id ?? "" });
+    assert.equal(cancelled?.status, OrderStatus.CANCELLED);
+    await expectCode(client.cancelOrder({ id: order?.id ?? "" }), Code.FailedPrecondition);
+    assert.equal(stock.stock("TEA"), 10n);
+  });
+
+  test("an inventory that is down is unavailable and the order stays confirmed", async () => {
+    const { client, stock } = setup();
+    const { order } = await client.createOrder({ userId: alice, items });
+    stock.failNext("release", new UpstreamUnavailableError("inventory down", { timedOut: false }));
+    await expectCode(client.cancelOrder({ id: order?.id ?? "" }), Code.Unavailable);
+    const { order: current } = await client.getOrder({ id: order?.id ?? "" });
+    assert.equal(current?.status, OrderStatus.CONFIRMED);
+  });
+});
+
+describe("ListOrders", () => {
+  test("a forged page_token is invalid_argument", async () => {
+    const { client } = setup();
+    await expectCode(client.listOrders({ pageToken: "forged" }), Code.InvalidArgument);
+    await expectCode(
+      client.listOrders({ pageToken: Buffer.from('{"after":"1 or 1=1"}').toString("base64url") }),
+      Code.InvalidArgument,
+    );
+  });
+
+  test("a negative page_size is invalid_argument", async () => {
+    const { client } = setup();
+    await expectCode(client.listOrders({ pageSize: -5 }), Code.InvalidArgument);
+  });
+
+  test("a malformed user_id lists nothing", async () => {
+    const { client } = setup();
+    await client.createOrder({ userId: alice, items });
+    const { orders } = await client.listOrders({ userId: "nobody" });
+    assert.deepEqual(orders, []);
+  });
+});
+
+describe("streams", () => {
+  test("WatchOrders with a negative start_revision is invalid_argument", async () => {
+    const { client } = setup();
+    const read = async () => {
+      for await (const _ of client.watchOrders({ startRevision: -1n })) return;
+    };
+    await expectCode(read(), Code.InvalidArgument);
+  });
+
+  test("TrackOrders following more than 1000 orders is resource_exhausted", async () => {
+    const { client } = setup();
+    const requests = createRequestStream<{ addOrderIds: string[] }>();
+    requests.push({ addOrderIds: Array.from({ length: 1001 }, () => randomUUID()) });
+    const read = async () => {
+      // Reads past the first (empty) batch until the stream fails, or gives up after 5 s.
+      for await (const _ of client.trackOrders(requests, { signal: AbortSignal.timeout(5_000) })) {
+      }
+    };
+    await expectCode(read(), Code.ResourceExhausted);
+  });
+
+  test("a repository error inside a stream is internal with a generic message", async () => {
+    const { client, orders } = setup();
+    orders.failNext(
+      "snapshot",
+      new Error("connection to /var/run/postgresql failed: permission denied"),
+    );
+    const read = async () => {
+      for await (const _ of client.watchOrders({ startRevision: 0n })) return;
+    };
+    const error = await expectCode(read(), Code.Internal);
+    assert.equal(error.rawMessage, "internal error");
+  });
+});

@@ -1,0 +1,150 @@
+import { randomUUID } from "node:crypto";
+import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../src/domain/errors.ts";
+import type {
+  NewUser,
+  User,
+  UserEvent,
+  UserEventBatch,
+  UserPatch,
+  UserRepository,
+} from "../src/domain/user.ts";
+
+/** The in-memory repository plus what a test needs to look inside it or make it fail. */
+export interface FakeUserRepository extends UserRepository {
+  /** Every stored user, in creation order. */
+  all(): User[];
+  /** The revision of the last recorded change. */
+  revision(): bigint;
+  /** Makes the next call of `method` throw `error` (a database that fails, say). */
+  failNext(method: keyof UserRepository, error: Error): void;
+}
+
+/**
+ * Keeps users and their change log in memory with the semantics the domain relies on from the
+ * PostgreSQL store: all-or-nothing inserts, case-insensitive unique emails, versions that grow by
+ * one per update, and a change log whose revisions grow strictly.
+ */
+export function createFakeUserRepository(): FakeUserRepository {
+  const users: User[] = [];
+  const log: UserEvent[] = [];
+  const waiters = new Set<() => void>();
+  const failures = new Map<keyof UserRepository, Error>();
+  let clock = Date.UTC(2024, 0, 1);
+  // Every write happens a second after the previous one, so timestamps differ and never go back.
+  const tick = () => {
+    clock += 1000;
+    return new Date(clock);
+  };
+
+  const failIfAsked = (method: keyof UserRepository) => {
+    const error = failures.get(method);
+    if (error) {
+      failures.delete(method);
+      throw error;
+    }
+  };
+  const record = (type: UserEvent["type"], user: User) => {
+    log.push({ type, user: { ...user }, revision: BigInt(log.length + 1) });
+    for (const wake of waiters) wake();
+  };
+  const emailTaken = (email: string, except?: string) =>
+    users.some((user) => user.id !== except && user.email.toLowerCase() === email.toLowerCase());
+
+  return {
+    all: () => users.map((user) => ({ ...user })),
+    revision: () => BigInt(log.length),
+    failNext(method, error) {
+      failures.set(method, error);
+    },
+
+    async insert(newUsers: readonly NewUser[]) {
+      failIfAsked("insert");
+      const seen = new Set<string>();
+      for (const user of newUsers) {
+        const key = user.email.toLowerCase();
+        if (seen.has(key) || emailTaken(user.email)) throw new EmailTakenError(user.email);
+        seen.add(key);
+      }
+      const created = newUsers.map((user): User => {
+        const now = tick();
+        return {
+          id: randomUUID(),
+          ...user,
+          status: "active",
+          createTime: now,
+          updateTime: now,
+          version: 1n,
+        };
+      });
+      for (const user of created) {
+        users.push(user);
+        record("created", user);
+      }
+      return created.map((user) => ({ ...user }));
+    },
+
+    async get(id) {
+      failIfAsked("get");
+      const user = users.find((candidate) => candidate.id === id);
+      return user && { ...user };
+    },
+
+    async list({ cursor, limit }) {
+      failIfAsked("list");
+      const start = cursor === undefined ? 0 : Number(cursor);
+      const page = users.slice(start, start + limit);
+      return {
+        users: page.map((user) => ({ ...user })),
+        nextCursor: start + limit < users.length ? String(start + limit) : undefined,
+        revision: BigInt(log.length),
+      };
+    },
+
+    async snapshot() {
+      failIfAsked("snapshot");
+      return { users: users.map((user) => ({ ...user })), revision: BigInt(log.length) };
+    },
+
+    async update(id, expectedVersion, patch: UserPatch) {
+      failIfAsked("update");
+      const user = users.find((candidate) => candidate.id === id);
+      if (!user) throw new UserNotFoundError(id);
+      if (user.version !== expectedVersion) {
+        throw new VersionMismatchError(id, expectedVersion, user.version);
+      }
+      if (patch.email !== undefined && emailTaken(patch.email, id)) {
+        throw new EmailTakenError(patch.email);
+      }
+      Object.assign(user, patch, {
+        version: user.version + 1n,
+        updateTime: tick(),
+      });
+      record("updated", user);
+      return { ...user };
+    },
+
+    async *changes(after, signal): AsyncGenerator<UserEventBatch> {
+      failIfAsked("changes");
+      let cursor = after;
+      let first = true;
+      while (!signal.aborted) {
+        const events = log.filter((event) => event.revision > cursor);
+        if (events.length > 0 || first) {
+          first = false;
+          cursor = events.at(-1)?.revision ?? cursor;
+          yield { events, revision: cursor };
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            waiters.delete(done);
+            signal.removeEventListener("abort", done);
+            resolve();
+          };
+          waiters.add(done);
+          signal.addEventListener("abort", done);
+        });
+      }
+    },
+  };
+}
