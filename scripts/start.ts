@@ -1,7 +1,8 @@
 // `npm start`: the whole shop on one machine. Starts the embedded PostgreSQL (unless DATABASE_URL
 // names another server), then the three services, each in its own process, waits until every one
-// reports SERVING over grpc.health.v1, and prints the URLs and how long it took. Ctrl-C stops
-// everything in order. A service that crashes is restarted with backoff.
+// reports SERVING over grpc.health.v1, then serves the dashboard's production build (built first
+// when missing or out of date) with `next start`, and prints the URLs and how long it took. Ctrl-C
+// stops everything in order. A process that crashes is restarted with backoff.
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -11,6 +12,12 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import { resolveDatabaseUrl } from "@shop/local-postgres";
 import { z } from "zod";
+import {
+  dashboardDir,
+  dashboardNextArgs,
+  ensureDashboardBuild,
+  waitForDashboard,
+} from "./dashboard.ts";
 
 const startedAt = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -23,24 +30,78 @@ const env = z
     USERS_PORT: z.coerce.number().int().default(8081),
     ORDERS_PORT: z.coerce.number().int().default(8082),
     INVENTORY_PORT: z.coerce.number().int().default(8083),
+    DASHBOARD_PORT: z.coerce.number().int().default(3000),
+    CORS_ORIGINS: z.string().default("http://localhost:3000,http://127.0.0.1:3000"),
     LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
   })
   .parse(process.env);
 
-const services = [
-  { name: "users", port: env.USERS_PORT, env: {} },
-  { name: "inventory", port: env.INVENTORY_PORT, env: {} },
+// The browser calls the services straight from the dashboard's pages: allow its origins.
+const corsOrigins = [
+  ...new Set([
+    ...env.CORS_ORIGINS.split(",")
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+    `http://localhost:${env.DASHBOARD_PORT}`,
+    `http://127.0.0.1:${env.DASHBOARD_PORT}`,
+  ]),
+].join(",");
+
+interface Managed {
+  name: string;
+  port: number;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+}
+
+const serviceMain = (name: string) => [path.join(root, "services", name, "src", "main.ts")];
+const services: Managed[] = [
+  {
+    name: "users",
+    port: env.USERS_PORT,
+    args: serviceMain("users"),
+    cwd: root,
+    env: { CORS_ORIGINS: corsOrigins },
+  },
+  {
+    name: "inventory",
+    port: env.INVENTORY_PORT,
+    args: serviceMain("inventory"),
+    cwd: root,
+    env: { CORS_ORIGINS: corsOrigins },
+  },
   {
     name: "orders",
     port: env.ORDERS_PORT,
+    args: serviceMain("orders"),
+    cwd: root,
     env: {
+      CORS_ORIGINS: corsOrigins,
       USERS_URL: `http://127.0.0.1:${env.USERS_PORT}`,
       INVENTORY_URL: `http://127.0.0.1:${env.INVENTORY_PORT}`,
     },
   },
-] as const;
+];
+// The pages run in the browser: it reaches the services at these URLs.
+const dashboard: Managed = {
+  name: "dashboard",
+  port: env.DASHBOARD_PORT,
+  args: dashboardNextArgs(env.DASHBOARD_PORT),
+  cwd: dashboardDir,
+  env: {
+    NODE_ENV: "production",
+    NEXT_TELEMETRY_DISABLED: "1",
+    USERS_URL: `http://localhost:${env.USERS_PORT}`,
+    ORDERS_URL: `http://localhost:${env.ORDERS_PORT}`,
+    INVENTORY_URL: `http://localhost:${env.INVENTORY_PORT}`,
+  },
+};
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+// The dashboard builds (only when its build is missing or out of date) while the rest starts.
+const built = ensureDashboardBuild(say);
+built.catch(() => {});
 const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
 say(
   env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`,
@@ -63,21 +124,17 @@ if (database.local) {
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
-function launch(service: (typeof services)[number], attempt = 0): void {
-  const child = spawn(
-    process.execPath,
-    [path.join(root, "services", service.name, "src", "main.ts")],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        ...service.env,
-        PORT: String(service.port),
-        DATABASE_URL: database.url,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+function launch(service: Managed, attempt = 0): void {
+  const child = spawn(process.execPath, service.args, {
+    cwd: service.cwd,
+    env: {
+      ...process.env,
+      ...service.env,
+      PORT: String(service.port),
+      DATABASE_URL: database.url,
     },
-  );
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.set(service.name, child);
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => say(formatLog(service.name, line)));
@@ -124,7 +181,7 @@ function formatLog(name: string, line: string): string {
   }
 }
 
-async function waitUntilServing(service: (typeof services)[number]): Promise<void> {
+async function waitUntilServing(service: Managed): Promise<void> {
   const health = createClient(
     Health,
     createGrpcTransport({ baseUrl: `http://127.0.0.1:${service.port}` }),
@@ -169,7 +226,13 @@ process.on("SIGTERM", () => void stop("SIGTERM"));
 // Users and inventory first: orders calls both.
 for (const service of services) launch(service);
 try {
-  await Promise.all(services.map(waitUntilServing));
+  // The dashboard needs no service to start: it comes up alongside them.
+  await built;
+  launch(dashboard);
+  await Promise.all([
+    ...services.map(waitUntilServing),
+    waitForDashboard(`http://127.0.0.1:${dashboard.port}/`),
+  ]);
 } catch (error) {
   say(`startup failed: ${(error as Error).message}`);
   await stop("startup failure");
@@ -177,8 +240,8 @@ try {
 
 const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
 say("");
-say(`shop ready in ${seconds} s: all services SERVING`);
-for (const service of services) {
+say(`shop ready in ${seconds} s: all services SERVING, dashboard up`);
+for (const service of [...services, dashboard]) {
   say(`  ${service.name.padEnd(10)} http://localhost:${service.port}`);
 }
 say("");

@@ -1,0 +1,99 @@
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { Health, type HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import type { Product } from "@shop/api/shop/inventory/v1/inventory_pb";
+import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
+import { StatsService, type WatchStatsResponse } from "@shop/api/shop/mesh/v1/stats_service_pb";
+import type { Order } from "@shop/api/shop/order/v1/order_pb";
+import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
+import type { User } from "@shop/api/shop/user/v1/user_pb";
+import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { createLiveCollection, type LiveCollection } from "./live-collection.ts";
+import { createLiveValue, type LiveValue } from "./live-value.ts";
+import { type ServiceName, type ServiceUrls, serviceNames } from "./service-urls.ts";
+import { orderSource, productSource, userSource } from "./sources.ts";
+
+/** Everything the pages use: the clients for actions, and the live streams. */
+export interface Shop {
+  urls: ServiceUrls;
+  users: Client<typeof UserService>;
+  orders: Client<typeof OrderService>;
+  inventory: Client<typeof InventoryService>;
+  userList: LiveCollection<User>;
+  orderList: LiveCollection<Order>;
+  productList: LiveCollection<Product>;
+  /** grpc.health.v1.Health/Watch of each service; started by the pages that show it. */
+  health: Record<ServiceName, LiveValue<HealthCheckResponse_ServingStatus>>;
+  /** WatchStats of each service; started by the pages that show them. */
+  stats: Record<ServiceName, LiveValue<WatchStatsResponse>>;
+  start(): void;
+  stop(): void;
+}
+
+const statsIntervalMs = 1_000;
+
+/**
+ * Builds the browser side of the dashboard: Connect clients (over fetch, straight to the services)
+ * and the live collections and values fed by the services' streams. Nothing opens until `start()`.
+ */
+export function createShop(urls: ServiceUrls): Shop {
+  const transports = Object.fromEntries(
+    serviceNames.map((name) => [name, createConnectTransport({ baseUrl: urls[name] })]),
+  ) as Record<ServiceName, Transport>;
+  const users = createClient(UserService, transports.users);
+  const orders = createClient(OrderService, transports.orders);
+  const inventory = createClient(InventoryService, transports.inventory);
+
+  const perService = <T>(make: (transport: Transport) => T) =>
+    Object.fromEntries(serviceNames.map((name) => [name, make(transports[name])])) as Record<
+      ServiceName,
+      T
+    >;
+  const health = perService((transport) => {
+    const client = createClient(Health, transport);
+    return createLiveValue(async function* (signal) {
+      for await (const response of client.watch({ service: "" }, { signal })) {
+        yield response.status;
+      }
+    });
+  });
+  const stats = perService((transport) => {
+    const client = createClient(StatsService, transport);
+    return createLiveValue((signal) =>
+      client.watchStats({ intervalMs: statsIntervalMs }, { signal }),
+    );
+  });
+
+  const userList = createLiveCollection(userSource(users));
+  const orderList = createLiveCollection(orderSource(orders));
+  const productList = createLiveCollection(productSource(inventory));
+  // Browsers open at most six HTTP/1.1 connections per service, shared by all tabs, and every open
+  // stream holds one: a page keeps one per service open, the overview three.
+  const always = [userList, orderList, productList];
+  // Back online after the network dropped: reconnect now rather than when the backoff ends.
+  const reconnectAll = () => {
+    for (const stream of [...always, ...Object.values(health), ...Object.values(stats)]) {
+      stream.retryNow();
+    }
+  };
+
+  return {
+    urls,
+    users,
+    orders,
+    inventory,
+    userList,
+    orderList,
+    productList,
+    health,
+    stats,
+    start() {
+      for (const stream of always) stream.start();
+      window.addEventListener("online", reconnectAll);
+    },
+    stop() {
+      window.removeEventListener("online", reconnectAll);
+      for (const stream of always) stream.stop();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import type { Client } from "@connectrpc/connect";
+import type { Product } from "@shop/api/shop/inventory/v1/inventory_pb";
+import type { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
+import type { Order } from "@shop/api/shop/order/v1/order_pb";
+import type { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
+import type { User } from "@shop/api/shop/user/v1/user_pb";
+import type { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import type { CollectionSource } from "./live-collection.ts";
+
+const pageSize = 500;
+
+/** The users of UserService, watched by WatchUsers and listed by ListUsers. */
+export function userSource(client: Client<typeof UserService>): CollectionSource<User> {
+  return {
+    key: (user) => user.id,
+    version: (user) => user.version,
+    async *watch(startRevision, signal) {
+      for await (const response of client.watchUsers({ startRevision }, { signal })) {
+        yield {
+          revision: response.revision,
+          events: response.events.map((event) => ({
+            type: event.type,
+            item: event.user,
+            revision: event.revision,
+          })),
+        };
+      }
+    },
+    async list(pageToken, signal) {
+      const page = await client.listUsers({ pageSize, pageToken }, { signal });
+      return { items: page.users, nextPageToken: page.nextPageToken, revision: page.revision };
+    },
+  };
+}
+
+/** All orders of OrderService, watched by WatchOrders and listed by ListOrders. */
+export function orderSource(client: Client<typeof OrderService>): CollectionSource<Order> {
+  return {
+    key: (order) => order.id,
+    version: (order) => order.version,
+    async *watch(startRevision, signal) {
+      for await (const response of client.watchOrders({ startRevision }, { signal })) {
+        yield {
+          revision: response.revision,
+          events: response.events.map((event) => ({
+            type: event.type,
+            item: event.order,
+            revision: event.revision,
+          })),
+        };
+      }
+    },
+    async list(pageToken, signal) {
+      const page = await client.listOrders({ pageSize, pageToken }, { signal });
+      return { items: page.orders, nextPageToken: page.nextPageToken, revision: page.revision };
+    },
+  };
+}
+
+/** The catalog of InventoryService with its stock, watched by WatchStock. */
+export function productSource(client: Client<typeof InventoryService>): CollectionSource<Product> {
+  return {
+    key: (product) => product.sku,
+    version: (product) => product.version,
+    async *watch(startRevision, signal) {
+      for await (const response of client.watchStock({ startRevision }, { signal })) {
+        yield {
+          revision: response.revision,
+          events: response.events.map((event) => ({
+            type: event.type,
+            item: event.product,
+            revision: event.revision,
+          })),
+        };
+      }
+    },
+    async list(pageToken, signal) {
+      const page = await client.listProducts({ pageSize, pageToken }, { signal });
+      return {
+        items: page.products,
+        nextPageToken: page.nextPageToken,
+        revision: page.revision,
+      };
+    },
+  };
+}

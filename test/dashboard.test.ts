@@ -1,0 +1,508 @@
+// The dashboard in a real browser: Debian's Chromium, driven by playwright-core, against the
+// production build served by `next start`, with the three services started in-process on free ports
+// (so the build is configured at run time, not when it was built). Every test saves screenshots to
+// docs/screenshots, which the README shows. Without Chromium the tests are skipped, and say why.
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
+import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import type { RunningService } from "@shop/mesh";
+import { createTestDatabase, startTestService, type TestDatabase, waitFor } from "@shop/testing";
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Locator,
+  type Page,
+} from "playwright-core";
+import { ensureDashboardBuild, spawnDashboard, waitForDashboard } from "../scripts/dashboard.ts";
+import { inventoryService } from "../services/inventory/src/app.ts";
+import { ordersService } from "../services/orders/src/app.ts";
+import { usersService } from "../services/users/src/app.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const screenshots = path.join(root, "docs", "screenshots");
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const skip = existsSync(chromiumPath)
+  ? false
+  : `Chromium not found at ${chromiumPath}: the dashboard's browser tests need Debian's chromium ` +
+    "package (apt-get update && apt-get install -y chromium; .ci/run does), or CHROMIUM_PATH set to a " +
+    "Chromium binary";
+const run = promisify(execFile);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+let database: TestDatabase;
+let users: RunningService;
+let inventory: RunningService;
+let orders: RunningService;
+let usersPort: number;
+let dashboard: ChildProcess | undefined;
+let dashboardUrl: string;
+let corsOrigins: string;
+let browser: Browser;
+let laptop: BrowserContext;
+const pageErrors: string[] = [];
+const extraServices: RunningService[] = [];
+
+before(async () => {
+  if (skip) return;
+  const dashboardPort = await freePort();
+  dashboardUrl = `http://127.0.0.1:${dashboardPort}`;
+  corsOrigins = dashboardUrl;
+  const build = ensureDashboardBuild((line) => console.error(`# ${line}`));
+  build.catch(() => {}); // awaited below, once the services are up
+  database = await createTestDatabase();
+  users = await startTestService(usersService, database.url, { CORS_ORIGINS: corsOrigins });
+  usersPort = users.server.port;
+  inventory = await startTestService(inventoryService({ seedDemoCatalog: true }), database.url, {
+    CORS_ORIGINS: corsOrigins,
+  });
+  orders = await startTestService(
+    ordersService({
+      usersUrl: users.server.url,
+      inventoryUrl: inventory.server.url,
+      upstreamTimeoutMs: 2_000,
+    }),
+    database.url,
+    { CORS_ORIGINS: corsOrigins },
+  );
+  await build;
+  dashboard = spawnDashboard({
+    port: dashboardPort,
+    hostname: "127.0.0.1",
+    usersUrl: users.server.url,
+    ordersUrl: orders.server.url,
+    inventoryUrl: inventory.server.url,
+  });
+  const output: string[] = [];
+  dashboard.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+  dashboard.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+  await waitForDashboard(dashboardUrl).catch((error: Error) => {
+    throw new Error(`${error.message}\n${output.join("")}`);
+  });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  laptop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  mkdirSync(screenshots, { recursive: true });
+});
+
+after(async () => {
+  if (skip) return;
+  await browser?.close();
+  dashboard?.kill("SIGTERM");
+  await Promise.all(
+    [users, orders, inventory, ...extraServices]
+      .filter((service) => service !== undefined)
+      .map((service) => service.stop(100)),
+  );
+  await database?.drop();
+  assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
+});
+
+async function openPage(pathname: string, context = laptop): Promise<Page> {
+  const page = await context.newPage();
+  page.on("pageerror", (error) => pageErrors.push(`${pathname}: ${error.message}`));
+  await page.goto(`${dashboardUrl}${pathname}`);
+  return page;
+}
+
+/** Waits until the header shows the stream as `status`. */
+async function streamIs(page: Page, stream: string, status: string, timeout = 5_000) {
+  await page
+    .locator(`.header-streams [data-stream="${stream}"][data-status="${status}"]`)
+    .waitFor({ timeout });
+}
+
+/** Calls a Connect method with curl, as the README does, and returns the JSON answer. */
+async function curl<T>(baseUrl: string, method: string, body: unknown): Promise<T> {
+  const { stdout } = await run("curl", [
+    "-s",
+    "-X",
+    "POST",
+    `${baseUrl}/${method}`,
+    "-H",
+    "content-type: application/json",
+    "-d",
+    JSON.stringify(body),
+  ]);
+  const answer = JSON.parse(stdout) as T & { code?: string };
+  assert.equal(answer.code, undefined, `${method} failed: ${stdout}`);
+  return answer;
+}
+
+async function shoot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+}
+
+/** Milliseconds until `locator` is visible, failing after `timeout`. */
+async function timeUntilVisible(locator: Locator, timeout = 1_000): Promise<number> {
+  const started = performance.now();
+  await locator.first().waitFor({ state: "visible", timeout });
+  return performance.now() - started;
+}
+
+test("a user, an order and a stock change made with curl appear within 1 s, without reload", {
+  skip,
+}, async (t) => {
+  const page = await openPage("/users");
+  await streamIs(page, "users", "live");
+  await page.getByText("No users yet").waitFor();
+  // A reload would lose this marker.
+  await page.evaluate("window.dashboardTestMarker = 1");
+
+  const { user } = await curl<{ user: { id: string } }>(
+    users.server.url,
+    "shop.user.v1.UserService/CreateUser",
+    { name: "Ada Lovelace", email: "ada@example.com" },
+  );
+  const userMs = await timeUntilVisible(page.locator(`tr[data-id="${user.id}"]`));
+  assert.ok(userMs < 1_000, `the user appeared after ${Math.round(userMs)} ms`);
+  t.diagnostic(`the user appeared ${Math.round(userMs)} ms after curl returned`);
+  const row = page.locator(`tr[data-id="${user.id}"]`);
+  assert.equal(await row.getAttribute("data-highlighted"), "true", "a new row is highlighted");
+  assert.match((await row.textContent()) ?? "", /Ada Lovelace.*ada@example\.com/);
+  await curl(users.server.url, "shop.user.v1.UserService/CreateUser", {
+    name: "Grace Hopper",
+    email: "grace@example.com",
+  });
+  await page.locator("tr", { hasText: "grace@example.com" }).waitFor();
+  await waitFor(async () => (await row.getAttribute("data-highlighted")) === null, {
+    timeoutMs: 5_000,
+    message: "the highlight fades",
+  });
+  await shoot(page, "users");
+
+  await page.getByRole("link", { name: "Orders" }).click();
+  await streamIs(page, "orders", "live");
+  const { order } = await curl<{ order: { id: string } }>(
+    orders.server.url,
+    "shop.order.v1.OrderService/CreateOrder",
+    {
+      user_id: user.id,
+      items: [
+        { sku: "TEA-GREEN-100G", quantity: 2 },
+        { sku: "MUG-CERAMIC", quantity: 1 },
+      ],
+      request_id: crypto.randomUUID(),
+    },
+  );
+  const orderMs = await timeUntilVisible(page.locator(`tr[data-id="${order.id}"]`));
+  assert.ok(orderMs < 1_000, `the order appeared after ${Math.round(orderMs)} ms`);
+  t.diagnostic(`the order appeared ${Math.round(orderMs)} ms after curl returned`);
+  assert.match(
+    (await page.locator(`tr[data-id="${order.id}"]`).textContent()) ?? "",
+    /Ada Lovelace.*(2 × Green tea, 100 g, 1 × Ceramic mug|1 × Ceramic mug, 2 × Green tea, 100 g).*€25\.80.*confirmed/,
+  );
+
+  await page.getByRole("link", { name: "Products" }).click();
+  await streamIs(page, "stock", "live");
+  const before = Number(await page.locator('tr[data-id="KETTLE-STEEL"] td.stock').textContent());
+  const { product } = await curl<{ product: { stock: string } }>(
+    inventory.server.url,
+    "shop.inventory.v1.InventoryService/AdjustStock",
+    {
+      sku: "KETTLE-STEEL",
+      delta: 7,
+    },
+  );
+  assert.equal(Number(product.stock), before + 7);
+  const stockMs = await timeUntilVisible(
+    page.locator('tr[data-id="KETTLE-STEEL"][data-highlighted] td.stock', {
+      hasText: new RegExp(`^${before + 7}$`),
+    }),
+  ).catch(async (error: Error) => {
+    throw new Error(
+      `${error.message}\n${await page.locator('tr[data-id="KETTLE-STEEL"]').evaluate((e) => e.outerHTML)}`,
+    );
+  });
+  assert.ok(stockMs < 1_000, `the stock change appeared after ${Math.round(stockMs)} ms`);
+  t.diagnostic(`the stock change appeared ${Math.round(stockMs)} ms after curl returned`);
+  assert.equal(await page.evaluate("window.dashboardTestMarker"), 1, "no reload");
+  await shoot(page, "products");
+  await page.close();
+});
+
+test("a user created with the page's form is listed and returned by GetUser over gRPC; orders placed and cancelled from the page", {
+  skip,
+}, async () => {
+  const page = await openPage("/users");
+  await streamIs(page, "users", "live");
+  const sent: string[] = [];
+  page.on("request", (request) => {
+    if (request.method() === "POST") sent.push(new URL(request.url()).pathname);
+  });
+
+  // Checked in the browser: nothing is sent.
+  await page.getByRole("button", { name: "Create user" }).click();
+  await page.getByText("Enter a name.").waitFor();
+  await page.getByLabel("Name").fill("Barbara Liskov");
+  await page.getByLabel("Email").fill("barbara-at-example");
+  await page.getByRole("button", { name: "Create user" }).click();
+  await page.getByText("Enter an email address like").waitFor();
+  assert.deepEqual(
+    sent.filter((p) => p.endsWith("/CreateUser")),
+    [],
+    "invalid input is not sent",
+  );
+  assert.equal(await page.getByLabel("Email").getAttribute("aria-invalid"), "true");
+
+  await page.getByLabel("Email").fill("barbara@example.com");
+  await page.getByRole("button", { name: "Create user" }).click();
+  const row = page.locator("tr", { hasText: "barbara@example.com" });
+  await row.waitFor({ timeout: 2_000 });
+  await page
+    .locator('[data-outcome="create-user"]', { hasText: "Created Barbara Liskov" })
+    .waitFor();
+  const id = await row.getAttribute("data-id");
+  assert.ok(id);
+  const grpcUsers = createClient(UserService, createGrpcTransport({ baseUrl: users.server.url }));
+  const { user } = await grpcUsers.getUser({ id });
+  assert.equal(user?.name, "Barbara Liskov");
+  assert.equal(user?.email, "barbara@example.com");
+
+  // The service's refusal, in words and with its code.
+  await page.getByLabel("Name").fill("Barbara again");
+  await page.getByLabel("Email").fill("barbara@example.com");
+  await page.getByRole("button", { name: "Create user" }).click();
+  await page.locator('[data-outcome="create-user"]', { hasText: "(already_exists)" }).waitFor();
+  assert.equal(await page.locator("tr", { hasText: "barbara@example.com" }).count(), 1);
+
+  // Place an order from the page; the first response is lost on the way back, and sending the same
+  // order again reuses its request_id, so there is one order, not two.
+  await page.getByRole("link", { name: "Orders" }).click();
+  await streamIs(page, "orders", "live");
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.getByText("Choose who places the order.").waitFor();
+  await page.getByText("Choose a product.").waitFor();
+  await page.getByLabel("Customer").selectOption({ label: "Barbara Liskov (barbara@example.com)" });
+  await page.getByLabel("Product 1", { exact: true }).selectOption("TEAPOT-GLASS");
+  await page.getByLabel("Quantity 1", { exact: true }).fill("1000");
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.getByText(/Only \d+ in stock\./).waitFor();
+  await page.getByLabel("Quantity 1", { exact: true }).fill("3");
+  assert.deepEqual(
+    sent.filter((p) => p.endsWith("/CreateOrder")),
+    [],
+    "invalid orders are not sent",
+  );
+
+  const requestIds: string[] = [];
+  let lose = true;
+  await page.route("**/shop.order.v1.OrderService/CreateOrder", async (route) => {
+    requestIds.push(JSON.parse(route.request().postData() ?? "{}").requestId);
+    const response = await route.fetch();
+    if (lose) {
+      lose = false;
+      await route.abort("connectionreset");
+    } else {
+      await route.fulfill({ response });
+    }
+  });
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.locator('[data-outcome="place-order"]', { hasText: "(unavailable)" }).waitFor();
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.locator('[data-outcome="place-order"]', { hasText: "Placed order" }).waitFor();
+  await page.unroute("**/shop.order.v1.OrderService/CreateOrder");
+  assert.equal(requestIds.length, 2);
+  assert.equal(requestIds[0], requestIds[1], "the retry reuses the request_id");
+  const connectOrders = createClient(
+    OrderService,
+    createConnectTransport({ baseUrl: orders.server.url, httpVersion: "1.1" }),
+  );
+  const { orders: placed } = await connectOrders.listOrders({ userId: id });
+  assert.equal(placed.length, 1, "one order, although it was sent twice");
+  const orderId = placed[0]?.id ?? "";
+
+  await page.locator(`tr[data-id="${orderId}"]`).waitFor();
+  await shoot(page, "orders");
+
+  // Filter by the user, then cancel from the page.
+  await page
+    .getByLabel("Placed by")
+    .selectOption({ label: "Barbara Liskov (barbara@example.com)" });
+  assert.equal(await page.locator("tbody tr").count(), 1, "only Barbara's order is shown");
+  await page.getByRole("button", { name: `Cancel order ${orderId.slice(0, 8)}` }).click();
+  await page.locator(`tr[data-id="${orderId}"] td.status`, { hasText: "cancelled" }).waitFor();
+  assert.equal(
+    await page.getByRole("button", { name: `Cancel order ${orderId.slice(0, 8)}` }).count(),
+    0,
+  );
+
+  // Every control on every page has a name a screen reader can say.
+  for (const pathname of ["/", "/users", "/orders", "/products"]) {
+    await page.goto(`${dashboardUrl}${pathname}`);
+    await streamIs(page, "users", "live");
+    // The accessibility tree as Chromium computes it: a control without a name shows as a bare role.
+    const tree = await page.locator("body").ariaSnapshot();
+    const unnamed = tree
+      .split("\n")
+      .filter((line) =>
+        /^\s*- (button|link|textbox|combobox|spinbutton|checkbox)(?=$|:| \[)/.test(line),
+      );
+    assert.deepEqual(unnamed, [], `controls without a name on ${pathname}`);
+  }
+  await page.close();
+});
+
+test("the users service stops while the page is open: the page says so, then resumes and shows every change made meanwhile exactly once", {
+  skip,
+}, async () => {
+  const page = await openPage("/users");
+  await streamIs(page, "users", "live");
+  await users.stop(100);
+  await streamIs(page, "users", "offline", 10_000);
+  await page
+    .locator('[data-notice="users"]', { hasText: "The users service is offline." })
+    .waitFor();
+  await shoot(page, "users-offline");
+
+  // Meanwhile another replica of the users service, on the same database, takes changes.
+  const replica = await startTestService(usersService, database.url, { CORS_ORIGINS: corsOrigins });
+  extraServices.push(replica);
+  const meanwhile = ["Edsger Dijkstra", "Frances Allen", "Donald Knuth"];
+  for (const name of meanwhile) {
+    const email = `${name.split(" ")[0]?.toLowerCase()}@example.com`;
+    await curl(replica.server.url, "shop.user.v1.UserService/CreateUser", { name, email });
+  }
+  await page.waitForTimeout(500);
+  assert.equal(
+    await page.locator("tr", { hasText: "Donald Knuth" }).count(),
+    0,
+    "not shown while down",
+  );
+
+  users = await startTestService(usersService, database.url, {
+    CORS_ORIGINS: corsOrigins,
+    PORT: String(usersPort),
+  });
+  await streamIs(page, "users", "live", 15_000);
+  for (const name of meanwhile) {
+    await page.locator("tr", { hasText: name }).waitFor({ timeout: 2_000 });
+  }
+  // Give a doubled delivery the time to show up before counting.
+  await page.waitForTimeout(500);
+  for (const name of meanwhile) {
+    assert.equal(await page.locator("tbody tr", { hasText: name }).count(), 1, `${name}: one row`);
+    assert.equal(
+      await page.locator('[aria-label="Recent user changes"] li', { hasText: name }).count(),
+      1,
+      `${name}: one change in the feed`,
+    );
+  }
+  assert.equal(await page.locator('[data-notice="users"]').count(), 0, "the notice is gone");
+  await page.close();
+});
+
+test("the mesh overview shows the three services SERVING, and its numbers move under load", {
+  skip,
+}, async () => {
+  const page = await openPage("/");
+  for (const service of ["users", "orders", "inventory"]) {
+    await page.locator(`[data-service="${service}"] [data-health="SERVING"]`).waitFor();
+  }
+  const listProducts = page.locator(
+    'tr[data-method="shop.inventory.v1.InventoryService/ListProducts"]',
+  );
+  const cell = async (name: string) =>
+    Number((await listProducts.locator(`td.${name}`).textContent()) ?? "0");
+  const before = (await listProducts.count()) > 0 ? await cell("total") : 0;
+
+  const client = createClient(
+    (await import("@shop/api/shop/inventory/v1/inventory_service_pb")).InventoryService,
+    createConnectTransport({ baseUrl: inventory.server.url, httpVersion: "1.1" }),
+  );
+  const load = async () => {
+    for (let round = 0; round < 20; round++) {
+      await Promise.all([
+        ...Array.from({ length: 10 }, () => client.listProducts({ pageSize: 5 })),
+        client.getProduct({ sku: "NO-SUCH-SKU" }).catch(() => {}),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  await load();
+  await waitFor(
+    async () => (await listProducts.count()) > 0 && (await cell("total")) >= before + 200,
+    {
+      timeoutMs: 5_000,
+      message: "ListProducts calls are counted",
+    },
+  );
+  assert.ok((await cell("rps")) > 0, "a request rate");
+  assert.ok((await cell("p50")) > 0, "a median latency");
+  assert.ok((await cell("p99")) >= (await cell("p50")), "a 99th percentile");
+  const getProduct = page.locator(
+    'tr[data-method="shop.inventory.v1.InventoryService/GetProduct"]',
+  );
+  await waitFor(async () => Number(await getProduct.locator("td.eps").textContent()) > 0, {
+    timeoutMs: 5_000,
+    message: "errors are counted",
+  });
+  const rate = Number(
+    await page.locator('[data-service="inventory"] [data-metric="rps"]').textContent(),
+  );
+  assert.ok(rate > 0, `the service's request rate moved: ${rate}`);
+  await shoot(page, "overview");
+
+  // Every page on a phone: nothing wider than the screen.
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+  });
+  for (const [pathname, name] of [
+    ["/", "overview-phone"],
+    ["/users", undefined],
+    ["/orders", "orders-phone"],
+    ["/products", undefined],
+  ] as const) {
+    const small = await openPage(pathname, phone);
+    await streamIs(small, "orders", "live");
+    const overflow = (await small.evaluate(`(() => {
+      const width = document.documentElement.clientWidth;
+      return {
+        pixels: document.documentElement.scrollWidth - width,
+        elements: [...document.querySelectorAll("body *")]
+          .filter((element) => element.getBoundingClientRect().right > width + 0.5)
+          .map((element) => "<" + element.tagName.toLowerCase() + " class=" + element.className + ">"),
+      };
+    })()`)) as { pixels: number; elements: string[] };
+    assert.ok(
+      overflow.pixels <= 0,
+      `${pathname} is ${overflow.pixels} px wider than a phone: ${overflow.elements.join(" ")}`,
+    );
+    if (name) await shoot(small, name);
+    await small.close();
+  }
+  await phone.close();
+  await page.close();
+});
