@@ -4,6 +4,8 @@ import type { PgDatabase, PgQueryResultHKT, PgSchema } from "drizzle-orm/pg-core
 import { bigint, index, jsonb, text, timestamp } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
+import { Gauge } from "prom-client";
+import { processRegistry } from "./metrics.ts";
 
 /** The kind of a recorded change. */
 export type ChangeType = "created" | "updated" | "deleted";
@@ -116,9 +118,16 @@ export interface WatchOptions {
   partition?: string;
   /** Longest silence before an empty batch tells the watcher it is still up to date. */
   heartbeatMs?: number;
-  /** Most changes in one batch. */
+  /** Most changes in one batch (100): bounds what each watcher has in flight while it catches up. */
   batchSize?: number;
 }
+
+const activeWatches = new Gauge({
+  name: "change_feed_active_watches",
+  help: "Watches following a service's change feed in this process right now.",
+  labelNames: ["schema"],
+  registers: [processRegistry],
+});
 
 /** The change feed of one service, shared by every watch in the process. */
 export interface ChangeFeed {
@@ -155,6 +164,8 @@ export const defaultRetention: Retention = { minCount: 10_000, minAgeMs: 24 * 60
  */
 export async function createChangeFeed(options: {
   sql: Sql;
+  /** Connection for the periodic polls; `sql` when absent. */
+  monitor?: Sql;
   schema: string;
   logger: Logger;
   pollIntervalMs?: number;
@@ -162,6 +173,7 @@ export async function createChangeFeed(options: {
   retention?: Retention;
 }): Promise<ChangeFeed> {
   const { sql, schema, logger } = options;
+  const monitor = options.monitor ?? sql;
   const windowSize = options.windowSize ?? 10_000;
   const retention = options.retention ?? defaultRetention;
   const table = sql(`${schema}.changes`);
@@ -176,7 +188,7 @@ export async function createChangeFeed(options: {
   let closed = false;
 
   async function readLatest(): Promise<bigint> {
-    const [row] = await sql<{ last: bigint }[]>`
+    const [row] = await monitor<{ last: bigint }[]>`
       select coalesce(max(revision), 0)::bigint as last from ${table}`;
     return BigInt(row?.last ?? 0n);
   }
@@ -267,8 +279,17 @@ export async function createChangeFeed(options: {
   }
 
   async function* watch(watch: WatchOptions): AsyncGenerator<WatchBatch> {
+    activeWatches.inc({ schema });
+    try {
+      yield* follow(watch);
+    } finally {
+      activeWatches.dec({ schema });
+    }
+  }
+
+  async function* follow(watch: WatchOptions): AsyncGenerator<WatchBatch> {
     const heartbeatMs = watch.heartbeatMs ?? 5_000;
-    const batchSize = watch.batchSize ?? 500;
+    const batchSize = watch.batchSize ?? 100;
     if (watch.after > 0n) {
       const [row] = await sql<{ oldest: bigint | null }[]>`
         select min(revision) as oldest from ${table}`;

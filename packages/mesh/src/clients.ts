@@ -3,8 +3,9 @@ import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobu
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { currentCall } from "./call-context.ts";
+import { processRegistry } from "./metrics.ts";
 import { startClientSpan } from "./tracing.ts";
 
 /** How a service calls one upstream. */
@@ -64,19 +65,17 @@ const defaultBreaker: BreakerPolicy = {
   windowMs: 10_000,
 };
 
-/** The process's outbound metrics; `/metrics` serves them beside the server's own. */
-export const upstreamRegistry = new Registry();
 const breakerGauge = new Gauge({
   name: "upstream_circuit_breaker_state",
   help: "State of the circuit breaker of each upstream: 0 closed, 1 half-open, 2 open.",
   labelNames: ["upstream"],
-  registers: [upstreamRegistry],
+  registers: [processRegistry],
 });
 const retryCounter = new Counter({
   name: "upstream_retries_total",
   help: "Calls to an upstream tried again after a failure of the instance or the connection.",
   labelNames: ["upstream"],
-  registers: [upstreamRegistry],
+  registers: [processRegistry],
 });
 
 /** The state of an upstream's circuit breaker. */

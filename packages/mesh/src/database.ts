@@ -9,6 +9,11 @@ import { type HealthState, ServingStatus } from "./health.ts";
 /** A service's connection pool and its drizzle handle, scoped to the service's own schema. */
 export interface Database<TSchema extends Record<string, unknown>> {
   sql: Sql;
+  /**
+   * One connection of its own for periodic background queries (health checks, change-feed
+   * polls), so that they never keep the request pool's idle connections from closing.
+   */
+  monitor: Sql;
   db: PostgresJsDatabase<TSchema>;
   /** The PostgreSQL schema that holds this service's tables and migration journal. */
   schema: string;
@@ -25,13 +30,29 @@ export function openDatabase<TSchema extends Record<string, unknown>>(options: {
 }): Database<TSchema> {
   const sql = postgres(options.url, {
     max: options.max ?? 10,
+    // Connections opened for a burst are closed once idle, so the pool shrinks back afterwards.
+    idle_timeout: 10,
     onnotice: () => {},
     connection: { application_name: options.applicationName },
     // Bigints (revisions, versions, cents) arrive as JS bigint, never rounded.
     types: { bigint: postgres.BigInt },
   });
+  const monitor = postgres(options.url, {
+    max: 1,
+    onnotice: () => {},
+    connection: { application_name: options.applicationName },
+    types: { bigint: postgres.BigInt },
+  });
   const db = drizzle({ client: sql, schema: options.tables });
-  return { sql, db, schema: options.schema, close: () => sql.end({ timeout: 5 }) };
+  return {
+    sql,
+    monitor,
+    db,
+    schema: options.schema,
+    close: async () => {
+      await Promise.all([sql.end({ timeout: 5 }), monitor.end({ timeout: 5 })]);
+    },
+  };
 }
 
 /** Applies the committed drizzle-kit migrations in `folder`, journaled per service. */
@@ -90,7 +111,7 @@ export function watchDatabaseHealth(options: {
   const check = async () => {
     let healthy = false;
     try {
-      await database.sql`select 1`.execute();
+      await database.monitor`select 1`.execute();
       healthy = true;
     } catch (error) {
       if (health.get("") === ServingStatus.SERVING) {

@@ -41,7 +41,7 @@ export { createErrorInterceptor, isDatabaseUnavailable, toPublicError } from "./
 export { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { stopOnSignals } from "./main.ts";
-export { createMetrics, type Metrics } from "./metrics.ts";
+export { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
 export { registerReflection } from "./reflection.ts";
 export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";

@@ -1,6 +1,12 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 
+/**
+ * Metrics of the process rather than of one server (outbound clients, change feeds); `/metrics`
+ * serves them beside the server's own.
+ */
+export const processRegistry = new Registry();
+
 /** The Prometheus metrics of one process. */
 export interface Metrics {
   /** The registry `/metrics` serves. */

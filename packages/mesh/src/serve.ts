@@ -11,11 +11,10 @@ import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { createCallContextInterceptor } from "./call-context.ts";
-import { upstreamRegistry } from "./clients.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
 import { createShutdownInterceptor } from "./shutdown.ts";
 import { createRequestStats } from "./stats.ts";
@@ -148,7 +147,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       return;
     }
     if (req.method === "GET" && path === "/metrics") {
-      Registry.merge([metrics.registry, upstreamRegistry])
+      Registry.merge([metrics.registry, processRegistry])
         .metrics()
         .then(
           (text) => {

@@ -63,7 +63,12 @@ export async function startService<TTables extends Record<string, unknown>>(
   });
   const expectedMigrations = migrationCount(definition.migrationsFolder);
   await applyMigrations(database, definition.migrationsFolder);
-  const feed = await createChangeFeed({ sql: database.sql, schema: definition.schema, logger });
+  const feed = await createChangeFeed({
+    sql: database.sql,
+    monitor: database.monitor,
+    schema: definition.schema,
+    logger,
+  });
   await definition.prepare?.({ database, feed });
   const server = await serve({
     name: definition.name,

@@ -40,3 +40,21 @@ export async function* snapshotThenChanges<T, E>(options: {
   }
   yield* options.changes(after);
 }
+
+/**
+ * Wraps a conversion so that each input object is converted once while it lives: the change feed
+ * hands every watcher the same record objects, so every watcher then shares one converted event
+ * instead of building its own copy (which, for many watchers catching up at once, costs megabytes
+ * each).
+ */
+export function convertOnce<A extends object, B>(convert: (input: A) => B): (input: A) => B {
+  const converted = new WeakMap<A, B>();
+  return (input) => {
+    let output = converted.get(input);
+    if (output === undefined) {
+      output = convert(input);
+      converted.set(input, output);
+    }
+    return output;
+  };
+}

@@ -5,6 +5,7 @@ import {
   type Database,
   revisionOf,
 } from "@shop/mesh";
+import { convertOnce } from "@shop/mesh/watch";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
 import {
   InsufficientStockError,
@@ -31,6 +32,7 @@ export function createInventoryStore(
   feed: ChangeFeed,
 ): InventoryRepository {
   const { db, schema } = database;
+  const sharedEvent = convertOnce(toEvent);
 
   /** Adds `delta` to stock and subtracts it from reserved (or the reverse), recording the change. */
   const moveStock = async (
@@ -211,7 +213,7 @@ export function createInventoryStore(
 
     async *changes(after, signal) {
       for await (const batch of feed.watch({ after, signal })) {
-        yield { events: batch.records.map(toEvent), revision: batch.revision };
+        yield { events: batch.records.map(sharedEvent), revision: batch.revision };
       }
     },
   };

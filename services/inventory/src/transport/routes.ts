@@ -1,10 +1,13 @@
+import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { ProductEventSchema } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { convertOnce } from "@shop/mesh/watch";
 import { adjustStock } from "../domain/adjust-stock.ts";
 import { getProduct } from "../domain/get-product.ts";
 import { listProducts } from "../domain/list-products.ts";
-import type { InventoryRepository } from "../domain/product.ts";
+import type { InventoryRepository, ProductEvent } from "../domain/product.ts";
 import { releaseStock } from "../domain/release-stock.ts";
 import { reserveStock } from "../domain/reserve-stock.ts";
 import { isSku } from "../domain/validate.ts";
@@ -14,6 +17,10 @@ import { toConnectError } from "./errors.ts";
 
 /** Registers InventoryService: decodes each request, calls the domain, maps its errors to codes. */
 export function inventoryRoutes(inventory: InventoryRepository) {
+  // Every watcher of a change gets the same message object, converted once (see convertOnce).
+  const sharedProto = convertOnce((event: ProductEvent) =>
+    create(ProductEventSchema, eventToProto(event)),
+  );
   return (router: ConnectRouter) =>
     router.service(InventoryService, {
       async listProducts(req) {
@@ -66,7 +73,7 @@ export function inventoryRoutes(inventory: InventoryRepository) {
             signal: context.signal,
           });
           for await (const batch of batches) {
-            yield { events: batch.events.map(eventToProto), revision: batch.revision };
+            yield { events: batch.events.map(sharedProto), revision: batch.revision };
           }
         } catch (error) {
           throw toConnectError(error);

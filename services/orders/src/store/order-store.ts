@@ -5,6 +5,7 @@ import {
   type Database,
   revisionOf,
 } from "@shop/mesh";
+import { convertOnce } from "@shop/mesh/watch";
 import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
 import type {
@@ -24,6 +25,7 @@ export function createOrderStore(
   feed: ChangeFeed,
 ): OrderRepository {
   const { db, schema } = database;
+  const sharedEvent = convertOnce(toEvent);
   const readOnly = { isolationLevel: "repeatable read", accessMode: "read only" } as const;
 
   // Pending and compensating orders were never acknowledged: no read shows them.
@@ -208,7 +210,7 @@ export function createOrderStore(
 
     async *changes(after, signal, userId) {
       for await (const batch of feed.watch({ after, signal, partition: userId })) {
-        yield { events: batch.records.map(toEvent), revision: batch.revision };
+        yield { events: batch.records.map(sharedEvent), revision: batch.revision };
       }
     },
   };

@@ -1,10 +1,14 @@
+import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { OrderEventSchema } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { convertOnce } from "@shop/mesh/watch";
 import { cancelOrder } from "../domain/cancel-order.ts";
 import { type CreateOrderDeps, createOrder } from "../domain/create-order.ts";
 import { getOrder } from "../domain/get-order.ts";
 import { listOrders } from "../domain/list-orders.ts";
+import type { OrderEvent } from "../domain/order.ts";
 import { trackOrders } from "../domain/track-orders.ts";
 import { watchOrders } from "../domain/watch-orders.ts";
 import { eventToProto, orderToProto } from "./convert.ts";
@@ -12,6 +16,10 @@ import { toConnectError } from "./errors.ts";
 
 /** Registers OrderService: decodes each request, calls the domain, maps its errors to codes. */
 export function orderRoutes(deps: CreateOrderDeps) {
+  // Every watcher of a change gets the same message object, converted once (see convertOnce).
+  const sharedProto = convertOnce((event: OrderEvent) =>
+    create(OrderEventSchema, eventToProto(event)),
+  );
   const { orders } = deps;
   return (router: ConnectRouter) =>
     router.service(OrderService, {
@@ -59,7 +67,7 @@ export function orderRoutes(deps: CreateOrderDeps) {
             signal: context.signal,
           });
           for await (const batch of batches) {
-            yield { events: batch.events.map(eventToProto), revision: batch.revision };
+            yield { events: batch.events.map(sharedProto), revision: batch.revision };
           }
         } catch (error) {
           throw toConnectError(error);
@@ -73,7 +81,7 @@ export function orderRoutes(deps: CreateOrderDeps) {
           })();
           for await (const batch of trackOrders(orders, changes, context.signal)) {
             yield {
-              events: batch.events.map(eventToProto),
+              events: batch.events.map(sharedProto),
               revision: batch.revision,
               unknownOrderIds: batch.unknownIds,
             };

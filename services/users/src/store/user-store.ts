@@ -5,6 +5,7 @@ import {
   type Database,
   revisionOf,
 } from "@shop/mesh";
+import { convertOnce } from "@shop/mesh/watch";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
 import type {
@@ -25,6 +26,7 @@ export function createUserStore(
   feed: ChangeFeed,
 ): UserRepository {
   const { db, schema } = database;
+  const sharedEvent = convertOnce(toEvent);
 
   return {
     async insert(newUsers: readonly NewUser[]) {
@@ -113,7 +115,7 @@ export function createUserStore(
 
     async *changes(after, signal): AsyncGenerator<UserEventBatch> {
       for await (const batch of feed.watch({ after, signal })) {
-        yield { events: batch.records.map(toEvent), revision: batch.revision };
+        yield { events: batch.records.map(sharedEvent), revision: batch.revision };
       }
     },
   };

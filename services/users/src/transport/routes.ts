@@ -1,18 +1,25 @@
+import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { UserEventSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { convertOnce } from "@shop/mesh/watch";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
 import { getUser } from "../domain/get-user.ts";
 import { listUsers } from "../domain/list-users.ts";
 import { updateUser } from "../domain/update-user.ts";
-import type { UserRepository } from "../domain/user.ts";
+import type { UserEvent, UserRepository } from "../domain/user.ts";
 import { watchUsers } from "../domain/watch-users.ts";
 import { eventToProto, statusFromProto, userToProto } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
 
 /** Registers UserService: decodes each request, calls the domain, maps its errors to codes. */
 export function userRoutes(users: UserRepository) {
+  // Every watcher of a change gets the same message object, converted once (see convertOnce).
+  const sharedProto = convertOnce((event: UserEvent) =>
+    create(UserEventSchema, eventToProto(event)),
+  );
   return (router: ConnectRouter) =>
     router.service(UserService, {
       async createUser(req) {
@@ -63,7 +70,7 @@ export function userRoutes(users: UserRepository) {
             signal: context.signal,
           });
           for await (const batch of batches) {
-            yield { events: batch.events.map(eventToProto), revision: batch.revision };
+            yield { events: batch.events.map(sharedProto), revision: batch.revision };
           }
         } catch (error) {
           throw toConnectError(error);
