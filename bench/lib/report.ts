@@ -1,0 +1,228 @@
+// The Markdown report of a run: one table per scenario and the goals of issue 7, met or not.
+import type { OrderRow } from "../scenarios/create-order.ts";
+import type { FanOutResult } from "../scenarios/fan-out.ts";
+import type { StartupSample } from "../scenarios/startup.ts";
+import type { UnaryScenario } from "../scenarios/unary.ts";
+import { median } from "./stats.ts";
+
+/** A benchmark server's start and memory once it had settled. */
+export interface ServerAtRest {
+  label: string;
+  /** Spawn to listening, in milliseconds. */
+  startMs: number;
+  rss: number;
+  heapUsed: number;
+}
+
+/** A goal of issue 7 and whether this run met it. */
+export interface Goal {
+  goal: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+/** Everything a run measured, as the report needs it. */
+export interface ReportInput {
+  unary: UnaryScenario[] | undefined;
+  fanOut: FanOutResult[] | undefined;
+  fanOutShape: {
+    rounds: number;
+    watchers: number;
+    connections: number;
+    warmupChanges: number;
+    changes: number;
+  };
+  createOrder: OrderRow[] | undefined;
+  createOrderShape: {
+    rounds: number;
+    concurrency: number;
+    seconds: number;
+    warmupSeconds: number;
+    users: number;
+  };
+  startup: StartupSample[] | undefined;
+  startupShape: { samples: number; settleMs: number };
+  atRest: ServerAtRest[];
+}
+
+/** Bytes in MiB, one decimal. */
+export function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
+}
+
+/** Bytes in KiB, one decimal. */
+export function kib(bytes: number): string {
+  return (bytes / 1024).toFixed(1);
+}
+
+function fixed(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : "–";
+}
+
+function ratio(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(2)}x` : "–";
+}
+
+/** A Markdown table with its columns padded, as Biome formats Markdown. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((cell, i) =>
+    Math.max(3, cell.length, ...rows.map((row) => (row[i] ?? "").length)),
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(
+    "\n",
+  );
+}
+
+function unarySections(unary: UnaryScenario[], goals: Goal[]): string[] {
+  return unary.map((s) => {
+    for (const r of s.ratios) {
+      if (!r.target) continue;
+      const threshold = Number(r.target.replace(">= ", ""));
+      goals.push({
+        goal: `unary gRPC ${r.name} ${r.target}`,
+        measured: ratio(r.value),
+        met: Number.isFinite(r.value) ? r.value >= threshold : undefined,
+      });
+    }
+    const rows = s.rows.map((row) => [
+      row.label,
+      Math.round(row.rps).toLocaleString("en-US"),
+      fixed(row.p50Ms, 2),
+      fixed(row.p99Ms, 2),
+      String(row.errors),
+    ]);
+    const ratios = s.ratios
+      .map((r) => `- ${r.name}: **${ratio(r.value)}**${r.target ? ` (target ${r.target})` : ""}`)
+      .join("\n");
+    return `### ${s.name}\n\n${s.load}\n\n${table(["server", "req/s", "p50 ms", "p99 ms", "errors"], rows)}\n\n${ratios}`;
+  });
+}
+
+function fanOutSection(
+  fanOut: FanOutResult[],
+  shape: ReportInput["fanOutShape"],
+  goals: Goal[],
+): string {
+  const ours = fanOut.find((row) => row.key === "ours-postgres");
+  const peer = fanOut.find((row) => row.key === "grpc-js-postgres");
+  if (ours && peer) {
+    goals.push({
+      goal: `${shape.watchers.toLocaleString("en-US")}-watcher p99: ours <= grpc-js`,
+      measured: `${fixed(ours.p99Ms, 1)} ms vs ${fixed(peer.p99Ms, 1)} ms (${ratio(ours.p99Ms / peer.p99Ms)})`,
+      met: ours.p99Ms <= peer.p99Ms,
+    });
+  }
+  const rows = fanOut.map((row) => {
+    const faults = row.missing + row.duplicated + row.outOfOrder;
+    return [
+      row.label,
+      fixed(row.p50Ms, 1),
+      fixed(row.p99Ms, 1),
+      fixed(row.maxMs, 1),
+      fixed(row.lastWatcherMedianMs, 1),
+      kib(row.heapPerWatcher),
+      kib(row.rssPerWatcher),
+      fixed(row.openMs, 0),
+      `${row.delivered}/${row.expected}${faults > 0 ? ` (missing ${row.missing}, duplicated ${row.duplicated}, out of order ${row.outOfOrder})` : ""}`,
+    ];
+  });
+  const method = `A fresh server process per round; a raw node:http2 watcher client, ${shape.connections} connections; users created one at a time with the users service's own domain function and store, from the driver; latency from the commit's return to each watcher's arrival, after ${shape.warmupChanges} unmeasured changes; memory after a full GC with the watchers open, minus before they opened; ${shape.rounds} round(s), medians.`;
+  return `### WatchUsers fan-out: ${shape.watchers.toLocaleString("en-US")} watchers, ${shape.changes} changes\n\n${method}\n\n${table(
+    [
+      "server",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "last watcher, median ms",
+      "heap/watcher KiB",
+      "RSS/watcher KiB",
+      `open all ms`,
+      "delivered",
+    ],
+    rows,
+  )}`;
+}
+
+function createOrderSection(
+  createOrder: OrderRow[],
+  shape: ReportInput["createOrderShape"],
+  goals: Goal[],
+): string {
+  const ours = createOrder.find((row) => row.key === "services");
+  const direct = createOrder.find((row) => row.key === "direct-sql");
+  const value = ours && direct ? ours.ordersPerSecond / direct.ordersPerSecond : Number.NaN;
+  if (ours && direct) {
+    goals.push({
+      goal: "CreateOrder ours / direct SQL >= 0.5",
+      measured: ratio(value),
+      met: value >= 0.5,
+    });
+  }
+  const rows = createOrder.map((row) => [
+    row.label,
+    fixed(row.ordersPerSecond, 0),
+    fixed(row.p50Ms, 1),
+    fixed(row.p99Ms, 1),
+    String(row.errors),
+    `${row.acknowledged} / ${row.stored}`,
+    Object.entries(row.cpuMsPerOrder)
+      .map(([name, ms]) => `${name} ${fixed(ms, 2)}`)
+      .join(", "),
+  ]);
+  const method = `${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up, alternating; one item per order, ${shape.users} users, the 8 products of the demo catalog; a new request_id per order. CPU per order counts warm-up and measured orders alike.`;
+  return `### CreateOrder end to end, concurrency ${shape.concurrency}\n\n${method}\n\n${table(
+    ["path", "orders/s", "p50 ms", "p99 ms", "errors", "acknowledged / stored", "CPU ms per order"],
+    rows,
+  )}${ours && direct ? `\n\n- ours / direct SQL: **${ratio(value)}** (target >= 0.5)` : ""}`;
+}
+
+function startupSection(input: ReportInput): string {
+  const rows: string[][] = [];
+  for (const sample of input.startup ?? []) {
+    rows.push([
+      `${sample.service} (services/${sample.service}/src/main.ts)`,
+      fixed(sample.firstStartMs, 0),
+      fixed(median(sample.startMs), 0),
+      mib(median(sample.restRss)),
+      "–",
+    ]);
+  }
+  for (const server of input.atRest) {
+    rows.push([
+      `${server.label} (bench/servers)`,
+      "–",
+      fixed(server.startMs, 0),
+      mib(server.rss),
+      mib(server.heapUsed),
+    ]);
+  }
+  const { samples, settleMs } = input.startupShape;
+  const method = `Services: spawn to SERVING over grpc.health.v1 (first start: on an empty database, with migrations; then the median of ${samples} start(s) on the migrated database), RSS ${settleMs / 1000} s after. Benchmark servers: spawn to listening; memory 1 s later, after a full GC.`;
+  return `### Start-up and memory at rest\n\n${method}\n\n${table(
+    ["process", "first start ms", "start ms", "RSS MiB", "heap used MiB"],
+    rows,
+  )}`;
+}
+
+/** The report's sections (goals first) and the goals on their own. */
+export function buildReport(input: ReportInput): { markdown: string; goals: Goal[] } {
+  const goals: Goal[] = [];
+  const sections: string[] = [];
+  if (input.unary) sections.push(...unarySections(input.unary, goals));
+  if (input.fanOut) sections.push(fanOutSection(input.fanOut, input.fanOutShape, goals));
+  if (input.createOrder) {
+    sections.push(createOrderSection(input.createOrder, input.createOrderShape, goals));
+  }
+  if (input.startup || input.atRest.length > 0) sections.push(startupSection(input));
+  if (goals.length > 0) {
+    sections.unshift(
+      `### Targets of issue 7\n\n${table(
+        ["goal", "measured", "met"],
+        goals.map((g) => [g.goal, g.measured, g.met === undefined ? "–" : g.met ? "yes" : "no"]),
+      )}`,
+    );
+  }
+  return { markdown: sections.join("\n\n"), goals };
+}

@@ -1,0 +1,78 @@
+// Where the time of our unary path goes: runs our users server (in-memory store, so only the
+// serving path is measured) under `node --cpu-prof`, loads it with h2load like the unary scenario,
+// and prints the functions with the most self time, and the self time per package.
+//
+//   node bench/profile.ts [--protocol=grpc|connect-binary|connect-json] [--seconds=10]
+//   node bench/profile.ts --server=grpc-js.ts   (the same for a peer, for comparison)
+//   node bench/profile.ts --analyze=<file.cpuprofile> [--skip=<ms>]   (summarise any profile)
+//
+// Writes bench/results/profile-<server>-<protocol>.json (the summary) and keeps the raw
+// .cpuprofile next to it for Chrome DevTools or speedscope.
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { formatSummary, summariseFile } from "./lib/cpu-profile.ts";
+import { fixtureUser } from "./lib/fixture.ts";
+import { findTools, h1Load, h2Load } from "./lib/load.ts";
+import { pinSelf, root, startServer } from "./lib/processes.ts";
+import { getUserTarget, type UnaryProtocol } from "./scenarios/unary.ts";
+
+const { values } = parseArgs({
+  options: {
+    protocol: { type: "string", default: "grpc" },
+    seconds: { type: "string", default: "10" },
+    server: { type: "string", default: "ours.ts" },
+    top: { type: "string", default: "30" },
+    analyze: { type: "string" },
+    skip: { type: "string", default: "0" },
+  },
+});
+const protocol = values.protocol as UnaryProtocol;
+const seconds = Number(values.seconds);
+const script = values.server ?? "ours.ts";
+const warmupSeconds = 2;
+const top = Number(values.top);
+
+if (values.analyze) {
+  // Only summarise a profile taken elsewhere (npm run bench -- --cpu-prof, say).
+  console.log(formatSummary(summariseFile(values.analyze, top, Number(values.skip))));
+  process.exit(0);
+}
+
+const pinning = pinSelf();
+const tools = findTools();
+const profileDir = path.join(root, "bench", "results", `.cpuprofile-${process.pid}`);
+mkdirSync(profileDir, { recursive: true });
+const server = await startServer({
+  name: script,
+  script,
+  args: ["--store=memory"],
+  pinning,
+  nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`],
+});
+const target = getUserTarget(protocol, server.url, fixtureUser.id);
+console.log(`# ${script} (${protocol}) under load for ${seconds} s; ${pinning.note}`);
+const result =
+  protocol === "connect-json"
+    ? await h1Load(tools, target, { connections: 64, seconds, warmupSeconds })
+    : await h2Load(tools, target, { clients: 8, streams: 16, seconds, warmupSeconds });
+console.log(
+  `# ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`,
+);
+await server.stop();
+
+const file = readdirSync(profileDir).find((name) => name.endsWith(".cpuprofile"));
+if (!file) throw new Error(`no .cpuprofile in ${profileDir}`);
+const base = `profile-${script.replace(/\.ts$/, "")}-${protocol}`;
+const resultsDir = path.join(root, "bench", "results");
+const kept = path.join(resultsDir, `${base}.cpuprofile`);
+renameSync(path.join(profileDir, file), kept);
+rmSync(profileDir, { recursive: true, force: true });
+// Start-up (module loading) and the warm-up are left out: only the measured window counts.
+const summary = summariseFile(kept, top, server.startMs + warmupSeconds * 1000);
+writeFileSync(
+  path.join(resultsDir, `${base}.json`),
+  `${JSON.stringify({ generatedAt: new Date().toISOString(), server: script, protocol, load: result, ...summary }, null, 2)}\n`,
+);
+console.log(`\n${formatSummary(summary)}`);
+console.log(`\nwrote bench/results/${base}.json and ${base}.cpuprofile`);

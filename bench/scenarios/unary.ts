@@ -1,0 +1,164 @@
+// Unary GetUser under load from h2load (gRPC and Connect binary over h2c) and wrk (Connect JSON over
+// HTTP/1.1), against several servers in alternation: each round runs every target once, in an order
+// rotated from round to round, and the report takes the median of the rounds.
+import type { User } from "@shop/api/shop/user/v1/user_pb";
+import { h1Load, h2Load, type LoadResult, type LoadTarget, type Tools } from "../lib/load.ts";
+import {
+  getUserRequestBytes,
+  getUserRequestJson,
+  grpcFrame,
+  userServicePath,
+} from "../lib/requests.ts";
+import { median } from "../lib/stats.ts";
+import {
+  assertSameUser,
+  verifyConnectBinary,
+  verifyConnectJson,
+  verifyGrpc,
+} from "../lib/verify.ts";
+
+/** The wire protocols of the unary scenarios. */
+export type UnaryProtocol = "grpc" | "connect-binary" | "connect-json";
+
+/** The request of GetUser(`id`) in `protocol`, addressed to `url`. */
+export function getUserTarget(protocol: UnaryProtocol, url: string, id: string): LoadTarget {
+  const path = userServicePath("GetUser");
+  if (protocol === "grpc") {
+    return {
+      url,
+      path,
+      body: grpcFrame(getUserRequestBytes(id)),
+      headers: { "content-type": "application/grpc", te: "trailers" },
+    };
+  }
+  if (protocol === "connect-binary") {
+    return {
+      url,
+      path,
+      body: getUserRequestBytes(id),
+      headers: { "content-type": "application/proto", "connect-protocol-version": "1" },
+    };
+  }
+  return {
+    url,
+    path,
+    body: Buffer.from(getUserRequestJson(id)),
+    headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+  };
+}
+
+/** One server of a unary scenario. */
+export interface UnaryTarget {
+  key: string;
+  label: string;
+  target: LoadTarget;
+  /** The user its answer must carry. */
+  expected: User;
+}
+
+/** The medians of one target over the rounds, and every round. */
+export interface UnaryRow {
+  key: string;
+  label: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  tool: string;
+  rounds: LoadResult[];
+}
+
+/** A ratio between two rows (or a goal of issue 7 when it has a target). */
+export interface Ratio {
+  name: string;
+  value: number;
+  /** ">= 0.7", say. */
+  target?: string;
+}
+
+/** One protocol's table: its rows and the ratios between them. */
+export interface UnaryScenario {
+  name: string;
+  protocol: UnaryProtocol;
+  /** The tool and the load shape. */
+  load: string;
+  rows: UnaryRow[];
+  ratios: Ratio[];
+}
+
+/** How hard and how long to load. */
+export interface UnaryShape {
+  rounds: number;
+  seconds: number;
+  /** Warm-up before each measured run; the first round adds `firstWarmupSeconds` for the JIT. */
+  warmupSeconds: number;
+  firstWarmupSeconds: number;
+  h2Clients: number;
+  h2Streams: number;
+  h1Connections: number;
+}
+
+async function verify(protocol: UnaryProtocol, target: UnaryTarget): Promise<void> {
+  const check =
+    protocol === "grpc"
+      ? verifyGrpc
+      : protocol === "connect-binary"
+        ? verifyConnectBinary
+        : verifyConnectJson;
+  const user = await check(target.target);
+  assertSameUser(user, target.expected, `${target.label} (${protocol})`);
+}
+
+/** Runs `targets` in alternation for `shape.rounds` rounds; every target is verified first and last. */
+export async function runUnary(options: {
+  protocol: UnaryProtocol;
+  targets: readonly UnaryTarget[];
+  shape: UnaryShape;
+  tools: Tools;
+  log: (line: string) => void;
+}): Promise<UnaryRow[]> {
+  const { protocol, targets, shape, tools, log } = options;
+  for (const target of targets) await verify(protocol, target);
+  const results = new Map<string, LoadResult[]>(targets.map((target) => [target.key, []]));
+  for (let round = 0; round < shape.rounds; round++) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length] as UnaryTarget);
+    for (const target of order) {
+      const warmupSeconds = shape.warmupSeconds + (round === 0 ? shape.firstWarmupSeconds : 0);
+      const result =
+        protocol === "connect-json"
+          ? await h1Load(tools, target.target, {
+              connections: shape.h1Connections,
+              seconds: shape.seconds,
+              warmupSeconds,
+            })
+          : await h2Load(tools, target.target, {
+              clients: shape.h2Clients,
+              streams: shape.h2Streams,
+              seconds: shape.seconds,
+              warmupSeconds,
+            });
+      results.get(target.key)?.push(result);
+      log(
+        `  round ${round + 1}/${shape.rounds} ${target.label.padEnd(28)} ${Math.round(result.rps)
+          .toString()
+          .padStart(
+            7,
+          )} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${result.errors > 0 ? `  ERRORS ${result.errors}` : ""}`,
+      );
+    }
+  }
+  for (const target of targets) await verify(protocol, target);
+  return targets.map((target) => {
+    const rounds = results.get(target.key) ?? [];
+    return {
+      key: target.key,
+      label: target.label,
+      rps: median(rounds.map((r) => r.rps)),
+      p50Ms: median(rounds.map((r) => r.p50Ms)),
+      p99Ms: median(rounds.map((r) => r.p99Ms)),
+      errors: rounds.reduce((sum, r) => sum + r.errors, 0),
+      tool: rounds[0]?.tool ?? "",
+      rounds,
+    };
+  });
+}

@@ -1,0 +1,72 @@
+// The child side of the benchmark's server processes: tells the driver when it listens, answers
+// memory queries (after a full GC when the process runs with --expose-gc), and exits on request,
+// cleanly, so that --cpu-prof writes its profile.
+
+/** Memory of a server process, as the driver asks for it. */
+export interface MemorySample {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/** A message from the driver to a server process. */
+export type DriverMessage = { type: "memory" } | { type: "stop" };
+
+/** A message from a server process to the driver. */
+export type ServerMessage =
+  | { type: "ready"; port: number }
+  | ({ type: "memory" } & MemorySample)
+  | { type: "failed"; error: string };
+
+function send(message: ServerMessage): void {
+  process.send?.(message);
+}
+
+/**
+ * Reports `port` to the driver and serves its queries until it asks to stop; `stop` closes the
+ * server first.
+ */
+export function reportReady(port: number, stop: () => Promise<void>): void {
+  process.on("message", (message: DriverMessage) => {
+    if (message.type === "memory") {
+      const collect = (globalThis as { gc?: () => void }).gc;
+      collect?.();
+      collect?.();
+      const usage = process.memoryUsage();
+      send({
+        type: "memory",
+        rss: usage.rss,
+        heapUsed: usage.heapUsed,
+        heapTotal: usage.heapTotal,
+        external: usage.external,
+        arrayBuffers: usage.arrayBuffers,
+      });
+    } else if (message.type === "stop") {
+      const timer = setTimeout(() => process.exit(0), 3_000);
+      stop().finally(() => {
+        clearTimeout(timer);
+        process.exit(0);
+      });
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
+  send({ type: "ready", port });
+}
+
+/** Reports a start-up failure to the driver and exits. */
+export function reportFailure(error: unknown): never {
+  send({
+    type: "failed",
+    error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+  });
+  process.exit(1);
+}
+
+/** The value of `--name=value` on the command line, or `fallback`. */
+export function argument(name: string, fallback: string): string {
+  const prefix = `--${name}=`;
+  const found = process.argv.find((arg) => arg.startsWith(prefix));
+  return found === undefined ? fallback : found.slice(prefix.length);
+}
