@@ -10,24 +10,38 @@ export function createShutdownInterceptor(signal: AbortSignal): Interceptor {
     const res = await next(req);
     if (!res.stream) return res;
     const messages = res.message[Symbol.asyncIterator]();
-    const stopped = new Promise<never>((_, reject) => {
-      const stop = () =>
-        reject(
-          new ConnectError(
-            "the server is shutting down; reconnect and resume from the last revision received",
-            Code.Unavailable,
-          ),
-        );
-      if (signal.aborted) stop();
-      else signal.addEventListener("abort", stop, { once: true });
-    });
-    stopped.catch(() => {});
+    // Each wait listens for the shutdown only while it is pending, so that a stream leaves nothing
+    // behind on the server-wide signal, however long it lives and however it ends.
+    const nextOrShutdown = () =>
+      new Promise<IteratorResult<typeof res.message extends AsyncIterable<infer T> ? T : never>>(
+        (resolve, reject) => {
+          const stop = () =>
+            reject(
+              new ConnectError(
+                "the server is shutting down; reconnect and resume from the last revision received",
+                Code.Unavailable,
+              ),
+            );
+          if (signal.aborted) return stop();
+          signal.addEventListener("abort", stop, { once: true });
+          messages.next().then(
+            (result) => {
+              signal.removeEventListener("abort", stop);
+              resolve(result);
+            },
+            (error: unknown) => {
+              signal.removeEventListener("abort", stop);
+              reject(error);
+            },
+          );
+        },
+      );
     return {
       ...res,
       message: (async function* () {
         try {
           for (;;) {
-            const result = await Promise.race([messages.next(), stopped]);
+            const result = await nextOrShutdown();
             if (result.done) return;
             yield result.value;
           }

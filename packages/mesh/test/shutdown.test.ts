@@ -1,6 +1,7 @@
 // Graceful shutdown: health turns NOT_SERVING first, a unary call in flight finishes, open streams
 // end with `unavailable` (so clients reconnect and resume) and the server stops within its grace.
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -80,4 +81,34 @@ test("SIGTERM-style close drains unary calls, ends streams with unavailable, and
   const deadline = Date.now() + 1_000;
   while (!streamHandlerEnded && Date.now() < deadline) await sleep(10);
   assert.ok(streamHandlerEnded, "the stream handler ran its cleanup");
+});
+
+test("streams that end leave no listener on the server's shutdown signal", async () => {
+  const server = await serve({
+    name: "shutdown-listeners",
+    services: [UserService],
+    routes: (router) =>
+      router.service(UserService, {
+        async *watchUsers() {
+          for (let i = 1n; i <= 5n; i++) yield { revision: i };
+        },
+      }),
+    port: 0,
+    host: "127.0.0.1",
+    limits: defaultLimits,
+    corsOrigins: [],
+    logger: createLogger("shutdown-listeners", "silent"),
+    readiness: async () => ({ ok: true }),
+  });
+  try {
+    const users = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
+    for (let i = 0; i < 50; i++) {
+      const revisions: bigint[] = [];
+      for await (const res of users.watchUsers({})) revisions.push(res.revision);
+      assert.equal(revisions.length, 5);
+    }
+    assert.equal(getEventListeners(server.shutdownSignal, "abort").length, 0);
+  } finally {
+    await server.close(100);
+  }
 });
