@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { InvalidStartRevisionError } from "./watch.ts";
 
 /**
  * Turns anything a handler throws that is not already a ConnectError into `internal` with a generic
@@ -90,4 +91,20 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = (current as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * Makes the transport's error mapping of one service from `codeOf`, which names the Connect code of
+ * each of the service's own domain errors (undefined for anything else). The runtime's own errors
+ * (an invalid watch start) are mapped here; anything unknown is returned unchanged for the error
+ * interceptor, which turns it into a generic `internal`.
+ */
+export function createDomainErrorMapper(
+  codeOf: (error: unknown) => Code | undefined,
+): (error: unknown) => unknown {
+  return (error) => {
+    const code = error instanceof InvalidStartRevisionError ? Code.InvalidArgument : codeOf(error);
+    if (code === undefined || !(error instanceof Error)) return error;
+    return new ConnectError(error.message, code, undefined, undefined, error);
+  };
 }

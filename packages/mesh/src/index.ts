@@ -37,7 +37,12 @@ export {
   openDatabase,
   watchDatabaseHealth,
 } from "./database.ts";
-export { createErrorInterceptor, isDatabaseUnavailable, toPublicError } from "./errors.ts";
+export {
+  createDomainErrorMapper,
+  createErrorInterceptor,
+  isDatabaseUnavailable,
+  toPublicError,
+} from "./errors.ts";
 export { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { stopOnSignals } from "./main.ts";

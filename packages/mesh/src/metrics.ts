@@ -71,7 +71,8 @@ export function createMetrics(service: string): Metrics {
   return { registry, interceptor };
 }
 
-function codeName(code: Code): string {
+/** A Connect code as its snake_case wire name (`invalid_argument`). */
+export function codeName(code: Code): string {
   return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 

@@ -9,6 +9,7 @@ import {
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
+import { codeName } from "./metrics.ts";
 
 const tracer = trace.getTracer("@shop/mesh");
 
@@ -49,10 +50,6 @@ function endSpan(span: Span, system: string, error?: unknown): void {
     }
   }
   span.end();
-}
-
-function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 
 /** Runs each `next()` of `messages` inside `ctx`, so that a streaming handler's work is traced too. */

@@ -32,11 +32,3 @@ export class ReservationConflictError extends Error {
 export class ReservationReleasedError extends Error {
   override name = "ReservationReleasedError";
 }
-
-/** Every error the inventory domain throws on purpose. */
-export type InventoryDomainError =
-  | InvalidInventoryRequestError
-  | ProductNotFoundError
-  | InsufficientStockError
-  | ReservationConflictError
-  | ReservationReleasedError;

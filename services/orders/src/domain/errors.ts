@@ -56,15 +56,3 @@ export class OrderRetryLaterError extends Error {
 export class TooManyTrackedError extends Error {
   override name = "TooManyTrackedError";
 }
-
-/** Every error the orders domain throws on purpose. */
-export type OrderDomainError =
-  | InvalidOrderError
-  | OrderNotFoundError
-  | UserNotEligibleError
-  | StockUnavailableError
-  | RequestIdReusedError
-  | OrderNotCancellableError
-  | UpstreamUnavailableError
-  | TooManyTrackedError
-  | OrderRetryLaterError;

@@ -1,8 +1,7 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { InvalidStartRevisionError } from "@shop/mesh/watch";
+import { Code } from "@connectrpc/connect";
+import { createDomainErrorMapper } from "@shop/mesh";
 import {
   InvalidOrderError,
-  type OrderDomainError,
   OrderNotCancellableError,
   OrderNotFoundError,
   OrderRetryLaterError,
@@ -13,19 +12,8 @@ import {
   UserNotEligibleError,
 } from "../domain/errors.ts";
 
-/**
- * Maps the domain's errors to Connect codes; anything else is rethrown unchanged for the mesh's
- * error interceptor, which turns it into a generic `internal`.
- */
-export function toConnectError(error: unknown): unknown {
-  if (error instanceof InvalidStartRevisionError) {
-    return new ConnectError(error.message, Code.InvalidArgument);
-  }
-  if (!isDomainError(error)) return error;
-  return new ConnectError(error.message, codeOf(error), undefined, undefined, error);
-}
-
-function codeOf(error: OrderDomainError): Code {
+/** Maps the orders domain's errors to Connect codes; anything else passes unchanged. */
+export const toConnectError = createDomainErrorMapper((error) => {
   if (error instanceof InvalidOrderError) return Code.InvalidArgument;
   if (error instanceof RequestIdReusedError) return Code.InvalidArgument;
   if (error instanceof OrderNotFoundError) return Code.NotFound;
@@ -37,20 +25,5 @@ function codeOf(error: OrderDomainError): Code {
   if (error instanceof UpstreamUnavailableError) {
     return error.timedOut ? Code.DeadlineExceeded : Code.Unavailable;
   }
-  const unhandled: never = error;
-  throw new Error(`unmapped domain error ${String(unhandled)}`);
-}
-
-function isDomainError(error: unknown): error is OrderDomainError {
-  return (
-    error instanceof InvalidOrderError ||
-    error instanceof RequestIdReusedError ||
-    error instanceof OrderNotFoundError ||
-    error instanceof UserNotEligibleError ||
-    error instanceof StockUnavailableError ||
-    error instanceof OrderNotCancellableError ||
-    error instanceof TooManyTrackedError ||
-    error instanceof OrderRetryLaterError ||
-    error instanceof UpstreamUnavailableError
-  );
-}
+  return undefined;
+});

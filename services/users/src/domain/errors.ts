@@ -59,12 +59,3 @@ export class BatchTooLargeError extends Error {
     super(`a batch may create at most ${limit} users`);
   }
 }
-
-/** Every error the users domain throws on purpose. */
-export type UserDomainError =
-  | InvalidUserError
-  | EmailTakenError
-  | UserNotFoundError
-  | VersionMismatchError
-  | BatchItemError
-  | BatchTooLargeError;
