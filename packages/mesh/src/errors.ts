@@ -108,3 +108,44 @@ export function createDomainErrorMapper(
     return new ConnectError(error.message, code, undefined, undefined, error);
   };
 }
+
+/**
+ * Wraps every method of a service implementation so that what it throws, or what its stream
+ * throws, goes through `map` (a service's createDomainErrorMapper), instead of a try/catch in each
+ * handler. (Interceptors given to `router.service` would replace the router's own, so this wraps
+ * the implementation instead.)
+ */
+export function mapDomainErrors<T extends object>(
+  implementation: T,
+  map: (error: unknown) => unknown,
+): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(implementation)) {
+    if (typeof method !== "function") continue;
+    wrapped[name] = (...args: unknown[]) => {
+      let result: unknown;
+      try {
+        result = method.apply(implementation, args);
+      } catch (error) {
+        throw map(error);
+      }
+      if (isAsyncIterable(result)) return mapStream(result, map);
+      return Promise.resolve(result).catch((error: unknown) => {
+        throw map(error);
+      });
+    };
+  }
+  return wrapped as T;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
+}
+
+async function* mapStream<T>(messages: AsyncIterable<T>, map: (error: unknown) => unknown) {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw map(error);
+  }
+}

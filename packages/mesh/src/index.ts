@@ -41,6 +41,7 @@ export {
   createDomainErrorMapper,
   createErrorInterceptor,
   isDatabaseUnavailable,
+  mapDomainErrors,
   toPublicError,
 } from "./errors.ts";
 export { createHealthState, type HealthState, ServingStatus } from "./health.ts";

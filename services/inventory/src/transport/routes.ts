@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { ProductEventSchema } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
-import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { adjustStock } from "../domain/adjust-stock.ts";
 import { getProduct } from "../domain/get-product.ts";
@@ -22,62 +22,48 @@ export function inventoryRoutes(inventory: InventoryRepository) {
     create(ProductEventSchema, eventToProto(event)),
   );
   return (router: ConnectRouter) =>
-    router.service(InventoryService, {
-      async listProducts(req) {
-        const limit = pageSizeOf(req.pageSize);
-        const cursor = decodePageToken(req.pageToken, isSku);
-        const page = await listProducts(inventory, { cursor, limit });
-        return {
-          products: page.products.map(productToProto),
-          nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
-          revision: page.revision,
-        };
-      },
-      async getProduct(req) {
-        try {
-          return { product: productToProto(await getProduct(inventory, req.sku)) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async adjustStock(req) {
-        try {
-          return { product: productToProto(await adjustStock(inventory, req)) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async reserveStock(req) {
-        try {
-          const { reservation, products } = await reserveStock(inventory, req);
-          return {
-            reservation: reservationToProto(reservation),
-            products: products.map(productToProto),
-          };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async releaseStock(req) {
-        try {
-          const reservation = await releaseStock(inventory, req);
-          return { reservation: reservation && reservationToProto(reservation) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async *watchStock(req, context) {
-        try {
-          const batches = watchStock(inventory, {
-            startRevision: req.startRevision,
-            signal: context.signal,
-          });
-          for await (const batch of batches) {
-            yield { events: batch.events.map(sharedProto), revision: batch.revision };
-          }
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-    });
+    router.service(
+      InventoryService,
+      mapDomainErrors<ServiceImpl<typeof InventoryService>>(
+        {
+          async listProducts(req) {
+            const limit = pageSizeOf(req.pageSize);
+            const cursor = decodePageToken(req.pageToken, isSku);
+            const page = await listProducts(inventory, { cursor, limit });
+            return {
+              products: page.products.map(productToProto),
+              nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+              revision: page.revision,
+            };
+          },
+          async getProduct(req) {
+            return { product: productToProto(await getProduct(inventory, req.sku)) };
+          },
+          async adjustStock(req) {
+            return { product: productToProto(await adjustStock(inventory, req)) };
+          },
+          async reserveStock(req) {
+            const { reservation, products } = await reserveStock(inventory, req);
+            return {
+              reservation: reservationToProto(reservation),
+              products: products.map(productToProto),
+            };
+          },
+          async releaseStock(req) {
+            const reservation = await releaseStock(inventory, req);
+            return { reservation: reservation && reservationToProto(reservation) };
+          },
+          async *watchStock(req, context) {
+            const batches = watchStock(inventory, {
+              startRevision: req.startRevision,
+              signal: context.signal,
+            });
+            for await (const batch of batches) {
+              yield { events: batch.events.map(sharedProto), revision: batch.revision };
+            }
+          },
+        },
+        toConnectError,
+      ),
+    );
 }

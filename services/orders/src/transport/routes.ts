@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { OrderEventSchema } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
-import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { cancelOrder } from "../domain/cancel-order.ts";
 import { type CreateOrderDeps, createOrder } from "../domain/create-order.ts";
@@ -22,73 +22,59 @@ export function orderRoutes(deps: CreateOrderDeps) {
   );
   const { orders } = deps;
   return (router: ConnectRouter) =>
-    router.service(OrderService, {
-      async createOrder(req) {
-        try {
-          const order = await createOrder(deps, {
-            userId: req.userId,
-            items: req.items.map((item) => ({ sku: item.sku, quantity: item.quantity })),
-            requestId: req.requestId,
-          });
-          return { order: orderToProto(order) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async getOrder(req) {
-        try {
-          return { order: orderToProto(await getOrder(orders, req.id)) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async listOrders(req) {
-        const limit = pageSizeOf(req.pageSize);
-        const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
-        const page = await listOrders(orders, { userId: req.userId, cursor, limit });
-        return {
-          orders: page.orders.map(orderToProto),
-          nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
-          revision: page.revision,
-        };
-      },
-      async cancelOrder(req) {
-        try {
-          return { order: orderToProto(await cancelOrder(deps, req.id)) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async *watchOrders(req, context) {
-        try {
-          const batches = watchOrders(orders, {
-            startRevision: req.startRevision,
-            userId: req.userId,
-            signal: context.signal,
-          });
-          for await (const batch of batches) {
-            yield { events: batch.events.map(sharedProto), revision: batch.revision };
-          }
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async *trackOrders(requests, context) {
-        try {
-          const changes = (async function* () {
-            for await (const req of requests)
-              yield { add: req.addOrderIds, remove: req.removeOrderIds };
-          })();
-          for await (const batch of trackOrders(orders, changes, context.signal)) {
-            yield {
-              events: batch.events.map(sharedProto),
-              revision: batch.revision,
-              unknownOrderIds: batch.unknownIds,
+    router.service(
+      OrderService,
+      mapDomainErrors<ServiceImpl<typeof OrderService>>(
+        {
+          async createOrder(req) {
+            const order = await createOrder(deps, {
+              userId: req.userId,
+              items: req.items.map((item) => ({ sku: item.sku, quantity: item.quantity })),
+              requestId: req.requestId,
+            });
+            return { order: orderToProto(order) };
+          },
+          async getOrder(req) {
+            return { order: orderToProto(await getOrder(orders, req.id)) };
+          },
+          async listOrders(req) {
+            const limit = pageSizeOf(req.pageSize);
+            const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
+            const page = await listOrders(orders, { userId: req.userId, cursor, limit });
+            return {
+              orders: page.orders.map(orderToProto),
+              nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+              revision: page.revision,
             };
-          }
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-    });
+          },
+          async cancelOrder(req) {
+            return { order: orderToProto(await cancelOrder(deps, req.id)) };
+          },
+          async *watchOrders(req, context) {
+            const batches = watchOrders(orders, {
+              startRevision: req.startRevision,
+              userId: req.userId,
+              signal: context.signal,
+            });
+            for await (const batch of batches) {
+              yield { events: batch.events.map(sharedProto), revision: batch.revision };
+            }
+          },
+          async *trackOrders(requests, context) {
+            const changes = (async function* () {
+              for await (const req of requests)
+                yield { add: req.addOrderIds, remove: req.removeOrderIds };
+            })();
+            for await (const batch of trackOrders(orders, changes, context.signal)) {
+              yield {
+                events: batch.events.map(sharedProto),
+                revision: batch.revision,
+                unknownOrderIds: batch.unknownIds,
+              };
+            }
+          },
+        },
+        toConnectError,
+      ),
+    );
 }

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { UserEventSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { decodePageToken, encodePageToken, pageSizeOf } from "@shop/mesh";
+import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
@@ -21,67 +21,53 @@ export function userRoutes(users: UserRepository) {
     create(UserEventSchema, eventToProto(event)),
   );
   return (router: ConnectRouter) =>
-    router.service(UserService, {
-      async createUser(req) {
-        try {
-          return { user: userToProto(await createUser(users, req)) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async getUser(req) {
-        try {
-          return { user: userToProto(await getUser(users, req.id)) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async listUsers(req) {
-        const limit = pageSizeOf(req.pageSize);
-        const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
-        const page = await listUsers(users, { cursor, limit });
-        return {
-          users: page.users.map(userToProto),
-          nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
-          revision: page.revision,
-        };
-      },
-      async updateUser(req) {
-        try {
-          const user = await updateUser(users, {
-            id: req.id,
-            expectedVersion: req.version,
-            patch: {
-              name: req.name,
-              email: req.email,
-              status: req.status === undefined ? undefined : statusFromProto(req.status),
-            },
-            statusGiven: req.status !== undefined,
-          });
-          return { user: userToProto(user) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async *watchUsers(req, context) {
-        try {
-          const batches = watchUsers(users, {
-            startRevision: req.startRevision,
-            signal: context.signal,
-          });
-          for await (const batch of batches) {
-            yield { events: batch.events.map(sharedProto), revision: batch.revision };
-          }
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-      async batchCreateUsers(requests) {
-        try {
-          return { users: (await batchCreateUsers(users, requests)).map(userToProto) };
-        } catch (error) {
-          throw toConnectError(error);
-        }
-      },
-    });
+    router.service(
+      UserService,
+      mapDomainErrors<ServiceImpl<typeof UserService>>(
+        {
+          async createUser(req) {
+            return { user: userToProto(await createUser(users, req)) };
+          },
+          async getUser(req) {
+            return { user: userToProto(await getUser(users, req.id)) };
+          },
+          async listUsers(req) {
+            const limit = pageSizeOf(req.pageSize);
+            const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
+            const page = await listUsers(users, { cursor, limit });
+            return {
+              users: page.users.map(userToProto),
+              nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+              revision: page.revision,
+            };
+          },
+          async updateUser(req) {
+            const user = await updateUser(users, {
+              id: req.id,
+              expectedVersion: req.version,
+              patch: {
+                name: req.name,
+                email: req.email,
+                status: req.status === undefined ? undefined : statusFromProto(req.status),
+              },
+              statusGiven: req.status !== undefined,
+            });
+            return { user: userToProto(user) };
+          },
+          async *watchUsers(req, context) {
+            const batches = watchUsers(users, {
+              startRevision: req.startRevision,
+              signal: context.signal,
+            });
+            for await (const batch of batches) {
+              yield { events: batch.events.map(sharedProto), revision: batch.revision };
+            }
+          },
+          async batchCreateUsers(requests) {
+            return { users: (await batchCreateUsers(users, requests)).map(userToProto) };
+          },
+        },
+        toConnectError,
+      ),
+    );
 }
