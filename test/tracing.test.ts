@@ -4,7 +4,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,10 +14,10 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
-import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { createTestDatabase, type TestDatabase } from "@shop/testing";
+import { createTestDatabase, freePort, type TestDatabase, waitUntilServing } from "@shop/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -36,15 +35,6 @@ let receiver: Server;
 let database: TestDatabase;
 const children: ChildProcess[] = [];
 const ports: Record<string, number> = {};
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createNetServer().listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 /** A minimal OTLP/HTTP JSON receiver: it records every span with its resource's service.name. */
 function startReceiver(): Promise<number> {
@@ -82,20 +72,6 @@ function startReceiver(): Promise<number> {
   );
 }
 
-async function waitServing(port: number): Promise<void> {
-  const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      if ((await health.check({})).status === HealthCheckResponse_ServingStatus.SERVING) return;
-    } catch {
-      // Not up yet.
-    }
-    if (Date.now() > deadline) throw new Error(`port ${port} never became SERVING`);
-    await sleep(100);
-  }
-}
-
 before(async () => {
   database = await createTestDatabase();
   const receiverPort = await startReceiver();
@@ -119,7 +95,7 @@ before(async () => {
     });
     children.push(child);
   }
-  await Promise.all(Object.values(ports).map(waitServing));
+  await Promise.all(Object.values(ports).map((port) => waitUntilServing(port)));
 });
 
 after(async () => {
