@@ -10,6 +10,13 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import {
+  defaultAudience,
+  ensureLocalKeys,
+  jwksFile,
+  localIssuer,
+  privateKeyFile,
+} from "@shop/auth";
 import { resolveDatabaseUrl } from "@shop/local-postgres";
 import { z } from "zod";
 import {
@@ -35,6 +42,18 @@ const env = z
     LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
   })
   .parse(process.env);
+
+// Authentication is on: local signing keys (made on the first start, kept in the data folder) for
+// signing people in (the dashboard, `npm run token`) and the orders service's own identity; every
+// service trusts their JWKS.
+const authDir = path.join(env.SHOP_DATA_DIR, "auth");
+await ensureLocalKeys(authDir, ["sign-in", "orders"]);
+const authEnv = {
+  AUTH: "on",
+  AUTH_ISSUER: localIssuer,
+  AUTH_AUDIENCE: defaultAudience,
+  AUTH_JWKS_FILE: jwksFile(authDir),
+};
 
 // The browser calls the services straight from the dashboard's pages: allow its origins.
 const corsOrigins = [
@@ -62,14 +81,14 @@ const services: Managed[] = [
     port: env.USERS_PORT,
     args: serviceMain("users"),
     cwd: root,
-    env: { CORS_ORIGINS: corsOrigins },
+    env: { ...authEnv, CORS_ORIGINS: corsOrigins },
   },
   {
     name: "inventory",
     port: env.INVENTORY_PORT,
     args: serviceMain("inventory"),
     cwd: root,
-    env: { CORS_ORIGINS: corsOrigins },
+    env: { ...authEnv, CORS_ORIGINS: corsOrigins },
   },
   {
     name: "orders",
@@ -77,6 +96,8 @@ const services: Managed[] = [
     args: serviceMain("orders"),
     cwd: root,
     env: {
+      ...authEnv,
+      AUTH_SERVICE_KEY_FILE: privateKeyFile(authDir, "orders"),
       CORS_ORIGINS: corsOrigins,
       USERS_URL: `http://127.0.0.1:${env.USERS_PORT}`,
       INVENTORY_URL: `http://127.0.0.1:${env.INVENTORY_PORT}`,
@@ -95,6 +116,9 @@ const dashboard: Managed = {
     USERS_URL: `http://localhost:${env.USERS_PORT}`,
     ORDERS_URL: `http://localhost:${env.ORDERS_PORT}`,
     INVENTORY_URL: `http://localhost:${env.INVENTORY_PORT}`,
+    AUTH_ISSUER: localIssuer,
+    AUTH_AUDIENCE: defaultAudience,
+    AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, "sign-in"),
   },
 };
 

@@ -1,6 +1,13 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
-import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge } from "prom-client";
@@ -18,6 +25,8 @@ export interface UpstreamOptions {
   defaultTimeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   breaker?: Partial<BreakerPolicy>;
+  /** This service's own bearer token for every call (its identity, not its caller's). */
+  credentials?: () => Promise<string>;
 }
 
 /** When a failed call is tried again. */
@@ -109,13 +118,17 @@ export function createUpstream<T extends DescService>(
   const retry = { ...defaultRetry, ...options.retry };
   const breakerPolicy = { ...defaultBreaker, ...options.breaker };
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 2_000;
+  const { credentials } = options;
   const addresses = options.baseUrl
     .split(",")
     .map((url) => url.trim())
     .filter(Boolean)
     .map((baseUrl) => ({
       baseUrl,
-      transport: createGrpcTransport({ baseUrl }),
+      transport: createGrpcTransport({
+        baseUrl,
+        interceptors: credentials ? [withCredentials(credentials)] : [],
+      }),
       downUntil: 0,
     }));
   if (addresses.length === 0) throw new Error(`no address for upstream ${options.name}`);
@@ -280,6 +293,13 @@ export function createUpstreamClient<T extends DescService>(
   options: UpstreamOptions,
 ): Client<T> {
   return createUpstream(service, options).client;
+}
+
+function withCredentials(credentials: () => Promise<string>): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${await credentials()}`);
+    return next(req);
+  };
 }
 
 function hasRequestId(input: unknown): boolean {

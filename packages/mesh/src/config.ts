@@ -3,6 +3,12 @@ import { defaultLimits, type Limits } from "./serve.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();
+const list = z.string().transform((value) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
 
 /** Environment variables every service reads; a service's own schema extends this one. */
 export const serverEnvSchema = z.object({
@@ -20,15 +26,9 @@ export const serverEnvSchema = z.object({
   OTEL_TRACES_EXPORTER: z.string().optional(),
   OTEL_SERVICE_NAME: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  CORS_ORIGINS: z
-    .string()
-    .default("http://localhost:3000,http://127.0.0.1:3000")
-    .transform((value) =>
-      value
-        .split(",")
-        .map((origin) => origin.trim())
-        .filter(Boolean),
-    ),
+  CORS_ORIGINS: list
+    .refine((origins) => !origins.includes("*"), "list the allowed origins; a wildcard is refused")
+    .default(["http://localhost:3000", "http://127.0.0.1:3000"]),
   TLS_CERT_FILE: z.string().optional(),
   TLS_KEY_FILE: z.string().optional(),
   MAX_MESSAGE_BYTES: positive.default(defaultLimits.maxMessageBytes),
@@ -37,6 +37,25 @@ export const serverEnvSchema = z.object({
   HEADERS_TIMEOUT_MS: positive.default(defaultLimits.headersTimeoutMs),
   IDLE_TIMEOUT_MS: positive.default(defaultLimits.idleTimeoutMs),
   MAX_TIMEOUT_MS: positive.default(defaultLimits.maxTimeoutMs),
+  MAX_WATCHES_PER_CLIENT: positive.default(defaultLimits.maxStreamsPerClient),
+  /** "on" (the default) needs a key source and an issuer; "off" lets every call in. */
+  AUTH: z.enum(["on", "off"]).default("on"),
+  /** Public keys that sign tokens: a JWKS endpoint, or a JWKS file. */
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  AUTH_JWKS_FILE: z.string().optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).default("shop"),
+  AUTH_ALGORITHMS: list.default(["ES256"]),
+  /** Services callable, and HTTP paths served, without a token. */
+  AUTH_OPEN: list.default([
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "/metrics",
+  ]),
+  AUTH_MAX_TOKEN_BYTES: positive.default(8 * 1024),
+  /** This service's private JWK, with which it signs its own identity for calls to others. */
+  AUTH_SERVICE_KEY_FILE: z.string().optional(),
 });
 
 /** The parsed common environment. */
@@ -54,12 +73,33 @@ export interface ServerConfig {
   corsOrigins: string[];
   tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
+  /** Token checks; undefined when AUTH=off. */
+  auth: AuthConfig | undefined;
+}
+
+/** Where a service finds the keys that sign tokens, and what it accepts. */
+export interface AuthConfig {
+  jwksUrl: string | undefined;
+  jwksFile: string | undefined;
+  issuer: string;
+  audience: string;
+  algorithms: string[];
+  open: string[];
+  maxTokenBytes: number;
+  /** The service's own signing key, for its calls to other services. */
+  serviceKeyFile: string | undefined;
 }
 
 /** Builds the common settings from the parsed environment, with `defaultPort` when PORT is unset. */
 export function toServerConfig(env: ServerEnv, defaultPort: number): ServerConfig {
   if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
     throw new Error("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  }
+  if (env.AUTH === "on" && (!(env.AUTH_JWKS_URL || env.AUTH_JWKS_FILE) || !env.AUTH_ISSUER)) {
+    throw new Error(
+      "authentication is on: set AUTH_ISSUER and AUTH_JWKS_URL or AUTH_JWKS_FILE " +
+        "(`npm start` sets them up), or AUTH=off to let every call in",
+    );
   }
   return {
     port: env.PORT ?? defaultPort,
@@ -89,7 +129,21 @@ export function toServerConfig(env: ServerEnv, defaultPort: number): ServerConfi
       headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
       idleTimeoutMs: env.IDLE_TIMEOUT_MS,
       maxTimeoutMs: env.MAX_TIMEOUT_MS,
+      maxStreamsPerClient: env.MAX_WATCHES_PER_CLIENT,
     },
+    auth:
+      env.AUTH === "on" && env.AUTH_ISSUER
+        ? {
+            jwksUrl: env.AUTH_JWKS_URL,
+            jwksFile: env.AUTH_JWKS_FILE,
+            issuer: env.AUTH_ISSUER,
+            audience: env.AUTH_AUDIENCE,
+            algorithms: env.AUTH_ALGORITHMS,
+            open: env.AUTH_OPEN,
+            maxTokenBytes: env.AUTH_MAX_TOKEN_BYTES,
+            serviceKeyFile: env.AUTH_SERVICE_KEY_FILE,
+          }
+        : undefined,
   };
 }
 

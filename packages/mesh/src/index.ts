@@ -1,3 +1,10 @@
+export {
+  type AuthOptions,
+  callerKey,
+  callerOf,
+  createAuthInterceptor,
+  methodsWithoutRule,
+} from "./auth.ts";
 export { type CallContext, createCallContextInterceptor, currentCall } from "./call-context.ts";
 export {
   appendChanges,
@@ -23,6 +30,7 @@ export {
   type UpstreamOptions,
 } from "./clients.ts";
 export {
+  type AuthConfig,
   parseEnv,
   type ServerConfig,
   type ServerEnv,
@@ -51,9 +59,15 @@ export { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
 export { registerReflection } from "./reflection.ts";
 export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";
-export { type RunningService, type ServiceDefinition, startService } from "./service.ts";
+export {
+  type RunningService,
+  type ServiceDefinition,
+  serviceCredentials,
+  startService,
+} from "./service.ts";
 export { createShutdownInterceptor } from "./shutdown.ts";
 export { createRequestStats, type RequestStats } from "./stats.ts";
+export { createStreamLimitInterceptor, peerKey } from "./stream-limit.ts";
 export {
   createServerTracingInterceptor,
   startClientSpan,

@@ -4,12 +4,18 @@ import * as http2 from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
+import {
+  type AuthOptions,
+  authenticateHttp,
+  createAuthInterceptor,
+  methodsWithoutRule,
+} from "./auth.ts";
 import { createCallContextInterceptor } from "./call-context.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
@@ -18,6 +24,7 @@ import { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
 import { createShutdownInterceptor } from "./shutdown.ts";
 import { createRequestStats } from "./stats.ts";
+import { createStreamLimitInterceptor, peerKey } from "./stream-limit.ts";
 import { createServerTracingInterceptor } from "./tracing.ts";
 
 /** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
@@ -34,6 +41,8 @@ export interface Limits {
   idleTimeoutMs: number;
   /** Largest timeout a client may ask for, in milliseconds. */
   maxTimeoutMs: number;
+  /** Streams (watches) one client may hold open at once (more: resource_exhausted). */
+  maxStreamsPerClient: number;
 }
 
 /** The contract's default limits. */
@@ -44,6 +53,7 @@ export const defaultLimits: Limits = {
   headersTimeoutMs: 10_000,
   idleTimeoutMs: 120_000,
   maxTimeoutMs: 5 * 60_000,
+  maxStreamsPerClient: 100,
 };
 
 /** What `/readyz` reports: ready only when every check passes. */
@@ -71,6 +81,8 @@ export interface ServeOptions {
   readiness: ReadinessCheck;
   /** Interceptors that run inside the runtime's own (metrics, errors), closest to the handler last. */
   interceptors?: Interceptor[];
+  /** Bearer-token authentication and the declared access rules; absent: every call is let in. */
+  auth?: AuthOptions;
 }
 
 /** A listening server. */
@@ -102,6 +114,14 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const shutdown = new AbortController();
   const corsOrigins = new Set(options.corsOrigins);
 
+  const { auth } = options;
+  if (auth) {
+    const missing = methodsWithoutRule(options.services, auth.open);
+    if (missing.length > 0) {
+      throw new Error(`no access rule (shop.mesh.v1.access) for ${missing.join(", ")}`);
+    }
+  }
+
   const stats = createRequestStats();
   const handleRpc = connectNodeAdapter({
     routes(router) {
@@ -117,8 +137,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
       createErrorInterceptor(logger),
       createShutdownInterceptor(shutdown.signal),
       createCallContextInterceptor(limits.maxTimeoutMs),
+      ...(auth ? [createAuthInterceptor(auth)] : []),
+      createStreamLimitInterceptor(limits.maxStreamsPerClient),
       ...(options.interceptors ?? []),
     ],
+    contextValues: (req) =>
+      createContextValues().set(peerKey, req.socket?.remoteAddress ?? "unknown"),
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
@@ -147,22 +171,33 @@ export async function serve(options: ServeOptions): Promise<Server> {
       return;
     }
     if (req.method === "GET" && path === "/metrics") {
-      Registry.merge([metrics.registry, processRegistry])
-        .metrics()
-        .then(
-          (text) => {
-            res.statusCode = 200;
-            res.setHeader("content-type", metrics.registry.contentType);
-            res.end(text);
-          },
-          (error: unknown) => {
-            logger.error({ err: error }, "metrics collection failed");
-            sendJson(res, 500, { error: "metrics unavailable" });
-          },
-        );
+      if (auth && !auth.open.has("/metrics")) {
+        void authenticateHttp(auth, req.headers.authorization).then((problem) => {
+          if (problem) sendJson(res, 401, { error: problem });
+          else sendMetrics(res);
+        });
+        return;
+      }
+      sendMetrics(res);
       return;
     }
     handleRpc(req, res);
+  };
+
+  const sendMetrics = (res: http.ServerResponse | http2.Http2ServerResponse) => {
+    Registry.merge([metrics.registry, processRegistry])
+      .metrics()
+      .then(
+        (text) => {
+          res.statusCode = 200;
+          res.setHeader("content-type", metrics.registry.contentType);
+          res.end(text);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, "metrics collection failed");
+          sendJson(res, 500, { error: "metrics unavailable" });
+        },
+      );
   };
 
   const h2Options: http2.ServerOptions = {

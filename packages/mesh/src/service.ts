@@ -2,7 +2,15 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { type ChangeFeed, createChangeFeed } from "./change-log.ts";
-import type { ServerConfig } from "./config.ts";
+import {
+  createServiceCredentials,
+  createSigner,
+  createVerifier,
+  readJwks,
+  readPrivateKey,
+} from "@shop/auth";
+import type { AuthOptions } from "./auth.ts";
+import type { AuthConfig, ServerConfig } from "./config.ts";
 import {
   applyMigrations,
   checkDatabase,
@@ -70,6 +78,8 @@ export async function startService<TTables extends Record<string, unknown>>(
     logger,
   });
   await definition.prepare?.({ database, feed });
+  const auth = config.auth && authOptions(config.auth);
+  if (!auth) logger.warn("authentication is off (AUTH=off): every caller is let in");
   const server = await serve({
     name: definition.name,
     services: definition.services,
@@ -79,6 +89,7 @@ export async function startService<TTables extends Record<string, unknown>>(
     tls: config.tls,
     limits: config.limits,
     corsOrigins: config.corsOrigins,
+    auth,
     logger,
     readiness: () => checkDatabase(database, expectedMigrations),
   });
@@ -104,4 +115,37 @@ export async function startService<TTables extends Record<string, unknown>>(
       await database.close();
     },
   };
+}
+
+/** The server's token checks from the configuration: keys from the JWKS endpoint or file. */
+function authOptions(config: AuthConfig): AuthOptions {
+  return {
+    verifier: createVerifier({
+      jwksUrl: config.jwksUrl,
+      jwks: config.jwksFile ? readJwks(config.jwksFile) : undefined,
+      issuer: config.issuer,
+      audience: config.audience,
+      algorithms: config.algorithms,
+      maxTokenBytes: config.maxTokenBytes,
+    }),
+    open: new Set(config.open),
+  };
+}
+
+/**
+ * The credentials a service presents to the services it calls, when it has its own key
+ * (AUTH_SERVICE_KEY_FILE): short-lived tokens naming it, with the role "service".
+ */
+export async function serviceCredentials(
+  config: ServerConfig,
+  service: string,
+): Promise<(() => Promise<string>) | undefined> {
+  const auth = config.auth;
+  if (!auth?.serviceKeyFile) return undefined;
+  const signer = await createSigner({
+    privateKey: readPrivateKey(auth.serviceKeyFile),
+    issuer: auth.issuer,
+    audience: auth.audience,
+  });
+  return createServiceCredentials(signer, service);
 }

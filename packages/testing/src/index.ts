@@ -42,13 +42,19 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** Starts `definition` on a free port against `databaseUrl`, with logs silenced unless LOG_LEVEL is set. */
+/**
+ * Starts `definition` on a free port against `databaseUrl`, with logs silenced unless LOG_LEVEL is
+ * set, and authentication off unless `env` turns it on.
+ */
 export function startTestService<T extends Record<string, unknown>>(
   definition: ServiceDefinition<T>,
   databaseUrl: string,
   env: Record<string, string> = {},
 ): Promise<RunningService> {
-  const config = toServerConfig(serverEnvSchema.parse({ PORT: "0", HOST: "127.0.0.1", ...env }), 0);
+  const config = toServerConfig(
+    serverEnvSchema.parse({ PORT: "0", HOST: "127.0.0.1", AUTH: "off", ...env }),
+    0,
+  );
   const logger = createLogger(definition.name, process.env.LOG_LEVEL ?? "silent");
   return startService(definition, { ...config, databaseUrl }, logger);
 }

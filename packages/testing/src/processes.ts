@@ -49,7 +49,8 @@ export interface ServiceProcess {
 
 /**
  * Starts `services/<name>/src/main.ts` in a child process on a free port with `env` added, and
- * waits until it serves. Its logs go to this process's stderr when LOG_LEVEL is set.
+ * waits until it serves. Its logs go to this process's stderr when LOG_LEVEL is set. Authentication
+ * is off unless `env` turns it on.
  */
 export async function startServiceProcess(
   name: "users" | "inventory" | "orders",
@@ -63,6 +64,7 @@ export async function startServiceProcess(
       env: {
         ...process.env,
         LOG_LEVEL: process.env.LOG_LEVEL ?? "silent",
+        AUTH: "off",
         ...env,
         PORT: String(port),
         HOST: "127.0.0.1",

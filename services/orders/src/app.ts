@@ -19,6 +19,8 @@ export interface OrdersOptions {
   pendingTimeoutMs?: number;
   sweepIntervalMs?: number;
   requestIdTtlMs?: number;
+  /** The service's own token for its calls to users and inventory (see serviceCredentials). */
+  credentials?: () => Promise<string>;
 }
 
 /** The orders service as the mesh runtime runs it. */
@@ -27,11 +29,13 @@ export function ordersService(options: OrdersOptions): ServiceDefinition<typeof 
     name: "users",
     baseUrl: options.usersUrl,
     defaultTimeoutMs: options.upstreamTimeoutMs,
+    credentials: options.credentials,
   });
   const inventory = createUpstreamClient(InventoryService, {
     name: "inventory",
     baseUrl: options.inventoryUrl,
     defaultTimeoutMs: options.upstreamTimeoutMs,
+    credentials: options.credentials,
   });
   const stock = createStockKeeper(inventory);
   return {

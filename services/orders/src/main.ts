@@ -1,5 +1,11 @@
 import { resolveDatabaseUrl } from "@shop/local-postgres";
-import { createLogger, startService, startTelemetry, stopOnSignals } from "@shop/mesh";
+import {
+  createLogger,
+  serviceCredentials,
+  startService,
+  startTelemetry,
+  stopOnSignals,
+} from "@shop/mesh";
 import { ordersService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
@@ -14,7 +20,7 @@ const database = await resolveDatabaseUrl({
   ...config.localPostgres,
 });
 const service = await startService(
-  ordersService(config),
+  ordersService({ ...config, credentials: await serviceCredentials(config, "orders") }),
   { ...config, databaseUrl: database.url },
   logger,
 );

@@ -1,5 +1,6 @@
 import { OrderNotCancellableError, OrderNotFoundError } from "./errors.ts";
 import type { Order, OrderRepository, StockKeeper } from "./order.ts";
+import { isVisible, type OrderScope } from "./scope.ts";
 import { isUuid } from "./validate.ts";
 
 /**
@@ -10,9 +11,10 @@ import { isUuid } from "./validate.ts";
 export async function cancelOrder(
   deps: { orders: OrderRepository; stock: StockKeeper },
   id: string,
+  scope: OrderScope = undefined,
 ): Promise<Order> {
   const order = isUuid(id) ? await deps.orders.get(id) : undefined;
-  if (!order) throw new OrderNotFoundError(id);
+  if (!order || !isVisible(scope, order)) throw new OrderNotFoundError(id);
   if (order.status !== "confirmed") throw new OrderNotCancellableError(id, order.status);
   await deps.stock.release(id);
   return deps.orders.cancel(id);

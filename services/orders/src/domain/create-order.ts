@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import {
   InvalidOrderError,
+  OrderAccessDeniedError,
   OrderRetryLaterError,
   RequestIdReusedError,
   StockUnavailableError,
@@ -14,6 +15,7 @@ import type {
   StockKeeper,
   UserDirectory,
 } from "./order.ts";
+import type { OrderScope } from "./scope.ts";
 import { isUuid, validItems } from "./validate.ts";
 
 /** The collaborators of CreateOrder. */
@@ -37,7 +39,11 @@ export interface CreateOrderDeps {
 export async function createOrder(
   deps: CreateOrderDeps,
   request: { userId: string; items: readonly RequestedItem[]; requestId: string },
+  scope: OrderScope = undefined,
 ): Promise<Order> {
+  if (scope !== undefined && request.userId !== scope) {
+    throw new OrderAccessDeniedError("a customer places orders for themselves only");
+  }
   if (!isUuid(request.userId)) {
     throw new UserNotEligibleError(`user ${request.userId} does not exist`);
   }

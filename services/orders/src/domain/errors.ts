@@ -56,3 +56,8 @@ export class OrderRetryLaterError extends Error {
 export class TooManyTrackedError extends Error {
   override name = "TooManyTrackedError";
 }
+
+/** A customer asked for, or on behalf of, another user's orders. */
+export class OrderAccessDeniedError extends Error {
+  override name = "OrderAccessDeniedError";
+}

@@ -1,5 +1,6 @@
 import { TooManyTrackedError } from "./errors.ts";
 import type { OrderEvent, OrderRepository } from "./order.ts";
+import { isVisible, type OrderScope } from "./scope.ts";
 import { isUuid } from "./validate.ts";
 
 /** A change to the set of tracked orders. */
@@ -21,12 +22,13 @@ const maxTracked = 1_000;
  * Follows a set of orders that the client changes while it listens. Each added order is first sent
  * as it is now (a snapshot event at the revision of that read); after that, only its changes with a
  * later revision, so that no change is sent twice or out of order. Ends when the client closes its
- * side of the stream or `signal` aborts.
+ * side of the stream or `signal` aborts. Orders outside the caller's scope are reported unknown.
  */
 export async function* trackOrders(
   orders: OrderRepository,
   requests: AsyncIterable<TrackRequest>,
   signal: AbortSignal,
+  scope: OrderScope = undefined,
 ): AsyncGenerator<TrackBatch> {
   // The revision from which each tracked order's changes are new to the client.
   const trackedSince = new Map<string, bigint>();
@@ -56,10 +58,11 @@ export async function* trackOrders(
         }
         const wellFormed = added.filter(isUuid);
         const snapshot = await orders.snapshotOf(wellFormed);
+        const visible = snapshot.orders.filter((order) => isVisible(scope, order));
         for (const id of added) trackedSince.set(id, snapshot.revision);
-        const found = new Set(snapshot.orders.map((order) => order.id));
+        const found = new Set(visible.map((order) => order.id));
         yield {
-          events: snapshot.orders.map((order) => ({
+          events: visible.map((order) => ({
             type: "snapshot" as const,
             order,
             revision: snapshot.revision,
@@ -74,7 +77,7 @@ export async function* trackOrders(
       nextChange = changes.next().then((result) => ({ source: "changes" as const, result }));
       const events = batch.events.filter((event) => {
         const since = trackedSince.get(event.order.id);
-        return since !== undefined && event.revision > since;
+        return since !== undefined && event.revision > since && isVisible(scope, event.order);
       });
       yield { events, revision: batch.revision, unknownIds: [] };
     }

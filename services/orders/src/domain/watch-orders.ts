@@ -1,11 +1,17 @@
 import { type EventBatch, snapshotThenChanges } from "@shop/mesh/watch";
 import type { OrderEvent, OrderRepository } from "./order.ts";
+import { type OrderScope, userWithin } from "./scope.ts";
 
-/** Streams order changes (of one user, when given) after `startRevision`; with 0, the current state first. */
+/**
+ * Streams order changes (of one user, when given; a customer's own only) after `startRevision`;
+ * with 0, the current state first.
+ */
 export function watchOrders(
   orders: OrderRepository,
-  request: { startRevision: bigint; userId: string | undefined; signal: AbortSignal },
+  query: { startRevision: bigint; userId: string | undefined; signal: AbortSignal },
+  scope: OrderScope = undefined,
 ): AsyncGenerator<EventBatch<OrderEvent>> {
+  const request = { ...query, userId: userWithin(scope, query.userId) };
   return snapshotThenChanges({
     startRevision: request.startRevision,
     snapshot: async () => {

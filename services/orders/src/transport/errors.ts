@@ -2,6 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { createDomainErrorMapper } from "@shop/mesh";
 import {
   InvalidOrderError,
+  OrderAccessDeniedError,
   OrderNotCancellableError,
   OrderNotFoundError,
   OrderRetryLaterError,
@@ -21,6 +22,7 @@ export const toConnectError = createDomainErrorMapper((error) => {
   if (error instanceof StockUnavailableError) return Code.FailedPrecondition;
   if (error instanceof OrderNotCancellableError) return Code.FailedPrecondition;
   if (error instanceof TooManyTrackedError) return Code.ResourceExhausted;
+  if (error instanceof OrderAccessDeniedError) return Code.PermissionDenied;
   if (error instanceof OrderRetryLaterError) return Code.Aborted;
   if (error instanceof UpstreamUnavailableError) {
     return error.timedOut ? Code.DeadlineExceeded : Code.Unavailable;

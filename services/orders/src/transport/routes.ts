@@ -2,13 +2,21 @@ import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { OrderEventSchema } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
-import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
+import type { HandlerContext } from "@connectrpc/connect";
+import {
+  callerOf,
+  decodePageToken,
+  encodePageToken,
+  mapDomainErrors,
+  pageSizeOf,
+} from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { cancelOrder } from "../domain/cancel-order.ts";
 import { type CreateOrderDeps, createOrder } from "../domain/create-order.ts";
 import { getOrder } from "../domain/get-order.ts";
 import { listOrders } from "../domain/list-orders.ts";
 import type { OrderEvent } from "../domain/order.ts";
+import type { OrderScope } from "../domain/scope.ts";
 import { trackOrders } from "../domain/track-orders.ts";
 import { watchOrders } from "../domain/watch-orders.ts";
 import { eventToProto, orderToProto } from "./convert.ts";
@@ -26,36 +34,44 @@ export function orderRoutes(deps: CreateOrderDeps) {
       OrderService,
       mapDomainErrors<ServiceImpl<typeof OrderService>>(
         {
-          async createOrder(req) {
-            const order = await createOrder(deps, {
-              userId: req.userId,
-              items: req.items.map((item) => ({ sku: item.sku, quantity: item.quantity })),
-              requestId: req.requestId,
-            });
+          async createOrder(req, context) {
+            const order = await createOrder(
+              deps,
+              {
+                userId: req.userId,
+                items: req.items.map((item) => ({ sku: item.sku, quantity: item.quantity })),
+                requestId: req.requestId,
+              },
+              scopeOf(context),
+            );
             return { order: orderToProto(order) };
           },
-          async getOrder(req) {
-            return { order: orderToProto(await getOrder(orders, req.id)) };
+          async getOrder(req, context) {
+            return { order: orderToProto(await getOrder(orders, req.id, scopeOf(context))) };
           },
-          async listOrders(req) {
+          async listOrders(req, context) {
             const limit = pageSizeOf(req.pageSize);
             const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
-            const page = await listOrders(orders, { userId: req.userId, cursor, limit });
+            const page = await listOrders(
+              orders,
+              { userId: req.userId, cursor, limit },
+              scopeOf(context),
+            );
             return {
               orders: page.orders.map(orderToProto),
               nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
               revision: page.revision,
             };
           },
-          async cancelOrder(req) {
-            return { order: orderToProto(await cancelOrder(deps, req.id)) };
+          async cancelOrder(req, context) {
+            return { order: orderToProto(await cancelOrder(deps, req.id, scopeOf(context))) };
           },
           async *watchOrders(req, context) {
-            const batches = watchOrders(orders, {
-              startRevision: req.startRevision,
-              userId: req.userId,
-              signal: context.signal,
-            });
+            const batches = watchOrders(
+              orders,
+              { startRevision: req.startRevision, userId: req.userId, signal: context.signal },
+              scopeOf(context),
+            );
             for await (const batch of batches) {
               yield { events: batch.events.map(sharedProto), revision: batch.revision };
             }
@@ -65,7 +81,8 @@ export function orderRoutes(deps: CreateOrderDeps) {
               for await (const req of requests)
                 yield { add: req.addOrderIds, remove: req.removeOrderIds };
             })();
-            for await (const batch of trackOrders(orders, changes, context.signal)) {
+            const batches = trackOrders(orders, changes, context.signal, scopeOf(context));
+            for await (const batch of batches) {
               yield {
                 events: batch.events.map(sharedProto),
                 revision: batch.revision,
@@ -77,4 +94,16 @@ export function orderRoutes(deps: CreateOrderDeps) {
         toConnectError,
       ),
     );
+}
+
+/**
+ * The orders the caller may see: all of them for admins and services (and when authentication is
+ * off), only their own for anyone else, whose token's subject is their user id.
+ */
+function scopeOf(context: HandlerContext): OrderScope {
+  const caller = callerOf(context);
+  if (!caller || caller.roles.includes("admin") || caller.roles.includes("service")) {
+    return undefined;
+  }
+  return caller.subject;
 }

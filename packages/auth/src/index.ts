@@ -1,0 +1,21 @@
+export {
+  defaultAudience,
+  ensureLocalKeys,
+  jwksFile,
+  localAlgorithm,
+  localIssuer,
+  privateKeyFile,
+  readJwks,
+  readPrivateKey,
+} from "./local-keys.ts";
+export {
+  type Claims,
+  createServiceCredentials,
+  createSigner,
+  createVerifier,
+  type Identity,
+  InvalidTokenError,
+  type Signer,
+  type Verifier,
+  type VerifierOptions,
+} from "./tokens.ts";

@@ -1,0 +1,155 @@
+import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { type Identity, InvalidTokenError, type Verifier } from "@shop/auth";
+import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
+
+/** How a server authenticates and authorizes calls. */
+export interface AuthOptions {
+  verifier: Verifier;
+  /**
+   * Services (full names such as "grpc.health.v1.Health") callable without a token, and HTTP paths
+   * ("/metrics") served without one.
+   */
+  open: ReadonlySet<string>;
+}
+
+/** The verified caller of the current call; undefined when authentication is off. */
+export const callerKey = createContextKey<Identity | undefined>(undefined, {
+  description: "the verified caller",
+});
+
+/** The verified caller of a handler's call, if authentication is on. */
+export function callerOf(context: HandlerContext): Identity | undefined {
+  return context.values.get(callerKey);
+}
+
+/**
+ * The services a server offers that no declared rule covers: a method of the application that
+ * lacks `(shop.mesh.v1.access)` would be callable by no one, so the server refuses to start.
+ */
+export function methodsWithoutRule(
+  services: readonly DescService[],
+  open: ReadonlySet<string>,
+): string[] {
+  return services
+    .filter((service) => !open.has(service.typeName))
+    .flatMap((service) => service.methods)
+    .filter((method) => !hasOption(method, access))
+    .map((method) => `${method.parent.typeName}/${method.name}`);
+}
+
+/**
+ * Authenticates every call to a service not in `open` with its bearer token, then authorizes it
+ * against the method's declared `(shop.mesh.v1.access)` rule. The caller is put in the call's
+ * context values (see `callerOf`). A stream ends with `unauthenticated` when the token that opened
+ * it expires.
+ */
+export function createAuthInterceptor(options: AuthOptions): Interceptor {
+  const { verifier, open } = options;
+  return (next) => async (req) => {
+    if (open.has(req.service.typeName)) return next(req);
+    const caller = await authenticate(verifier, req.header.get("authorization"));
+    authorize(req.method, caller);
+    req.contextValues.set(callerKey, caller);
+    const res = await next(req);
+    if (!res.stream || caller.expiresAt === undefined) return res;
+    return { ...res, message: endAtExpiry(res.message, caller.expiresAt) };
+  };
+}
+
+async function authenticate(verifier: Verifier, header: string | null): Promise<Identity> {
+  const match = header === null ? null : /^Bearer +(\S+) *$/i.exec(header);
+  if (!match?.[1]) {
+    throw new ConnectError(
+      'missing bearer token: send the header "authorization: Bearer <token>"',
+      Code.Unauthenticated,
+    );
+  }
+  try {
+    return await verifier(match[1]);
+  } catch (error) {
+    if (error instanceof InvalidTokenError) {
+      throw new ConnectError(error.message, Code.Unauthenticated);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Checks the bearer token of a plain HTTP request (`/metrics` when it is not open): returns what is
+ * wrong with it, or undefined when it is valid.
+ */
+export async function authenticateHttp(
+  auth: AuthOptions,
+  header: string | undefined,
+): Promise<string | undefined> {
+  try {
+    await authenticate(auth.verifier, header ?? null);
+    return undefined;
+  } catch (error) {
+    return error instanceof ConnectError ? error.rawMessage : "unauthenticated";
+  }
+}
+
+function authorize(method: DescMethod, caller: Identity): void {
+  const name = `${method.parent.typeName}/${method.name}`;
+  if (!hasOption(method, access)) {
+    throw new ConnectError(`${name} has no access rule`, Code.PermissionDenied);
+  }
+  const rule: AccessRule = getOption(method, access);
+  if (rule.roles.length > 0 && !caller.roles.some((role) => rule.roles.includes(role))) {
+    const needed =
+      rule.roles.length === 1
+        ? `the role ${rule.roles[0]}`
+        : `one of the roles ${rule.roles.join(", ")}`;
+    throw new ConnectError(
+      `${name} needs ${needed}; the token has ${caller.roles.length > 0 ? caller.roles.join(", ") : "no roles"}`,
+      Code.PermissionDenied,
+    );
+  }
+}
+
+// setTimeout takes at most 2^31-1 ms; a later expiry is checked again when that timer fires.
+const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * Passes a stream's messages on until `expiresAt`, then ends it with `unauthenticated`, also while
+ * the stream waits for its next message. (Connect offers no per-call timer for this.)
+ */
+async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAt: number): AsyncGenerator<T> {
+  const iterator = messages[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    const arm = () => {
+      const left = expiresAt - Date.now();
+      if (left <= 0) {
+        reject(new ConnectError("token expired", Code.Unauthenticated));
+        return;
+      }
+      timer = setTimeout(arm, Math.min(left, maxTimerMs));
+    };
+    arm();
+  });
+  let finished = false;
+  try {
+    for (;;) {
+      const result = await Promise.race([iterator.next(), expired]);
+      if (result.done) {
+        finished = true;
+        return;
+      }
+      yield result.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    // The handler may be suspended waiting for its next change; it ends on the call's signal,
+    // which connect aborts as this stream fails, so its return is not awaited here.
+    if (!finished) iterator.return?.().catch(() => {});
+  }
+}

@@ -1,0 +1,39 @@
+// `npm run -s token`: prints a bearer token for calling the services by hand, signed with the local
+// sign-in key that `npm start` made (in SHOP_DATA_DIR/auth). By default an admin's, valid for an
+// hour; `-- --customer <user-id>` gives a customer's, who sees only their own orders.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  createSigner,
+  defaultAudience,
+  localIssuer,
+  privateKeyFile,
+  readPrivateKey,
+} from "@shop/auth";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values } = parseArgs({
+  options: {
+    customer: { type: "string" },
+    ttl: { type: "string", default: "3600" },
+  },
+});
+const ttlSeconds = Number(values.ttl);
+if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) {
+  throw new Error("--ttl takes a whole number of seconds");
+}
+const dataDir = process.env.SHOP_DATA_DIR ?? path.join(root, ".data");
+const keyFile = privateKeyFile(path.join(dataDir, "auth"), "sign-in");
+let privateKey: ReturnType<typeof readPrivateKey>;
+try {
+  privateKey = readPrivateKey(keyFile);
+} catch {
+  process.stderr.write(`no signing key at ${keyFile}: run \`npm start\` once to make it\n`);
+  process.exit(1);
+}
+const signer = await createSigner({ privateKey, issuer: localIssuer, audience: defaultAudience });
+const claims = values.customer
+  ? { subject: values.customer, roles: ["customer"] }
+  : { subject: "admin", roles: ["admin"] };
+process.stdout.write(`${await signer.sign(claims, ttlSeconds)}\n`);
