@@ -1,13 +1,25 @@
 // The README's examples are run exactly as written, against the three services started on free
-// ports (the default ports in the text are rewritten to them). A command that fails, or that an
-// example shows succeeding but that answers with an error, turns this red.
+// ports (the default ports in the text are rewritten to them) with authentication on, as npm start
+// runs them: each example runs after the README's token step, in a fresh shell. A command that
+// fails, or that an example shows succeeding but that answers with an error, turns this red.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import {
+  createServiceCredentials,
+  createSigner,
+  defaultAudience,
+  ensureLocalKeys,
+  jwksFile,
+  localIssuer,
+  privateKeyFile,
+  readPrivateKey,
+} from "@shop/auth";
 import type { RunningService } from "@shop/mesh";
 import { createTestDatabase, startTestService, type TestDatabase } from "@shop/testing";
 import { inventoryService } from "../services/inventory/src/app.ts";
@@ -17,13 +29,30 @@ import { usersService } from "../services/users/src/app.ts";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const run = promisify(execFile);
 
+function shellBlocks(): string[] {
+  const readme = readFileSync(path.join(root, "README.md"), "utf8");
+  return [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
+}
+
 /** The shell blocks of the README that call running services (not install, start or test). */
 function examples(): string[] {
-  const readme = readFileSync(path.join(root, "README.md"), "utf8");
-  return [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
-    .map((match) => match[1] ?? "")
-    .filter((block) => /localhost:80\d\d/.test(block));
+  return shellBlocks().filter((block) => /localhost:80\d\d/.test(block));
 }
+
+/** The README's step that gets a token for the examples. */
+function tokenStep(): string {
+  const step = shellBlocks().find((block) => block.includes("npm run -s token"));
+  assert.ok(step, "the README shows how to get a token");
+  return step;
+}
+
+const dataDir = mkdtempSync(path.join(tmpdir(), "readme-"));
+const authDir = path.join(dataDir, "auth");
+const authEnv = {
+  AUTH: "on",
+  AUTH_ISSUER: localIssuer,
+  AUTH_JWKS_FILE: jwksFile(authDir),
+};
 
 let database: TestDatabase;
 const services: RunningService[] = [];
@@ -31,18 +60,28 @@ const ports = new Map<string, number>();
 
 before(async () => {
   database = await createTestDatabase();
-  const users = await startTestService(usersService, database.url);
+  // The keys where `npm start` makes them (SHOP_DATA_DIR/auth), for `npm run token` to find.
+  await ensureLocalKeys(authDir, ["sign-in", "orders"]);
+  const users = await startTestService(usersService, database.url, authEnv);
   const inventory = await startTestService(
     inventoryService({ seedDemoCatalog: true }),
     database.url,
+    authEnv,
   );
+  const signer = await createSigner({
+    privateKey: readPrivateKey(privateKeyFile(authDir, "orders")),
+    issuer: localIssuer,
+    audience: defaultAudience,
+  });
   const orders = await startTestService(
     ordersService({
       usersUrl: users.server.url,
       inventoryUrl: inventory.server.url,
       upstreamTimeoutMs: 2_000,
+      credentials: createServiceCredentials(signer, "orders"),
     }),
     database.url,
+    authEnv,
   );
   services.push(users, inventory, orders);
   ports.set("8081", users.server.port);
@@ -53,12 +92,13 @@ before(async () => {
 after(async () => {
   await Promise.all(services.map((service) => service.stop(100)));
   await database.drop();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 test("the README has examples for buf curl over three protocols, curl POST and GET, and streaming", () => {
   const text = examples().join("\n");
   for (const protocol of ["connect", "grpc", "grpcweb"]) {
-    assert.match(text, new RegExp(`buf curl --protocol ${protocol} `));
+    assert.match(text, new RegExp(`buf curl .*--protocol ${protocol} `));
   }
   assert.match(text, /curl -s -X POST/);
   assert.match(text, /curl -s -G/);
@@ -74,6 +114,7 @@ test("every README example runs as written", async (t) => {
       .filter((line) => !line.startsWith("grpcurl"))
       .join("\n");
     if (script.trim() === "") continue;
+    script = `${tokenStep()}\n${script}`;
     script = script.replace(
       /localhost:(80\d\d)/g,
       (_, port: string) => `localhost:${ports.get(port)}`,
@@ -86,6 +127,7 @@ test("every README example runs as written", async (t) => {
         cwd: root,
         env: {
           ...process.env,
+          SHOP_DATA_DIR: dataDir,
           PATH: `${path.join(root, "node_modules", ".bin")}:${process.env.PATH}`,
         },
       }).catch((error: { code?: number; stdout?: string; stderr?: string }) => {
@@ -108,4 +150,15 @@ test("every README example runs as written", async (t) => {
       if (streaming) assert.match(result.stdout, /"revision"/);
     });
   }
+});
+
+test("without the README's token step the same examples are refused with unauthenticated", async () => {
+  const block = examples().find((example) => example.includes("CreateUser"));
+  assert.ok(block);
+  const script = `TOKEN=not-a-token\n${block.replace(
+    /localhost:(80\d\d)/g,
+    (_, port: string) => `localhost:${ports.get(port)}`,
+  )}`;
+  const { stdout } = await run("bash", ["-eu", "-c", script], { cwd: root });
+  assert.match(stdout, /"code":"unauthenticated"/);
 });

@@ -1,18 +1,26 @@
 // `npm start` on a fresh data folder reaches SERVING on all three services, serves the dashboard
 // (configured at run time with the services' URLs) and prints the time it took; a second start
-// reuses the data (a user created in the first run is still there) and is ready in under 10 s. Runs scripts/start.ts exactly as `npm start` does, with its own data folder
-// and ports so that it never touches a running shop.
+// reuses the data (a user created in the first run is still there) and is ready in under 10 s.
+// Authentication is on with the local keys it makes: a call without a token is refused, one with a
+// token from `npm run token` works, and the orders service reaches the others with its own
+// identity. Runs scripts/start.ts exactly as `npm start` does, with its own data folder and ports
+// so that it never touches a running shop.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
+import { promisify } from "node:util";
+import { randomUUID } from "node:crypto";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
+import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { freePort } from "@shop/testing";
+import { expectCode, freePort } from "@shop/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dataDir = path.join(root, ".data", `start-test-${process.pid}`);
@@ -26,6 +34,39 @@ const ports = {
   INVENTORY_PORT: await freePort(),
   DASHBOARD_PORT: await freePort(),
 };
+
+/** A token as the README gets one: `npm run -s token`, which reads the keys npm start made. */
+async function mintToken(): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [path.join(root, "scripts", "token.ts")],
+    { cwd: root, env: { ...process.env, SHOP_DATA_DIR: dataDir } },
+  );
+  return stdout.trim();
+}
+
+/** A Connect client of one of the started services, signed in with `token` when given. */
+function clientOf<T extends DescService>(
+  service: T,
+  port: number,
+  token: string | undefined,
+): Client<T> {
+  return createClient(
+    service,
+    createConnectTransport({
+      baseUrl: `http://127.0.0.1:${port}`,
+      httpVersion: "1.1",
+      interceptors: token
+        ? [
+            (next) => (req) => {
+              req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ]
+        : [],
+    }),
+  );
+}
 
 interface Started {
   child: ChildProcess;
@@ -134,14 +175,19 @@ test("npm start brings up all three services and the dashboard on a fresh folder
     assert.match(first.output.join(""), /PostgreSQL initialised/);
     await assertAllServing();
     await assertDashboardServed(first.output.join(""));
-    const users = createClient(
-      UserService,
-      createConnectTransport({
-        baseUrl: `http://127.0.0.1:${ports.USERS_PORT}`,
-        httpVersion: "1.1",
-      }),
-    );
-    await users.createUser({ name: "Kept", email: "kept@example.com" });
+    const anonymous = clientOf(UserService, ports.USERS_PORT, undefined);
+    await expectCode(anonymous.listUsers({}), Code.Unauthenticated);
+    const token = await mintToken();
+    const users = clientOf(UserService, ports.USERS_PORT, token);
+    const { user } = await users.createUser({ name: "Kept", email: "kept@example.com" });
+    // The orders service calls users and inventory with its own identity.
+    const orders = clientOf(OrderService, ports.ORDERS_PORT, token);
+    const { order } = await orders.createOrder({
+      userId: user?.id ?? "",
+      items: [{ sku: "MUG-CERAMIC", quantity: 1n }],
+      requestId: randomUUID(),
+    });
+    assert.equal(order?.status, OrderStatus.CONFIRMED);
   } finally {
     await stop(first);
   }
@@ -155,13 +201,7 @@ test("npm start brings up all three services and the dashboard on a fresh folder
     );
     await assertAllServing();
     await assertDashboardServed(second.output.join(""));
-    const users = createClient(
-      UserService,
-      createConnectTransport({
-        baseUrl: `http://127.0.0.1:${ports.USERS_PORT}`,
-        httpVersion: "1.1",
-      }),
-    );
+    const users = clientOf(UserService, ports.USERS_PORT, await mintToken());
     const { users: listed } = await users.listUsers({});
     assert.deepEqual(
       listed.map((user) => user.email),
