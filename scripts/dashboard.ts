@@ -26,13 +26,17 @@ const nextBin = createRequire(path.join(dashboardDir, "package.json")).resolve(
   "next/dist/bin/next",
 );
 
-/** What the build is made from: the app, its configuration and the generated API it imports. */
+/**
+ * What the build is made from: the app, its configuration, the generated API it imports and the
+ * token signing its sign-in route bundles.
+ */
 const inputs = [
   path.join(dashboardDir, "src"),
   path.join(dashboardDir, "package.json"),
   path.join(dashboardDir, "next.config.ts"),
   path.join(dashboardDir, "tsconfig.json"),
   path.join(root, "packages", "api", "src", "gen"),
+  path.join(root, "packages", "auth", "src"),
 ];
 
 function filesOf(entry: string): string[] {
@@ -137,6 +141,11 @@ export interface DashboardOptions {
   usersUrl: string;
   ordersUrl: string;
   inventoryUrl: string;
+  /**
+   * More of the dashboard's environment: its sign-in (AUTH_SIGNING_KEY_FILE, AUTH_ISSUER,
+   * AUTH_AUDIENCE, DASHBOARD_TOKEN_TTL_SECONDS).
+   */
+  env?: Record<string, string>;
 }
 
 /** The arguments after `node` that serve the production build on `port` (`next start`). */
@@ -157,6 +166,7 @@ export function spawnDashboard(options: DashboardOptions): ChildProcess {
       USERS_URL: options.usersUrl,
       ORDERS_URL: options.ordersUrl,
       INVENTORY_URL: options.inventoryUrl,
+      ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

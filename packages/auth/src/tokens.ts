@@ -2,10 +2,10 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   errors,
+  importJWK,
   type JSONWebKeySet,
   type JWK,
   type JWTVerifyGetKey,
-  importJWK,
   jwtVerify,
   SignJWT,
 } from "jose";

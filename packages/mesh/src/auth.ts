@@ -6,8 +6,8 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import { type Identity, InvalidTokenError, type Verifier } from "@shop/auth";
 import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
+import { type Identity, InvalidTokenError, type Verifier } from "@shop/auth";
 
 /** How a server authenticates and authorizes calls. */
 export interface AuthOptions {

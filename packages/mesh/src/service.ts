@@ -1,7 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import type { Logger } from "pino";
-import { type ChangeFeed, createChangeFeed } from "./change-log.ts";
 import {
   createServiceCredentials,
   createSigner,
@@ -9,7 +7,9 @@ import {
   readJwks,
   readPrivateKey,
 } from "@shop/auth";
+import type { Logger } from "pino";
 import type { AuthOptions } from "./auth.ts";
+import { type ChangeFeed, createChangeFeed } from "./change-log.ts";
 import type { AuthConfig, ServerConfig } from "./config.ts";
 import {
   applyMigrations,

@@ -1,8 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { OrderEventSchema } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
-import type { HandlerContext } from "@connectrpc/connect";
 import {
   callerOf,
   decodePageToken,
