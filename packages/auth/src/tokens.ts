@@ -24,6 +24,8 @@ export interface Identity {
 export interface VerifierOptions {
   /** A JWKS endpoint (fetched, cached and refetched on an unknown `kid` by jose). */
   jwksUrl?: string;
+  /** Least time between two fetches of the endpoint, in milliseconds (default 30 s). */
+  jwksCooldownMs?: number;
   /** A configured key set. */
   jwks?: JSONWebKeySet;
   issuer: string;
@@ -53,8 +55,11 @@ const defaultMaxTokenBytes = 8 * 1024;
  */
 export function createVerifier(options: VerifierOptions): Verifier {
   let keys: JWTVerifyGetKey;
-  if (options.jwksUrl) keys = createRemoteJWKSet(new URL(options.jwksUrl));
-  else if (options.jwks) keys = createLocalJWKSet(options.jwks);
+  if (options.jwksUrl) {
+    keys = createRemoteJWKSet(new URL(options.jwksUrl), {
+      cooldownDuration: options.jwksCooldownMs ?? 30_000,
+    });
+  } else if (options.jwks) keys = createLocalJWKSet(options.jwks);
   else throw new Error("a verifier needs jwksUrl or jwks");
   const maxTokenBytes = options.maxTokenBytes ?? defaultMaxTokenBytes;
   return async (token) => {

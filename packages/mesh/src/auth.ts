@@ -44,6 +44,17 @@ export function methodsWithoutRule(
     .map((method) => `${method.parent.typeName}/${method.name}`);
 }
 
+/** Throws when a method of `services` has no access rule (see methodsWithoutRule). */
+export function assertEveryMethodHasRule(
+  services: readonly DescService[],
+  open: ReadonlySet<string>,
+): void {
+  const missing = methodsWithoutRule(services, open);
+  if (missing.length > 0) {
+    throw new Error(`no access rule (shop.mesh.v1.access) for ${missing.join(", ")}`);
+  }
+}
+
 /**
  * Authenticates every call to a service not in `open` with its bearer token, then authorizes it
  * against the method's declared `(shop.mesh.v1.access)` rule. The caller is put in the call's

@@ -8,7 +8,7 @@ import {
   readPrivateKey,
 } from "@shop/auth";
 import type { Logger } from "pino";
-import type { AuthOptions } from "./auth.ts";
+import { type AuthOptions, assertEveryMethodHasRule } from "./auth.ts";
 import { type ChangeFeed, createChangeFeed } from "./change-log.ts";
 import type { AuthConfig, ServerConfig } from "./config.ts";
 import {
@@ -63,6 +63,13 @@ export async function startService<TTables extends Record<string, unknown>>(
   config: ServerConfig & { databaseUrl: string },
   logger: Logger,
 ): Promise<RunningService> {
+  // Configuration problems surface before anything is opened.
+  const auth = config.auth && authOptions(config.auth);
+  if (auth) {
+    assertEveryMethodHasRule(definition.services, auth.open);
+  } else {
+    logger.warn("authentication is off (AUTH=off): every caller is let in");
+  }
   const database = openDatabase({
     url: config.databaseUrl,
     schema: definition.schema,
@@ -70,29 +77,40 @@ export async function startService<TTables extends Record<string, unknown>>(
     applicationName: `shop-${definition.name}`,
   });
   const expectedMigrations = migrationCount(definition.migrationsFolder);
-  await applyMigrations(database, definition.migrationsFolder);
-  const feed = await createChangeFeed({
-    sql: database.sql,
-    monitor: database.monitor,
-    schema: definition.schema,
-    logger,
+  // A service that cannot start leaves nothing open behind it (a port taken, a database down).
+  const feed = await (async () => {
+    await applyMigrations(database, definition.migrationsFolder);
+    return createChangeFeed({
+      sql: database.sql,
+      monitor: database.monitor,
+      schema: definition.schema,
+      logger,
+    });
+  })().catch(async (error: unknown) => {
+    await database.close();
+    throw error;
   });
-  await definition.prepare?.({ database, feed });
-  const auth = config.auth && authOptions(config.auth);
-  if (!auth) logger.warn("authentication is off (AUTH=off): every caller is let in");
-  const server = await serve({
-    name: definition.name,
-    services: definition.services,
-    routes: definition.routes({ database, feed }),
-    port: config.port,
-    host: config.host,
-    tls: config.tls,
-    limits: config.limits,
-    corsOrigins: config.corsOrigins,
-    auth,
-    logger,
-    readiness: () => checkDatabase(database, expectedMigrations),
-  });
+  let server: Server;
+  try {
+    await definition.prepare?.({ database, feed });
+    server = await serve({
+      name: definition.name,
+      services: definition.services,
+      routes: definition.routes({ database, feed }),
+      port: config.port,
+      host: config.host,
+      tls: config.tls,
+      limits: config.limits,
+      corsOrigins: config.corsOrigins,
+      auth,
+      logger,
+      readiness: () => checkDatabase(database, expectedMigrations),
+    });
+  } catch (error) {
+    await feed.close();
+    await database.close();
+    throw error;
+  }
   const stopHealth = watchDatabaseHealth({ database, health: server.health, logger });
   const stopBackground = definition.background?.({ database, feed, logger });
   const prune = setInterval(() => {
