@@ -1,6 +1,7 @@
 // `npm run -s token`: prints a bearer token for calling the services by hand, signed with the local
 // sign-in key that `npm start` made (in SHOP_DATA_DIR/auth). By default an admin's, valid for an
-// hour; `-- --customer <user-id>` gives a customer's, who sees only their own orders.
+// hour; `-- --customer <user-id>` gives a customer's, who sees only their own orders;
+// `-- --key-file <private JWK>` signs with another key (docker-compose.yml's sign-in key).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -16,6 +17,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
   options: {
     customer: { type: "string" },
+    "key-file": { type: "string" },
     ttl: { type: "string", default: "3600" },
   },
 });
@@ -24,7 +26,7 @@ if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) {
   throw new Error("--ttl takes a whole number of seconds");
 }
 const dataDir = process.env.SHOP_DATA_DIR ?? path.join(root, ".data");
-const keyFile = privateKeyFile(path.join(dataDir, "auth"), "sign-in");
+const keyFile = values["key-file"] ?? privateKeyFile(path.join(dataDir, "auth"), "sign-in");
 let privateKey: ReturnType<typeof readPrivateKey>;
 try {
   privateKey = readPrivateKey(keyFile);

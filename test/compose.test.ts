@@ -1,13 +1,18 @@
 // docker-compose.yml is valid by the Compose specification's JSON schema and consistent with the
 // services it runs: each service's environment passes that service's own configuration schema, its
-// health check asks /readyz, and it waits for a healthy database. (This machine has no Docker
+// health check asks /readyz, it waits for a healthy database, and authentication is on with each
+// container holding only the keys it reads. (This machine has no Docker
 // engine to run it; these checks catch what breaks when the services change.)
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { createSigner, createVerifier, readJwks, readPrivateKey } from "@shop/auth";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import { parse } from "yaml";
 import { loadConfig as inventoryConfig } from "../services/inventory/src/config.ts";
@@ -100,4 +105,71 @@ test("the Dockerfile has the targets compose builds, and Jaeger receives OTLP", 
   assert.equal(endpoint.hostname, "jaeger");
   assert.equal(endpoint.port, "4318");
   assert.ok(service("jaeger").ports?.includes("16686:16686"), "the Jaeger UI is published");
+});
+
+test("compose runs with authentication on, and each container gets only the keys it reads", async () => {
+  const keys = service("auth-keys");
+  const mountsOf = (definition: ComposeService) =>
+    new Map(
+      (definition.volumes ?? []).map((volume) => {
+        const [source, target] = volume.split(":");
+        return [target ?? "", source ?? ""];
+      }),
+    );
+  const volumeOf = (definition: ComposeService, file: string) => {
+    for (const [target, source] of mountsOf(definition)) {
+      if (file.startsWith(`${target}/`)) return source;
+    }
+    assert.fail(`${file} is on no volume of the container`);
+  };
+  const readers = (volume: string) =>
+    Object.entries(compose.services)
+      .filter(([, definition]) => [...mountsOf(definition).values()].includes(volume))
+      .map(([name]) => name)
+      .sort();
+
+  for (const [name, loadConfig] of Object.entries(configs)) {
+    const definition = service(name);
+    const config = loadConfig({ ...definition.environment });
+    assert.ok(config.auth, `${name} has authentication on`);
+    assert.equal(definition.depends_on?.["auth-keys"]?.condition, "service_completed_successfully");
+    const jwksVolume = volumeOf(definition, config.auth.jwksFile ?? "");
+    assert.ok(mountsOf(keys).get("/auth/jwks") === jwksVolume, "auth-keys fills the JWKS volume");
+  }
+  const orders = ordersConfig({ ...service("orders").environment });
+  const ordersKeyVolume = volumeOf(service("orders"), orders.auth?.serviceKeyFile ?? "");
+  assert.deepEqual(readers(ordersKeyVolume), ["auth-keys", "orders"]);
+  const dashboard = service("dashboard");
+  const signInFile = dashboard.environment?.AUTH_SIGNING_KEY_FILE ?? "";
+  assert.deepEqual(readers(volumeOf(dashboard, signInFile)), ["auth-keys", "dashboard"]);
+  assert.deepEqual(readers("auth-keys"), ["auth-keys"], "the key store is the key maker's alone");
+
+  // Run the key maker as compose does, each volume a folder here, and check what lands where.
+  const scratch = mkdtempSync(path.join(tmpdir(), "compose-auth-"));
+  try {
+    const local = (file: string) => path.join(scratch, file);
+    const args = (keys.command ?? [])
+      .slice(1)
+      .map((arg) => arg.replaceAll("=/auth/", `=${scratch}/`));
+    await promisify(execFile)(process.execPath, args, { cwd: root });
+    const jwks = readJwks(local("jwks/jwks.json"));
+    assert.deepEqual(jwks.keys.map((key) => key.kid).sort(), ["orders", "sign-in"]);
+    assert.deepEqual(readdirSync(local("orders")), ["orders.private.jwk.json"]);
+    assert.deepEqual(readdirSync(local("sign-in")), ["sign-in.private.jwk.json"]);
+    const signer = await createSigner({
+      privateKey: readPrivateKey(local("orders/orders.private.jwk.json")),
+      issuer: orders.auth?.issuer ?? "",
+      audience: orders.auth?.audience ?? "",
+    });
+    const verify = createVerifier({
+      jwks,
+      issuer: orders.auth?.issuer ?? "",
+      audience: orders.auth?.audience ?? "",
+      algorithms: orders.auth?.algorithms ?? [],
+    });
+    const identity = await verify(await signer.sign({ subject: "orders", roles: ["service"] }, 60));
+    assert.equal(identity.subject, "orders");
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 });
