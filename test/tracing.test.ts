@@ -85,6 +85,7 @@ before(async () => {
         HOST: "127.0.0.1",
         DATABASE_URL: database.url,
         LOG_LEVEL: "warn",
+        AUTH: "off",
         USERS_URL: `http://127.0.0.1:${ports.users}`,
         INVENTORY_URL: `http://127.0.0.1:${ports.inventory}`,
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiverPort}`,

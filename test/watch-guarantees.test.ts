@@ -24,7 +24,11 @@ let users: ServiceProcess;
 
 before(async () => {
   database = await createTestDatabase();
-  users = await startServiceProcess("users", { DATABASE_URL: database.url });
+  // One client here opens 200 watches at once (the default cap per client is 100).
+  users = await startServiceProcess("users", {
+    DATABASE_URL: database.url,
+    MAX_WATCHES_PER_CLIENT: "1000",
+  });
   sql = postgres(database.url, { max: 2, onnotice: () => {} });
 });
 after(async () => {

@@ -85,13 +85,17 @@ export function pinnedCommand(
   return pinning.enabled ? ["taskset", ["-c", cpus, command, ...args]] : [command, [...args]];
 }
 
-/** The environment of a child: this one without OTEL_* (telemetry stays off) plus `extra`. */
+/**
+ * The environment of a child: this one without OTEL_* (telemetry stays off), with authentication
+ * off (the peers check no tokens either: the same work) and room for the fan-out's 1,000 watches
+ * from one client, plus `extra`.
+ */
 export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith("OTEL_")) env[key] = value;
   }
-  return { ...env, ...extra };
+  return { ...env, AUTH: "off", MAX_WATCHES_PER_CLIENT: "100000", ...extra };
 }
 
 /** Resident set size of `pid` in bytes, from /proc (0 where /proc is missing). */
