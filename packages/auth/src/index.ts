@@ -15,6 +15,7 @@ export {
   createVerifier,
   type Identity,
   InvalidTokenError,
+  KeysUnavailableError,
   type Signer,
   type Verifier,
   type VerifierOptions,

@@ -43,7 +43,15 @@ export class InvalidTokenError extends Error {
   override name = "InvalidTokenError";
 }
 
-/** Verifies a bearer token and returns who it names; throws InvalidTokenError for any bad token. */
+/** The keys to check a token against cannot be had right now (the JWKS endpoint is down). */
+export class KeysUnavailableError extends Error {
+  override name = "KeysUnavailableError";
+}
+
+/**
+ * Verifies a bearer token and returns who it names; throws InvalidTokenError for any bad token,
+ * KeysUnavailableError when it cannot be checked now.
+ */
 export type Verifier = (token: string) => Promise<Identity>;
 
 const defaultMaxTokenBytes = 8 * 1024;
@@ -56,9 +64,19 @@ const defaultMaxTokenBytes = 8 * 1024;
 export function createVerifier(options: VerifierOptions): Verifier {
   let keys: JWTVerifyGetKey;
   if (options.jwksUrl) {
-    keys = createRemoteJWKSet(new URL(options.jwksUrl), {
+    const remote = createRemoteJWKSet(new URL(options.jwksUrl), {
       cooldownDuration: options.jwksCooldownMs ?? 30_000,
     });
+    // Failing to fetch the keys says nothing about the token: the caller may try again later.
+    keys = async (header, token) => {
+      try {
+        return await remote(header, token);
+      } catch (error) {
+        if (error instanceof errors.JWKSNoMatchingKey) throw error;
+        if (error instanceof errors.JWKSMultipleMatchingKeys) throw error;
+        throw new KeysUnavailableError("the signing keys cannot be fetched", { cause: error });
+      }
+    };
   } else if (options.jwks) keys = createLocalJWKSet(options.jwks);
   else throw new Error("a verifier needs jwksUrl or jwks");
   const maxTokenBytes = options.maxTokenBytes ?? defaultMaxTokenBytes;
@@ -83,6 +101,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000,
       };
     } catch (error) {
+      if (error instanceof KeysUnavailableError) throw error;
       throw new InvalidTokenError(describe(error));
     }
   };
@@ -98,7 +117,6 @@ function describe(error: unknown): string {
   if (error instanceof errors.JOSEAlgNotAllowed) return "token algorithm is not accepted";
   if (error instanceof errors.JWSSignatureVerificationFailed) return "token signature is invalid";
   if (error instanceof errors.JWKSNoMatchingKey) return "token was signed by an unknown key";
-  if (error instanceof errors.JWKSTimeout) return "signing keys unavailable";
   return "malformed token";
 }
 

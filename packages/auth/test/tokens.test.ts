@@ -12,6 +12,7 @@ import {
   ensureLocalKeys,
   InvalidTokenError,
   jwksFile,
+  KeysUnavailableError,
   localIssuer,
   privateKeyFile,
   readJwks,
@@ -112,4 +113,42 @@ test("service credentials are renewed after half their life, and shared by concu
   assert.deepEqual(identity.roles, ["service"]);
   await new Promise((resolve) => setTimeout(resolve, 1_100));
   assert.notEqual(await credentials(), first, "renewed after half its life");
+});
+
+test("a JWKS endpoint that is down or broken makes tokens uncheckable, not invalid", async () => {
+  await ensureLocalKeys(dir, ["sign-in"]);
+  const token = await (await signerFor("sign-in")).sign({ subject: "u1", roles: [] }, 60);
+  const broken = createServer((_req, res) => {
+    res.statusCode = 500;
+    res.end("oops");
+  });
+  await new Promise<void>((resolve) => broken.listen(0, "127.0.0.1", resolve));
+  const { port } = broken.address() as AddressInfo;
+  broken.close();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const down = createVerifier({
+    jwksUrl: `http://127.0.0.1:${port}/jwks.json`,
+    issuer: localIssuer,
+    audience: "shop",
+    algorithms: ["ES256"],
+  });
+  await assert.rejects(down(token), KeysUnavailableError);
+  const failing = createServer((_req, res) => {
+    res.statusCode = 500;
+    res.end("oops");
+  });
+  await new Promise<void>((resolve) => failing.listen(0, "127.0.0.1", resolve));
+  try {
+    const verify = createVerifier({
+      jwksUrl: `http://127.0.0.1:${(failing.address() as AddressInfo).port}/jwks.json`,
+      issuer: localIssuer,
+      audience: "shop",
+      algorithms: ["ES256"],
+    });
+    await assert.rejects(verify(token), KeysUnavailableError);
+    // A token that is not even a JWT is invalid whatever the keys.
+    await assert.rejects(verify("nonsense"), InvalidTokenError);
+  } finally {
+    failing.close();
+  }
 });

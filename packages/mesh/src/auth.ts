@@ -7,7 +7,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
-import { type Identity, InvalidTokenError, type Verifier } from "@shop/auth";
+import { type Identity, InvalidTokenError, KeysUnavailableError, type Verifier } from "@shop/auth";
 
 /** How a server authenticates and authorizes calls. */
 export interface AuthOptions {
@@ -87,6 +87,9 @@ async function authenticate(verifier: Verifier, header: string | null): Promise<
   } catch (error) {
     if (error instanceof InvalidTokenError) {
       throw new ConnectError(error.message, Code.Unauthenticated);
+    }
+    if (error instanceof KeysUnavailableError) {
+      throw new ConnectError("tokens cannot be checked right now; try again", Code.Unavailable);
     }
     throw error;
   }
