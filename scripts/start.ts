@@ -38,6 +38,8 @@ const env = z
     ORDERS_PORT: z.coerce.number().int().default(8082),
     INVENTORY_PORT: z.coerce.number().int().default(8083),
     DASHBOARD_PORT: z.coerce.number().int().default(3000),
+    // The dashboard signs anyone who reaches it in (a local development sign-in): this machine only.
+    DASHBOARD_HOST: z.string().default("127.0.0.1"),
     CORS_ORIGINS: z.string().default("http://localhost:3000,http://127.0.0.1:3000"),
     LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
   })
@@ -108,7 +110,7 @@ const services: Managed[] = [
 const dashboard: Managed = {
   name: "dashboard",
   port: env.DASHBOARD_PORT,
-  args: dashboardNextArgs(env.DASHBOARD_PORT),
+  args: dashboardNextArgs(env.DASHBOARD_PORT, env.DASHBOARD_HOST),
   cwd: dashboardDir,
   env: {
     NODE_ENV: "production",

@@ -1,22 +1,41 @@
 // The dashboard in a real browser: Debian's Chromium, driven by playwright-core, against the
 // production build served by `next start`, with the three services started in-process on free ports
-// (so the build is configured at run time, not when it was built). Every test saves screenshots to
-// docs/screenshots, which the README shows. Without Chromium the tests are skipped, and say why.
+// (so the build is configured at run time, not when it was built) and authentication on, as
+// `npm start` runs them: the page signs in through the dashboard's own sign-in route, and every
+// call it makes carries the token. Every test saves screenshots to docs/screenshots, which the
+// README shows. Without Chromium the tests are skipped, and say why.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { createClient } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import {
+  createServiceCredentials,
+  createSigner,
+  defaultAudience,
+  ensureLocalKeys,
+  jwksFile,
+  localIssuer,
+  privateKeyFile,
+  readPrivateKey,
+} from "@shop/auth";
 import type { RunningService } from "@shop/mesh";
-import { createTestDatabase, startTestService, type TestDatabase, waitFor } from "@shop/testing";
+import {
+  createTestDatabase,
+  readMetric,
+  startTestService,
+  type TestDatabase,
+  waitFor,
+} from "@shop/testing";
 import {
   type Browser,
   type BrowserContext,
@@ -49,12 +68,21 @@ function freePort(): Promise<number> {
 }
 
 let database: TestDatabase;
+let authDir: string | undefined;
+/** What every service gets: authentication on, trusting the local keys' JWKS. */
+let authEnv: Record<string, string>;
+/** What the dashboard gets to sign people in with. */
+let signInEnv: Record<string, string>;
+/** An admin's token for the calls the test makes itself (curl, gRPC, Connect). */
+let adminToken: string;
 let users: RunningService;
 let inventory: RunningService;
 let orders: RunningService;
 let usersPort: number;
 let dashboard: ChildProcess | undefined;
 let dashboardUrl: string;
+/** A second dashboard, started by the token-expiry test, whose tokens last a few seconds. */
+let shortLivedPort: number;
 let corsOrigins: string;
 let browser: Browser;
 let laptop: BrowserContext;
@@ -65,23 +93,49 @@ before(async () => {
   if (skip) return;
   const dashboardPort = await freePort();
   dashboardUrl = `http://127.0.0.1:${dashboardPort}`;
-  corsOrigins = dashboardUrl;
+  shortLivedPort = await freePort();
+  corsOrigins = `${dashboardUrl},http://127.0.0.1:${shortLivedPort}`;
   const build = ensureDashboardBuild((line) => console.error(`# ${line}`));
   build.catch(() => {}); // awaited below, once the services are up
-  database = await createTestDatabase();
-  users = await startTestService(usersService, database.url, { CORS_ORIGINS: corsOrigins });
-  usersPort = users.server.port;
-  inventory = await startTestService(inventoryService({ seedDemoCatalog: true }), database.url, {
-    CORS_ORIGINS: corsOrigins,
+
+  // The keys `npm start` makes: the dashboard's sign-in, and the orders service's own identity.
+  authDir = mkdtempSync(path.join(tmpdir(), "dashboard-auth-"));
+  await ensureLocalKeys(authDir, ["sign-in", "orders"]);
+  authEnv = { AUTH: "on", AUTH_ISSUER: localIssuer, AUTH_JWKS_FILE: jwksFile(authDir) };
+  signInEnv = {
+    AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, "sign-in"),
+    AUTH_ISSUER: localIssuer,
+    AUTH_AUDIENCE: defaultAudience,
+  };
+  const signer = await createSigner({
+    privateKey: readPrivateKey(privateKeyFile(authDir, "sign-in")),
+    issuer: localIssuer,
+    audience: defaultAudience,
   });
+  adminToken = await signer.sign({ subject: "admin", roles: ["admin"] }, 3_600);
+  const ordersSigner = await createSigner({
+    privateKey: readPrivateKey(privateKeyFile(authDir, "orders")),
+    issuer: localIssuer,
+    audience: defaultAudience,
+  });
+
+  database = await createTestDatabase();
+  users = await startTestService(usersService, database.url, serviceEnv());
+  usersPort = users.server.port;
+  inventory = await startTestService(
+    inventoryService({ seedDemoCatalog: true }),
+    database.url,
+    serviceEnv(),
+  );
   orders = await startTestService(
     ordersService({
       usersUrl: users.server.url,
       inventoryUrl: inventory.server.url,
       upstreamTimeoutMs: 2_000,
+      credentials: createServiceCredentials(ordersSigner, "orders"),
     }),
     database.url,
-    { CORS_ORIGINS: corsOrigins },
+    serviceEnv(),
   );
   await build;
   dashboard = spawnDashboard({
@@ -90,6 +144,7 @@ before(async () => {
     usersUrl: users.server.url,
     ordersUrl: orders.server.url,
     inventoryUrl: inventory.server.url,
+    env: signInEnv,
   });
   const output: string[] = [];
   dashboard.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
@@ -124,14 +179,42 @@ after(async () => {
       .map((service) => service.stop(100)),
   );
   await database?.drop();
+  if (authDir) rmSync(authDir, { recursive: true, force: true });
   assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
 });
 
-async function openPage(pathname: string, context = laptop): Promise<Page> {
-  const page = await context.newPage();
+/** A service's environment: authentication on, and the dashboards' origins allowed. */
+function serviceEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { ...authEnv, CORS_ORIGINS: corsOrigins, ...extra };
+}
+
+/** Sends the test's admin token with every call. */
+const asAdmin: Interceptor = (next) => (req) => {
+  req.header.set("authorization", `Bearer ${adminToken}`);
+  return next(req);
+};
+
+/**
+ * Opens `pathname` in a new tab and signs in as the admin with the sign-in screen's button, as a
+ * person would (each tab keeps its own session); `signIn: false` leaves the tab signed out.
+ */
+async function openPage(
+  pathname: string,
+  options: { context?: BrowserContext; signIn?: boolean; baseUrl?: string } = {},
+): Promise<Page> {
+  const page = await (options.context ?? laptop).newPage();
   page.on("pageerror", (error) => pageErrors.push(`${pathname}: ${error.message}`));
-  await page.goto(`${dashboardUrl}${pathname}`);
+  await page.goto(`${options.baseUrl ?? dashboardUrl}${pathname}`);
+  if (options.signIn ?? true) {
+    await page.getByRole("button", { name: "Sign in as admin" }).click();
+    await page.locator('[data-session="admin"]').waitFor();
+  }
   return page;
+}
+
+/** The claims of a JWT, read without checking it (the services check it). */
+function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
 }
 
 /** Waits until the header shows the stream as `status`. */
@@ -141,7 +224,7 @@ async function streamIs(page: Page, stream: string, status: string, timeout = 5_
     .waitFor({ timeout });
 }
 
-/** Calls a Connect method with curl, as the README does, and returns the JSON answer. */
+/** Calls a Connect method with curl, as the README does (as the admin), and returns the answer. */
 async function curl<T>(baseUrl: string, method: string, body: unknown): Promise<T> {
   const { stdout } = await run("curl", [
     "-s",
@@ -150,6 +233,8 @@ async function curl<T>(baseUrl: string, method: string, body: unknown): Promise<
     `${baseUrl}/${method}`,
     "-H",
     "content-type: application/json",
+    "-H",
+    `authorization: Bearer ${adminToken}`,
     "-d",
     JSON.stringify(body),
   ]);
@@ -283,7 +368,10 @@ test("a user created with the page's form is listed and returned by GetUser over
     .waitFor();
   const id = await row.getAttribute("data-id");
   assert.ok(id);
-  const grpcUsers = createClient(UserService, createGrpcTransport({ baseUrl: users.server.url }));
+  const grpcUsers = createClient(
+    UserService,
+    createGrpcTransport({ baseUrl: users.server.url, interceptors: [asAdmin] }),
+  );
   const { user } = await grpcUsers.getUser({ id });
   assert.equal(user?.name, "Barbara Liskov");
   assert.equal(user?.email, "barbara@example.com");
@@ -335,7 +423,11 @@ test("a user created with the page's form is listed and returned by GetUser over
   assert.equal(requestIds[0], requestIds[1], "the retry reuses the request_id");
   const connectOrders = createClient(
     OrderService,
-    createConnectTransport({ baseUrl: orders.server.url, httpVersion: "1.1" }),
+    createConnectTransport({
+      baseUrl: orders.server.url,
+      httpVersion: "1.1",
+      interceptors: [asAdmin],
+    }),
   );
   const { orders: placed } = await connectOrders.listOrders({ userId: id });
   assert.equal(placed.length, 1, "one order, although it was sent twice");
@@ -385,7 +477,7 @@ test("the users service stops while the page is open: the page says so, then res
   await shoot(page, "users-offline");
 
   // Meanwhile another replica of the users service, on the same database, takes changes.
-  const replica = await startTestService(usersService, database.url, { CORS_ORIGINS: corsOrigins });
+  const replica = await startTestService(usersService, database.url, serviceEnv());
   extraServices.push(replica);
   const meanwhile = ["Edsger Dijkstra", "Frances Allen", "Donald Knuth"];
   for (const name of meanwhile) {
@@ -399,10 +491,11 @@ test("the users service stops while the page is open: the page says so, then res
     "not shown while down",
   );
 
-  users = await startTestService(usersService, database.url, {
-    CORS_ORIGINS: corsOrigins,
-    PORT: String(usersPort),
-  });
+  users = await startTestService(
+    usersService,
+    database.url,
+    serviceEnv({ PORT: String(usersPort) }),
+  );
   await streamIs(page, "users", "live", 15_000);
   for (const name of meanwhile) {
     await page.locator("tr", { hasText: name }).waitFor({ timeout: 2_000 });
@@ -437,7 +530,11 @@ test("the mesh overview shows the three services SERVING, and its numbers move u
 
   const client = createClient(
     (await import("@shop/api/shop/inventory/v1/inventory_service_pb")).InventoryService,
-    createConnectTransport({ baseUrl: inventory.server.url, httpVersion: "1.1" }),
+    createConnectTransport({
+      baseUrl: inventory.server.url,
+      httpVersion: "1.1",
+      interceptors: [asAdmin],
+    }),
   );
   const load = async () => {
     for (let round = 0; round < 20; round++) {
@@ -485,7 +582,7 @@ test("the mesh overview shows the three services SERVING, and its numbers move u
     ["/orders", "orders-phone"],
     ["/products", undefined],
   ] as const) {
-    const small = await openPage(pathname, phone);
+    const small = await openPage(pathname, { context: phone });
     await streamIs(small, "orders", "live");
     const overflow = (await small.evaluate(`(() => {
       const width = document.documentElement.clientWidth;
@@ -505,4 +602,285 @@ test("the mesh overview shows the three services SERVING, and its numbers move u
   }
   await phone.close();
   await page.close();
+});
+
+test("with authentication on, a page without a session asks to sign in; one click signs in as admin, every call carries the token, a reload keeps the session", {
+  skip,
+}, async () => {
+  const page = await laptop.newPage();
+  page.on("pageerror", (error) => pageErrors.push(`/users: ${error.message}`));
+  const serviceUrls = [users.server.url, orders.server.url, inventory.server.url];
+  const calls: { path: string; authorization: string | undefined }[] = [];
+  const signIns: string[] = [];
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    if (url.pathname === "/api/session") signIns.push(request.postData() ?? "");
+    if (request.method() !== "OPTIONS" && serviceUrls.includes(url.origin)) {
+      calls.push({ path: url.pathname, authorization: request.headers().authorization });
+    }
+  });
+  await page.goto(`${dashboardUrl}/users`);
+
+  // Signed out: a sign-in screen, no errors, and nothing sent to the services.
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await page.locator('[data-session="signed-out"]', { hasText: "Not signed in" }).waitFor();
+  assert.equal(await page.locator(".header-streams").count(), 0, "no stream badges");
+  assert.equal(await page.locator('main [role="alert"]').count(), 0, "no errors shown");
+  assert.match(
+    (await page.locator(".sign-in").textContent()) ?? "",
+    /local development.*no password/,
+    "says that this is the local development sign-in",
+  );
+  const tree = await page.locator("body").ariaSnapshot();
+  assert.deepEqual(
+    tree.split("\n").filter((line) => /^\s*- (button|link|textbox)(?=$|:| \[)/.test(line)),
+    [],
+    "every control of the sign-in screen has a name",
+  );
+
+  // A customer's id is checked in the browser, and again by the sign-in route.
+  await page.getByLabel("Customer's user id").fill("not-a-user-id");
+  await page.getByRole("button", { name: "View as this customer" }).click();
+  await page.getByText("Enter a user id like").waitFor();
+  assert.deepEqual(signIns, [], "an invalid id is not sent");
+  const refused = await fetch(`${dashboardUrl}/api/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ role: "customer", userId: "1 OR 1=1" }),
+  });
+  assert.equal(refused.status, 400);
+  assert.deepEqual(await refused.json(), { error: "userId must be a user id (a UUID)" });
+  await page.waitForTimeout(300);
+  assert.equal(calls.length, 0, "nothing is sent to the services while signed out");
+
+  await page.getByRole("button", { name: "Sign in as admin" }).click();
+  await page.locator('[data-session="admin"]', { hasText: "Signed in as admin" }).waitFor();
+  await streamIs(page, "users", "live");
+  await streamIs(page, "orders", "live");
+  await streamIs(page, "stock", "live");
+  const { user } = await curl<{ user: { id: string } }>(
+    users.server.url,
+    "shop.user.v1.UserService/CreateUser",
+    { name: "Katherine Johnson", email: "katherine@example.com" },
+  );
+  await page.locator(`tr[data-id="${user.id}"]`).waitFor({ timeout: 2_000 });
+  assert.ok(calls.length >= 3, `the page called the services: ${calls.length} calls`);
+  const unsigned = calls.filter((call) => !/^Bearer \S+$/.test(call.authorization ?? ""));
+  assert.deepEqual(unsigned, [], "every call carries a bearer token");
+  const claims = claimsOf(calls[0]?.authorization?.slice("Bearer ".length) ?? "");
+  assert.equal(claims.sub, "admin");
+  assert.deepEqual(claims.roles, ["admin"]);
+  assert.equal(claims.iss, localIssuer);
+  assert.equal(Number(claims.exp) - Number(claims.iat), 15 * 60, "15 minutes by default");
+
+  // A reload keeps the session (sessionStorage): no sign-in screen, no new token.
+  await page.reload();
+  await page.locator('[data-session="admin"]').waitFor();
+  await streamIs(page, "users", "live");
+  await page.locator(`tr[data-id="${user.id}"]`).waitFor();
+  assert.equal(await page.getByRole("heading", { name: "Sign in" }).count(), 0);
+  assert.equal(signIns.length, 1, "the kept token is used after the reload");
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  assert.equal(await page.locator(".header-streams").count(), 0, "the streams are closed");
+  await page.reload();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await shoot(page, "sign-in");
+  await page.close();
+});
+
+test("viewing as a customer shows only that customer's orders, also those placed after the page opened", {
+  skip,
+}, async () => {
+  const createUser = async (name: string) =>
+    (
+      await curl<{ user: { id: string } }>(
+        users.server.url,
+        "shop.user.v1.UserService/CreateUser",
+        {
+          name,
+          email: `${name.split(" ")[0]?.toLowerCase()}-${Date.now()}@example.com`,
+        },
+      )
+    ).user.id;
+  const placeOrder = async (userId: string) =>
+    (
+      await curl<{ order: { id: string } }>(
+        orders.server.url,
+        "shop.order.v1.OrderService/CreateOrder",
+        {
+          user_id: userId,
+          items: [{ sku: "MUG-CERAMIC", quantity: 1 }],
+          request_id: crypto.randomUUID(),
+        },
+      )
+    ).order.id;
+  const alice = await createUser("Alice Archer");
+  const bob = await createUser("Bob Baker");
+  const aliceFirst = await placeOrder(alice);
+  const bobFirst = await placeOrder(bob);
+
+  const page = await openPage("/users");
+  await streamIs(page, "users", "live");
+  await page.getByRole("button", { name: "View as Alice Archer" }).click();
+  await page
+    .locator('[data-session="customer"]', { hasText: "Viewing as Alice Archer (customer)" })
+    .waitFor();
+  await page.waitForURL(/\/orders$/);
+  await streamIs(page, "orders", "live");
+  await page.locator(`tr[data-id="${aliceFirst}"]`).waitFor();
+  assert.equal(await page.locator(`tr[data-id="${bobFirst}"]`).count(), 0, "not Bob's order");
+  await page.getByRole("heading", { name: "Orders of Alice Archer" }).waitFor();
+  assert.equal(await page.getByLabel("Placed by").count(), 0, "no filter by customer");
+
+  // Placed while the page is open: Bob's first, so that it would arrive before Alice's.
+  const bobLive = await placeOrder(bob);
+  const aliceLive = await placeOrder(alice);
+  await page.locator(`tr[data-id="${aliceLive}"]`).waitFor({ timeout: 2_000 });
+  assert.equal(await page.locator(`tr[data-id="${bobLive}"]`).count(), 0, "not Bob's new order");
+  assert.equal(await page.locator("tbody tr").count(), 2, "Alice's two orders only");
+  assert.equal(
+    await page.locator('[aria-label="Recent order changes"] li', { hasText: "Bob" }).count(),
+    0,
+    "none of Bob's changes in the feed",
+  );
+
+  // Alice places an order from the page, for herself only.
+  const customer = page.getByLabel("Customer");
+  assert.equal(await customer.isDisabled(), true, "a customer orders for themselves");
+  assert.equal(await customer.inputValue(), alice);
+  await page.getByLabel("Product 1", { exact: true }).selectOption("TEA-GREEN-100G");
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.locator('[data-outcome="place-order"]', { hasText: "Placed order" }).waitFor();
+  await waitFor(async () => (await page.locator("tbody tr").count()) === 3, {
+    message: "Alice's third order is listed",
+  });
+  await shoot(page, "orders-customer");
+
+  // A customer creates no users and views as no one.
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByText("Only the admin creates users.").waitFor();
+  assert.equal(await page.getByRole("button", { name: /^View as / }).count(), 0);
+
+  // Back to the admin: everyone's orders again.
+  await page.getByRole("button", { name: "Back to admin" }).click();
+  await page.locator('[data-session="admin"]').waitFor();
+  await page.getByRole("link", { name: "Orders" }).click();
+  await page.locator(`tr[data-id="${bobLive}"]`).waitFor();
+  await page.locator(`tr[data-id="${aliceLive}"]`).waitFor();
+  await page.close();
+});
+
+test("tokens that expire every few seconds: the streams end with unauthenticated, renew the token and resume, so changes made after an expiry appear once", {
+  skip,
+}, async () => {
+  const ttlSeconds = 3;
+  const shortLived = spawnDashboard({
+    port: shortLivedPort,
+    hostname: "127.0.0.1",
+    usersUrl: users.server.url,
+    ordersUrl: orders.server.url,
+    inventoryUrl: inventory.server.url,
+    env: { ...signInEnv, DASHBOARD_TOKEN_TTL_SECONDS: String(ttlSeconds) },
+  });
+  try {
+    const baseUrl = `http://127.0.0.1:${shortLivedPort}`;
+    await waitForDashboard(baseUrl);
+    const page = await laptop.newPage();
+    page.on("pageerror", (error) => pageErrors.push(`short-lived /users: ${error.message}`));
+    const watches: { token: string; startRevision: bigint }[] = [];
+    page.on("request", (request) => {
+      if (request.method() !== "POST" || !request.url().endsWith("/WatchUsers")) return;
+      const body = request.postDataBuffer()?.subarray(5).toString("utf8") ?? "";
+      watches.push({
+        token: request.headers().authorization?.slice("Bearer ".length) ?? "",
+        startRevision: BigInt(/"startRevision":"(\d+)"/.exec(body)?.[1] ?? "0"),
+      });
+    });
+    // How WatchUsers calls ended, as the users service counts them (only this page watches now).
+    const expiredWatches = () =>
+      readMetric(users.server.url, "rpc_server_duration_seconds_count", {
+        rpc_method: "WatchUsers",
+        code: "unauthenticated",
+      });
+    const expiredBefore = await expiredWatches();
+    await page.goto(`${baseUrl}/users`);
+    await page.getByRole("button", { name: "Sign in as admin" }).click();
+    await streamIs(page, "users", "live");
+    // Every state the header's users badge shows from now on.
+    await page.evaluate(`(() => {
+      window.usersStatuses = [];
+      const read = () => document.querySelector('.header-streams [data-stream="users"]')?.getAttribute("data-status");
+      new MutationObserver(() => {
+        const status = read();
+        if (status && window.usersStatuses.at(-1) !== status) window.usersStatuses.push(status);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    })()`);
+
+    // Changes spread over more than three token lifetimes, so several land right after an expiry.
+    const names: string[] = [];
+    const until = Date.now() + ttlSeconds * 3_500;
+    while (Date.now() < until) {
+      const name = `Expiry Tester ${names.length + 1}`;
+      await curl(users.server.url, "shop.user.v1.UserService/CreateUser", {
+        name,
+        email: `expiry-${names.length + 1}@example.com`,
+      });
+      names.push(name);
+      await page.waitForTimeout(400);
+    }
+    const rows = (name: string) =>
+      page.locator("tbody tr td.name", { hasText: new RegExp(`^${name}$`) });
+    for (const name of names) await rows(name).first().waitFor({ timeout: 2_000 });
+    await page.waitForTimeout(500);
+    for (const name of names) {
+      assert.equal(await rows(name).count(), 1, `${name}: one row`);
+      assert.equal(
+        await page
+          .locator('[aria-label="Recent user changes"] li', { hasText: `${name} <` })
+          .count(),
+        1,
+        `${name}: one change in the feed`,
+      );
+    }
+
+    assert.ok(watches.length >= 4, `the watch was reopened: ${watches.length} times in all`);
+    const [first, ...reopened] = watches;
+    assert.equal(first?.startRevision, 0n, "the first watch starts with the current state");
+    assert.deepEqual(
+      reopened.filter((watch) => watch.startRevision === 0n),
+      [],
+      "every reopened watch resumes from a revision instead of starting over",
+    );
+    const tokens = watches.map((watch) => watch.token);
+    assert.equal(new Set(tokens).size, tokens.length, "each reopened watch has a new token");
+    for (const token of tokens) {
+      const claims = claimsOf(token);
+      assert.equal(Number(claims.exp) - Number(claims.iat), ttlSeconds);
+    }
+    const statuses = (await page.evaluate("window.usersStatuses")) as string[];
+    assert.deepEqual(
+      statuses.filter((status) => status !== "live"),
+      [],
+      "the stream never showed as dropped",
+    );
+    assert.equal(await page.locator('[data-notice="users"]').count(), 0);
+    await page.close();
+    // Every watch but the last (which may still have been open) ended with unauthenticated.
+    const expired = await waitFor(
+      async () => {
+        const count = (await expiredWatches()) - expiredBefore;
+        return count >= watches.length - 1 && count;
+      },
+      { message: "the replaced watches ended with unauthenticated" },
+    ).catch(async (error: Error) => {
+      throw new Error(
+        `${error.message}: ${(await expiredWatches()) - expiredBefore} of ${watches.length} did`,
+      );
+    });
+    assert.ok(expired <= watches.length, `${expired} of ${watches.length} watches expired`);
+  } finally {
+    shortLived.kill("SIGTERM");
+  }
 });

@@ -1,3 +1,4 @@
+import { defaultAudience, localIssuer } from "@shop/auth";
 import { z } from "zod";
 import type { ServiceUrls } from "./lib/service-urls.ts";
 
@@ -11,14 +12,41 @@ const envSchema = z.object({
   USERS_URL: serviceUrl("http://localhost:8081"),
   ORDERS_URL: serviceUrl("http://localhost:8082"),
   INVENTORY_URL: serviceUrl("http://localhost:8083"),
+  // The private JWK the dashboard signs people in with; without it the dashboard sends no tokens,
+  // for services that run with AUTH=off.
+  AUTH_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  AUTH_ISSUER: z.string().min(1).default(localIssuer),
+  AUTH_AUDIENCE: z.string().min(1).default(defaultAudience),
+  DASHBOARD_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60 * 60)
+    .default(15 * 60),
 });
 
+/** How the dashboard's server signs people in: the key, what its tokens say, how long they last. */
+export interface SignInConfig {
+  keyFile: string;
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+}
+
+/** The dashboard server's runtime configuration. */
+export interface DashboardConfig {
+  urls: ServiceUrls;
+  /** Undefined when sign-in is off (no AUTH_SIGNING_KEY_FILE): no tokens are sent. */
+  signIn: SignInConfig | undefined;
+}
+
 /**
- * The services' URLs as the browser reaches them, read from the environment of the running server
- * on every request (never inlined at build time), so that one build serves `npm start`, docker
- * compose and the tests alike. Only the server reads the environment; pages receive the result.
+ * The configuration read from the environment of the running server on every request (never
+ * inlined at build time), so that one build serves `npm start`, docker compose and the tests
+ * alike. Only the server reads the environment; pages receive the service URLs and whether to sign
+ * in, never the key.
  */
-export function readServiceUrls(env: NodeJS.ProcessEnv = process.env): ServiceUrls {
+export function readConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfig {
   const result = envSchema.safeParse(env);
   if (!result.success) {
     const problems = result.error.issues.map(
@@ -26,9 +54,16 @@ export function readServiceUrls(env: NodeJS.ProcessEnv = process.env): ServiceUr
     );
     throw new Error(`invalid dashboard configuration: ${problems.join("; ")}`);
   }
+  const data = result.data;
   return {
-    users: result.data.USERS_URL,
-    orders: result.data.ORDERS_URL,
-    inventory: result.data.INVENTORY_URL,
+    urls: { users: data.USERS_URL, orders: data.ORDERS_URL, inventory: data.INVENTORY_URL },
+    signIn: data.AUTH_SIGNING_KEY_FILE
+      ? {
+          keyFile: data.AUTH_SIGNING_KEY_FILE,
+          issuer: data.AUTH_ISSUER,
+          audience: data.AUTH_AUDIENCE,
+          ttlSeconds: data.DASHBOARD_TOKEN_TTL_SECONDS,
+        }
+      : undefined,
   };
 }

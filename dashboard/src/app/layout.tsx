@@ -2,8 +2,9 @@ import type { Metadata, Viewport } from "next";
 import { connection } from "next/server";
 import type { ReactNode } from "react";
 import { AppHeader } from "../components/app-header.tsx";
+import { SessionGate } from "../components/session-gate.tsx";
 import { ShopProvider } from "../components/shop-provider.tsx";
-import { readServiceUrls } from "../config.ts";
+import { readConfig } from "../config.ts";
 import "./globals.css";
 
 export const metadata: Metadata = {
@@ -18,19 +19,22 @@ export const viewport: Viewport = {
 };
 
 /**
- * Every page: the header and the streams. The service URLs are read from the environment here, on
- * the server, for each request (`connection()` keeps this from being rendered at build time), and
- * handed to the browser, which talks to the services directly.
+ * Every page: the header, the session and the streams. The configuration is read from the
+ * environment here, on the server, for each request (`connection()` keeps this from being rendered
+ * at build time), and the browser gets the service URLs, which it talks to directly, and whether
+ * to sign in. A page shows its content once someone is signed in (or sign-in is off).
  */
 export default async function RootLayout({ children }: { children: ReactNode }) {
   await connection();
-  const urls = readServiceUrls();
+  const config = readConfig();
   return (
     <html lang="en">
       <body>
-        <ShopProvider urls={urls}>
+        <ShopProvider urls={config.urls} signIn={config.signIn !== undefined}>
           <AppHeader />
-          <main>{children}</main>
+          <main>
+            <SessionGate>{children}</SessionGate>
+          </main>
         </ShopProvider>
       </body>
     </html>

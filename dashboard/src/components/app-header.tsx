@@ -2,7 +2,8 @@
 
 import Link from "next/link";
 import { usePathname } from "next/navigation";
-import { useCollection, useShop } from "./shop-provider.tsx";
+import { shortId } from "../lib/format.ts";
+import { useCollection, useSession, useShop } from "./shop-provider.tsx";
 import { StreamBadge } from "./stream-status.tsx";
 
 const pages = [
@@ -12,13 +13,15 @@ const pages = [
   { href: "/products", label: "Products" },
 ] as const;
 
-/** The title bar: navigation between the pages and the state of the three data streams. */
+/** The title bar: navigation, the state of the three data streams, and who is signed in. */
 export function AppHeader() {
   const pathname = usePathname();
   const shop = useShop();
+  const { view } = useSession();
   const users = useCollection(shop.userList);
   const orders = useCollection(shop.orderList);
   const products = useCollection(shop.productList);
+  const streaming = view.status === "off" || view.status === "signed-in";
   return (
     <header className="app-header">
       <div className="brand">
@@ -38,11 +41,59 @@ export function AppHeader() {
           ))}
         </ul>
       </nav>
-      <section className="header-streams" aria-label="Live streams">
-        <StreamBadge name="users" state={users} showName />
-        <StreamBadge name="orders" state={orders} showName />
-        <StreamBadge name="stock" state={products} showName />
-      </section>
+      {streaming && (
+        <section className="header-streams" aria-label="Live streams">
+          <StreamBadge name="users" state={users} showName />
+          <StreamBadge name="orders" state={orders} showName />
+          <StreamBadge name="stock" state={products} showName />
+        </section>
+      )}
+      <SessionMenu />
     </header>
+  );
+}
+
+/** Who the page acts as, with sign-out and a way back from a customer's view to the admin's. */
+function SessionMenu() {
+  const shop = useShop();
+  const { session, view } = useSession();
+  const users = useCollection(shop.userList);
+  if (view.status === "off" || view.status === "restoring") return null;
+  if (view.status !== "signed-in") {
+    return (
+      <section className="session" aria-label="Session" data-session="signed-out">
+        <span>Not signed in</span>
+      </section>
+    );
+  }
+  const { identity } = view;
+  return (
+    <section className="session" aria-label="Session" data-session={identity.role}>
+      {identity.role === "admin" ? (
+        <span>
+          Signed in as <strong>admin</strong>
+        </span>
+      ) : (
+        <>
+          <span>
+            Viewing as{" "}
+            <strong title={identity.userId}>
+              {users.items.get(identity.userId)?.name ?? shortId(identity.userId)}
+            </strong>{" "}
+            (customer)
+          </span>
+          <button
+            type="button"
+            className="header-button"
+            onClick={() => session.signIn({ role: "admin" })}
+          >
+            Back to admin
+          </button>
+        </>
+      )}
+      <button type="button" className="header-button" onClick={() => session.signOut()}>
+        Sign out
+      </button>
+    </section>
   );
 }

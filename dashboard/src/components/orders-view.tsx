@@ -11,9 +11,13 @@ import { StreamBadge, StreamNotice } from "./stream-status.tsx";
 
 const shownRows = 200;
 
-/** The orders page: every order live from WatchOrders, filterable by user; place and cancel. */
+/**
+ * The orders page: every order live from WatchOrders, filterable by user; place and cancel. A
+ * customer's stream holds only their own orders (the service scopes it to the token's subject).
+ */
 export function OrdersView() {
   const shop = useShop();
+  const customer = shop.identity?.role === "customer" ? shop.identity.userId : undefined;
   const orders = useCollection(shop.orderList);
   const users = useCollection(shop.userList);
   const products = useCollection(shop.productList);
@@ -24,12 +28,14 @@ export function OrdersView() {
   const rows = useMemo(
     () =>
       [...orders.items.values()]
-        .filter((order) => userFilter === "" || order.userId === userFilter)
+        .filter(
+          (order) => customer !== undefined || userFilter === "" || order.userId === userFilter,
+        )
         .sort(
           (a, b) =>
             timestampMs(b.createTime) - timestampMs(a.createTime) || b.id.localeCompare(a.id),
         ),
-    [orders.items, userFilter],
+    [orders.items, userFilter, customer],
   );
   const customers = useMemo(
     () => [...users.items.values()].sort((a, b) => a.name.localeCompare(b.name)),
@@ -78,22 +84,26 @@ export function OrdersView() {
         </div>
         <section className="card" aria-labelledby="orders-table-title">
           <div className="card-title">
-            <h2 id="orders-table-title">All orders</h2>
-            <div className="field inline">
-              <label htmlFor="orders-filter">Placed by</label>
-              <select
-                id="orders-filter"
-                value={userFilter}
-                onChange={(event) => setUserFilter(event.target.value)}
-              >
-                <option value="">Everyone</option>
-                {customers.map((user) => (
-                  <option key={user.id} value={user.id}>
-                    {user.name} ({user.email})
-                  </option>
-                ))}
-              </select>
-            </div>
+            <h2 id="orders-table-title">
+              {customer === undefined ? "All orders" : `Orders of ${userName(customer)}`}
+            </h2>
+            {customer === undefined && (
+              <div className="field inline">
+                <label htmlFor="orders-filter">Placed by</label>
+                <select
+                  id="orders-filter"
+                  value={userFilter}
+                  onChange={(event) => setUserFilter(event.target.value)}
+                >
+                  <option value="">Everyone</option>
+                  {customers.map((user) => (
+                    <option key={user.id} value={user.id}>
+                      {user.name} ({user.email})
+                    </option>
+                  ))}
+                </select>
+              </div>
+            )}
           </div>
           <StreamNotice
             service="orders"
@@ -115,9 +125,11 @@ export function OrdersView() {
             <p className="empty">Loading orders…</p>
           ) : rows.length === 0 ? (
             <p className="empty">
-              {userFilter === ""
-                ? "No orders yet. Place one with the form."
-                : `${userName(userFilter)} has no orders yet.`}
+              {customer !== undefined
+                ? "You have no orders yet. Place one with the form."
+                : userFilter === ""
+                  ? "No orders yet. Place one with the form."
+                  : `${userName(userFilter)} has no orders yet.`}
             </p>
           ) : (
             <div className="table-scroll">

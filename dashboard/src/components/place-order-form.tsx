@@ -24,7 +24,10 @@ export function PlaceOrderForm() {
   const shop = useShop();
   const users = useCollection(shop.userList);
   const products = useCollection(shop.productList);
-  const [userId, setUserId] = useState("");
+  // A customer places orders for themselves only.
+  const customer = shop.identity?.role === "customer" ? shop.identity.userId : undefined;
+  const [chosenUserId, setUserId] = useState("");
+  const userId = customer ?? chosenUserId;
   const [lines, setLines] = useState<OrderLineInput[]>([emptyLine()]);
   const [problems, setProblems] = useState<OrderProblems>({ line: {} });
   const [outcome, setOutcome] = useState<Outcome>();
@@ -32,8 +35,11 @@ export function PlaceOrderForm() {
   const attempt = useRef<{ fingerprint: string; requestId: string } | undefined>(undefined);
 
   const userOptions = useMemo(
-    () => [...users.items.values()].sort((a, b) => a.name.localeCompare(b.name)),
-    [users.items],
+    () =>
+      [...users.items.values()]
+        .filter((user) => customer === undefined || user.id === customer)
+        .sort((a, b) => a.name.localeCompare(b.name)),
+    [users.items, customer],
   );
   const productOptions = useMemo(
     () => [...products.items.values()].sort((a, b) => a.name.localeCompare(b.name)),
@@ -92,6 +98,7 @@ export function PlaceOrderForm() {
         <select
           id="order-user"
           value={userId}
+          disabled={customer !== undefined}
           onChange={(event) => setUserId(event.target.value)}
           aria-invalid={problems.userId ? true : undefined}
           aria-describedby={problems.userId ? "order-user-problem" : undefined}

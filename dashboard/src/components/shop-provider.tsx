@@ -5,24 +5,69 @@ import {
   type ReactNode,
   use,
   useEffect,
+  useMemo,
   useState,
   useSyncExternalStore,
 } from "react";
 import type { CollectionView, LiveCollection } from "../lib/live-collection.ts";
 import type { LiveValue, ValueView } from "../lib/live-value.ts";
 import type { ServiceUrls } from "../lib/service-urls.ts";
+import { createSessionStore, type SessionStore, type SessionView } from "../lib/session.ts";
 import { createShop, type Shop } from "../lib/shop.ts";
 
 const ShopContext = createContext<Shop | null>(null);
+const SessionContext = createContext<SessionStore | null>(null);
 
-/** Opens the shop's streams for as long as the dashboard is open, and hands them to the pages. */
-export function ShopProvider({ urls, children }: { urls: ServiceUrls; children: ReactNode }) {
-  const [shop] = useState(() => createShop(urls));
+/**
+ * Keeps the session, and opens the shop's streams for as long as the dashboard is open and someone
+ * is signed in (or sign-in is off), handing both to the pages. Each identity gets its own shop, so
+ * nothing one caller saw is shown to the next.
+ */
+export function ShopProvider({
+  urls,
+  signIn,
+  children,
+}: {
+  urls: ServiceUrls;
+  /** Whether the dashboard's server signs people in (it has a signing key). */
+  signIn: boolean;
+  children: ReactNode;
+}) {
+  const [session] = useState(() => createSessionStore({ enabled: signIn }));
+  const view = useSyncExternalStore(
+    session.subscribe,
+    session.getSnapshot,
+    session.getServerSnapshot,
+  );
   useEffect(() => {
+    session.start();
+    return () => session.stop();
+  }, [session]);
+  const identity = view.status === "signed-in" ? view.identity : undefined;
+  const active = view.status === "off" || view.status === "signed-in";
+  const shop = useMemo(() => createShop(urls, session, identity), [urls, session, identity]);
+  useEffect(() => {
+    if (!active) return;
     shop.start();
     return () => shop.stop();
-  }, [shop]);
-  return <ShopContext value={shop}>{children}</ShopContext>;
+  }, [shop, active]);
+  return (
+    <SessionContext value={session}>
+      <ShopContext value={shop}>{children}</ShopContext>
+    </SessionContext>
+  );
+}
+
+/** The session of the enclosing ShopProvider, and its current state; re-renders on every change. */
+export function useSession(): { session: SessionStore; view: SessionView } {
+  const session = use(SessionContext);
+  if (!session) throw new Error("useSession needs a ShopProvider above it");
+  const view = useSyncExternalStore(
+    session.subscribe,
+    session.getSnapshot,
+    session.getServerSnapshot,
+  );
+  return { session, view };
 }
 
 /** The shop of the enclosing ShopProvider. */

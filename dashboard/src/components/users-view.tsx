@@ -1,19 +1,34 @@
 "use client";
 
 import { type User, UserStatus } from "@shop/api/shop/user/v1/user_pb";
+import { useRouter } from "next/navigation";
 import { useMemo } from "react";
 import { formatTime, timestampMs } from "../lib/format.ts";
 import { ActivityFeed } from "./activity-feed.tsx";
 import { CreateUserForm } from "./create-user-form.tsx";
-import { useCollection, useShop } from "./shop-provider.tsx";
+import { useCollection, useSession, useShop } from "./shop-provider.tsx";
 import { StreamBadge, StreamNotice } from "./stream-status.tsx";
 
 const shownRows = 200;
 
-/** The users page: every user, live from WatchUsers, newest first, and a form to add one. */
+/**
+ * The users page: every user, live from WatchUsers, newest first; for the admin, a form to add one
+ * and, on each row, a way to view the shop as that customer.
+ */
 export function UsersView() {
   const shop = useShop();
+  const { session, view } = useSession();
+  const router = useRouter();
   const users = useCollection(shop.userList);
+  // Creating users and acting for others is the admin's (or anyone's, when sign-in is off).
+  const admin = view.status === "off" || shop.identity?.role === "admin";
+  const viewAs =
+    view.status === "signed-in" && admin
+      ? (user: User) => {
+          router.push("/orders");
+          void session.signIn({ role: "customer", userId: user.id });
+        }
+      : undefined;
   const rows = useMemo(
     () =>
       [...users.items.values()].sort(
@@ -29,7 +44,7 @@ export function UsersView() {
       </div>
       <div className="layout-side">
         <div className="stack">
-          <CreateUserForm />
+          {admin ? <CreateUserForm /> : <p className="card muted">Only the admin creates users.</p>}
           <ActivityFeed
             title="Recent user changes"
             entries={users.activity}
@@ -66,11 +81,21 @@ export function UsersView() {
                     <th scope="col" className="optional">
                       Created
                     </th>
+                    {viewAs && (
+                      <th scope="col">
+                        <span className="visually-hidden">Actions</span>
+                      </th>
+                    )}
                   </tr>
                 </thead>
                 <tbody>
                   {rows.slice(0, shownRows).map((user) => (
-                    <UserRow key={user.id} user={user} fresh={users.highlighted.has(user.id)} />
+                    <UserRow
+                      key={user.id}
+                      user={user}
+                      fresh={users.highlighted.has(user.id)}
+                      viewAs={viewAs}
+                    />
                   ))}
                 </tbody>
               </table>
@@ -87,7 +112,15 @@ export function UsersView() {
   );
 }
 
-function UserRow({ user, fresh }: { user: User; fresh: boolean }) {
+function UserRow({
+  user,
+  fresh,
+  viewAs,
+}: {
+  user: User;
+  fresh: boolean;
+  viewAs: ((user: User) => void) | undefined;
+}) {
   return (
     <tr
       data-id={user.id}
@@ -104,6 +137,18 @@ function UserRow({ user, fresh }: { user: User; fresh: boolean }) {
         )}
       </td>
       <td className="optional muted">{formatTime(user.createTime)}</td>
+      {viewAs && (
+        <td>
+          <button
+            type="button"
+            className="secondary small"
+            aria-label={`View as ${user.name}`}
+            onClick={() => viewAs(user)}
+          >
+            View as
+          </button>
+        </td>
+      )}
     </tr>
   );
 }

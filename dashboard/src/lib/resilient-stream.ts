@@ -53,7 +53,8 @@ export interface ResilientStream {
 
 /**
  * Keeps a stream open for as long as it is wanted: when a connection fails, ends or goes silent,
- * waits with exponential backoff and connects again, until `stop()`.
+ * waits with exponential backoff and connects again, until `stop()`. A live stream whose token
+ * expired reconnects at once, without showing a drop.
  */
 export function startResilientStream(options: ResilientStreamOptions): ResilientStream {
   const stopped = new AbortController();
@@ -110,6 +111,10 @@ async function run(
       stopped.removeEventListener("abort", abort);
     }
     if (stopped.aborted) return;
+    // A stream that was live and ended with unauthenticated outlived its token (the services end a
+    // stream when the token that opened it expires): connect again at once, resuming where it
+    // was, with a fresh token. One that fails so before delivering anything waits as any other.
+    if (live && ConnectError.from(error).code === Code.Unauthenticated) continue;
     const delay = backoffDelay(failures, options.backoff ?? defaultBackoff);
     failures++;
     options.onState({

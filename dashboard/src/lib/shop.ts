@@ -8,14 +8,19 @@ import type { Order } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import type { User } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { createBearerInterceptor } from "./bearer.ts";
+import type { Identity } from "./identity.ts";
 import { createLiveCollection, type LiveCollection } from "./live-collection.ts";
 import { createLiveValue, type LiveValue } from "./live-value.ts";
 import { type ServiceName, type ServiceUrls, serviceNames } from "./service-urls.ts";
+import type { SessionStore } from "./session.ts";
 import { orderSource, productSource, userSource } from "./sources.ts";
 
 /** Everything the pages use: the clients for actions, and the live streams. */
 export interface Shop {
   urls: ServiceUrls;
+  /** Who the calls are made as; undefined when sign-in is off (or nobody is signed in). */
+  identity: Identity | undefined;
   users: Client<typeof UserService>;
   orders: Client<typeof OrderService>;
   inventory: Client<typeof InventoryService>;
@@ -34,11 +39,20 @@ const statsIntervalMs = 1_000;
 
 /**
  * Builds the browser side of the dashboard: Connect clients (over fetch, straight to the services)
- * and the live collections and values fed by the services' streams. Nothing opens until `start()`.
+ * and the live collections and values fed by the services' streams. Every call carries the
+ * session's bearer token. Nothing opens until `start()`.
  */
-export function createShop(urls: ServiceUrls): Shop {
+export function createShop(
+  urls: ServiceUrls,
+  session: SessionStore,
+  identity: Identity | undefined,
+): Shop {
+  const interceptors = [createBearerInterceptor(session)];
   const transports = Object.fromEntries(
-    serviceNames.map((name) => [name, createConnectTransport({ baseUrl: urls[name] })]),
+    serviceNames.map((name) => [
+      name,
+      createConnectTransport({ baseUrl: urls[name], interceptors }),
+    ]),
   ) as Record<ServiceName, Transport>;
   const users = createClient(UserService, transports.users);
   const orders = createClient(OrderService, transports.orders);
@@ -79,6 +93,7 @@ export function createShop(urls: ServiceUrls): Shop {
 
   return {
     urls,
+    identity,
     users,
     orders,
     inventory,
