@@ -173,6 +173,25 @@ test("every bad token, on every method of every service over every protocol, is 
   assert.deepEqual(mesh.handlerCalls, [], "no handler ran");
 });
 
+test("a call without a valid token is refused before its body is read, and counted", async () => {
+  const before = await readMetric(mesh.users.server.url, "rpc_server_refused_total", {
+    code: "unauthenticated",
+  });
+  const url = `${mesh.users.server.url}/shop.user.v1.UserService/CreateUser`;
+  // A body that does not parse would be invalid_argument if it were read first.
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{not json",
+  });
+  assert.equal(response.status, 401);
+  assert.equal(((await response.json()) as { code: string }).code, "unauthenticated");
+  const after = await readMetric(mesh.users.server.url, "rpc_server_refused_total", {
+    code: "unauthenticated",
+  });
+  assert.equal(after - before, 1);
+});
+
 test("a valid token reaches the handlers over every protocol", async () => {
   const token = await mesh.token({ subject: "admin", roles: ["admin"] });
   for (const { name, make } of transports) {

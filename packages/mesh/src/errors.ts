@@ -1,31 +1,71 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { undecodableMessage } from "./request-guard.ts";
 import { InvalidStartRevisionError } from "./watch.ts";
 
 /**
  * Turns anything a handler throws that is not already a ConnectError into `internal` with a generic
  * message, keeping the original as `cause` for the log only; logs every failed call once. Client
- * mistakes are logged at debug level, server faults at error level.
+ * mistakes are logged at debug level, server faults at error level. A request stream's message
+ * that cannot be decoded is `invalid_argument`; what fails because the client went away (a write
+ * to its closed stream) is `canceled`.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const rpc = `${req.service.typeName}/${req.method.name}`;
     try {
-      const res = await next(req);
+      const res = await next(
+        req.stream ? { ...req, message: guardRequestStream(req.message, req.method.input) } : req,
+      );
       if (!res.stream) return res;
-      return { ...res, message: guardStream(res.message, rpc, logger) };
+      return { ...res, message: guardStream(res.message, rpc, logger, req.signal) };
     } catch (error) {
-      throw toPublicError(error, rpc, logger);
+      throw toPublicError(ifClientGone(error, req.signal), rpc, logger);
     }
   };
 }
 
-async function* guardStream<T>(messages: AsyncIterable<T>, rpc: string, logger: Logger) {
+// A request message that cannot be decoded surfaces while the handler reads the request stream;
+// connect-es reports some of those failures as `internal`, but they are the client's mistake.
+async function* guardRequestStream<T>(messages: AsyncIterable<T>, input: { typeName: string }) {
   try {
     yield* messages;
   } catch (error) {
-    throw toPublicError(error, rpc, logger);
+    if (error instanceof ConnectError && error.code === Code.Internal) {
+      const message = undecodableMessage(error.rawMessage, input.typeName);
+      if (message !== undefined) {
+        throw new ConnectError(message, Code.InvalidArgument, undefined, undefined, error);
+      }
+    }
+    throw error;
   }
+}
+
+async function* guardStream<T>(
+  messages: AsyncIterable<T>,
+  rpc: string,
+  logger: Logger,
+  signal: AbortSignal,
+) {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toPublicError(ifClientGone(error, signal), rpc, logger);
+  }
+}
+
+// An error that is not a ConnectError, once the call's signal has aborted (the client closed or
+// reset its stream, or its deadline passed), comes from that: the call ends with the reason.
+function ifClientGone(error: unknown, signal: AbortSignal): unknown {
+  if (error instanceof ConnectError || !signal.aborted) return error;
+  const reason = signal.reason instanceof ConnectError ? signal.reason : undefined;
+  return new ConnectError(
+    reason?.rawMessage ?? "the client went away",
+    reason?.code ?? Code.Canceled,
+    undefined,
+    undefined,
+    error,
+  );
 }
 
 const clientFaults = new Set([
@@ -52,6 +92,18 @@ export function toPublicError(error: unknown, rpc: string, logger: Logger): Conn
     const level = clientFaults.has(error.code) ? "debug" : "warn";
     logger[level]({ rpc, code: Code[error.code], err: error.cause ?? error }, error.rawMessage);
     return error;
+  }
+  if (isInvalidData(error)) {
+    // A value the database refuses (a NUL character in text, a number out of range) came from the
+    // request; the service's validation should have caught it, so it is logged as a warning.
+    logger.warn({ rpc, err: error }, "the database refused a value of the request");
+    return new ConnectError(
+      "the request contains a value the database cannot accept",
+      Code.InvalidArgument,
+      undefined,
+      undefined,
+      error,
+    );
   }
   if (isDatabaseUnavailable(error)) {
     logger.error({ rpc, err: error }, "database unavailable");
@@ -83,14 +135,35 @@ const unavailableCodes = new Set([
 
 /** True when `error`, or an error in its cause chain, says the database cannot be reached. */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  return errorCodes(error).some((code) => unavailableCodes.has(code) || /^(08|53|57P)/.test(code));
+}
+
+// PostgreSQL's data exceptions (class 22) that a value sent by a client causes: string too long,
+// number out of range, bad datetime, invalid text for a type, a character the encoding lacks (NUL).
+const invalidDataCodes = new Set([
+  "22001",
+  "22003",
+  "22007",
+  "22008",
+  "22021",
+  "22026",
+  "22P02",
+  "22P05",
+]);
+
+/** True when `error`, or an error in its cause chain, is PostgreSQL refusing a value as invalid. */
+function isInvalidData(error: unknown): boolean {
+  return errorCodes(error).some((code) => invalidDataCodes.has(code));
+}
+
+function errorCodes(error: unknown): string[] {
+  const codes: string[] = [];
   for (let current = error, depth = 0; current && depth < 5; depth++) {
     const code = (current as { code?: unknown }).code;
-    if (typeof code === "string") {
-      if (unavailableCodes.has(code) || /^(08|53|57P)/.test(code)) return true;
-    }
+    if (typeof code === "string") codes.push(code);
     current = (current as { cause?: unknown }).cause;
   }
-  return false;
+  return codes;
 }
 
 /**

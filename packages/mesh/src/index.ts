@@ -2,7 +2,8 @@ export {
   type AuthOptions,
   callerKey,
   callerOf,
-  createAuthInterceptor,
+  createAuthGate,
+  createTokenExpiryInterceptor,
   methodsWithoutRule,
 } from "./auth.ts";
 export { type CallContext, createCallContextInterceptor, currentCall } from "./call-context.ts";

@@ -12,9 +12,10 @@ import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import {
   type AuthOptions,
+  assertEveryMethodHasRule,
   authenticateHttp,
-  createAuthInterceptor,
-  methodsWithoutRule,
+  createAuthGate,
+  createTokenExpiryInterceptor,
 } from "./auth.ts";
 import { createCallContextInterceptor } from "./call-context.ts";
 import { applyCors } from "./cors.ts";
@@ -22,6 +23,7 @@ import { createErrorInterceptor } from "./errors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 import { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
+import { guardRequestDecoding } from "./request-guard.ts";
 import { createShutdownInterceptor } from "./shutdown.ts";
 import { createRequestStats } from "./stats.ts";
 import { createStreamLimitInterceptor, peerKey } from "./stream-limit.ts";
@@ -99,6 +101,7 @@ export interface Server {
   close(graceMs?: number): Promise<void>;
 }
 
+const keepAliveTimeoutMs = 5_000;
 const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const tlsHandshake = 0x16;
 
@@ -116,10 +119,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
   const { auth } = options;
   if (auth) {
-    const missing = methodsWithoutRule(options.services, auth.open);
-    if (missing.length > 0) {
-      throw new Error(`no access rule (shop.mesh.v1.access) for ${missing.join(", ")}`);
-    }
+    assertEveryMethodHasRule(options.services, auth.open);
   }
 
   const stats = createRequestStats();
@@ -129,6 +129,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       health.register(router);
       stats.register(router, { service: options.name, shutdownSignal: shutdown.signal });
       registerReflection(router, [...options.services, Health, StatsService]);
+      guardRequestDecoding(router, limits.maxMessageBytes);
     },
     interceptors: [
       createServerTracingInterceptor(),
@@ -137,12 +138,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
       createErrorInterceptor(logger),
       createShutdownInterceptor(shutdown.signal),
       createCallContextInterceptor(limits.maxTimeoutMs),
-      ...(auth ? [createAuthInterceptor(auth)] : []),
+      ...(auth ? [createTokenExpiryInterceptor()] : []),
       createStreamLimitInterceptor(limits.maxStreamsPerClient),
       ...(options.interceptors ?? []),
     ],
     contextValues: (req) =>
       createContextValues().set(peerKey, req.socket?.remoteAddress ?? "unknown"),
+    requestGate: auth ? createAuthGate(auth) : undefined,
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
@@ -213,7 +215,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       maxHeaderSize: limits.maxHeaderBytes,
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: 0,
-      keepAliveTimeout: 5_000,
+      keepAliveTimeout: keepAliveTimeoutMs,
     },
     handle,
   );
@@ -234,26 +236,71 @@ export async function serve(options: ServeOptions): Promise<Server> {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
       session.setTimeout(limits.idleTimeoutMs, () => session.close());
+      // Activity resets the idle timeout, so a client trickling a HEADERS frame would hold the
+      // connection forever: a session must have sent a whole request within headersTimeoutMs.
+      // GOAWAY alone would wait for the stream being trickled, so the session ends soon after.
+      const firstRequest = setTimeout(() => {
+        session.close();
+        setTimeout(() => session.destroy(), 500).unref();
+      }, limits.headersTimeoutMs);
+      session.once("stream", () => clearTimeout(firstRequest));
+      session.once("close", () => clearTimeout(firstRequest));
     });
   }
   // Requests in progress per HTTP/1.1 connection, so that shutdown closes the idle ones at once.
   const h1Active = new Map<Socket, number>();
+  const h1Answering = new WeakMap<Socket, http.ServerResponse>();
+  // Node enforces `headersTimeout` only on connections of a server that listens itself, and these
+  // come from the sniffer below: each connection waiting for request headers gets its own timer.
+  // A kept-alive connection may idle for the keep-alive timeout first (which, reset by every byte,
+  // would not stop a trickle), and is then closed without an answer, as that timeout would.
+  const h1HeadersTimers = new Map<Socket, NodeJS.Timeout>();
+  const acceptedAt = new WeakMap<Socket, number>();
+  const awaitHeaders = (socket: Socket, first: boolean) => {
+    clearTimeout(h1HeadersTimers.get(socket));
+    const waited = Date.now() - (acceptedAt.get(socket) ?? Date.now());
+    const timer = setTimeout(
+      () => (first ? refuse(socket, "408 Request Timeout") : socket.destroy()),
+      first ? limits.headersTimeoutMs - waited : keepAliveTimeoutMs + limits.headersTimeoutMs,
+    );
+    h1HeadersTimers.set(socket, timer);
+  };
   h1.on("connection", (socket: Socket) => {
     h1Active.set(socket, 0);
-    socket.once("close", () => h1Active.delete(socket));
+    awaitHeaders(socket, true);
+    socket.once("close", () => {
+      h1Active.delete(socket);
+      clearTimeout(h1HeadersTimers.get(socket));
+      h1HeadersTimers.delete(socket);
+    });
   });
   h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const socket = req.socket;
+    clearTimeout(h1HeadersTimers.get(socket));
     h1Active.set(socket, (h1Active.get(socket) ?? 0) + 1);
+    h1Answering.set(socket, res);
     res.once("close", () => {
+      if (h1Answering.get(socket) === res) h1Answering.delete(socket);
       const active = (h1Active.get(socket) ?? 1) - 1;
       h1Active.set(socket, active);
       if (active === 0 && shutdown.signal.aborted) socket.destroy();
+      else if (active === 0 && !socket.destroyed) awaitHeaders(socket, false);
     });
   });
-  h1.on("clientError", (_error, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
+  h1.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+    // Once the answer to a request in progress has begun, bytes written now would land inside it.
+    if (h1Answering.get(socket)?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    refuse(
+      socket,
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? "431 Request Header Fields Too Large"
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? "408 Request Timeout"
+          : "400 Bad Request",
+    );
   });
 
   const sockets = new Set<Socket>();
@@ -261,6 +308,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   // bytes of each connection and hands it to the right one (no library offers this for h2c).
   const listener = createNetServer((socket) => {
     sockets.add(socket);
+    acceptedAt.set(socket, Date.now());
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
@@ -331,6 +379,18 @@ export async function serve(options: ServeOptions): Promise<Server> {
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+// Answers a request that will not be served with `status` and closes the connection once the answer
+// is written, without waiting for a client that may never read or close.
+function refuse(socket: Duplex, status: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, () =>
+    socket.destroy(),
+  );
 }
 
 function sendJson(

@@ -167,15 +167,6 @@ describe("CORS", () => {
     assert.match(headers, /\bconnect-protocol-version\b/);
   });
 
-  test("a preflight from another origin gets no CORS headers", async () => {
-    for (const origin of ["https://evil.example", `${dashboard}.evil.example`, "null"]) {
-      const response = await preflight(origin);
-      await response.body?.cancel();
-      assert.equal(response.headers.get("access-control-allow-origin"), null, origin);
-      assert.equal(response.headers.get("access-control-allow-methods"), null, origin);
-    }
-  });
-
   test("an RPC from an allowed origin exposes the headers a browser client needs", async () => {
     const response = await fetch(`${baseUrl}/grpc.health.v1.Health/Check`, {
       method: "POST",
@@ -189,6 +180,142 @@ describe("CORS", () => {
     assert.match(exposed, /\bgrpc-status\b/);
     assert.match(exposed, /\bgrpc-message\b/);
   });
+
+  // The same, and the actual request, over both HTTP versions, from many refused origins.
+  const rpcPath = "/grpc.health.v1.Health/Check";
+  const refused = [
+    "https://evil.example",
+    `${dashboard}.evil.example`,
+    "https://evil.example/https://dashboard.example",
+    "http://dashboard.example",
+    "https://dashboard.example:8443",
+    "HTTPS://DASHBOARD.EXAMPLE",
+    `${dashboard}/`,
+    `${dashboard}, https://evil.example`,
+    "null",
+    "*",
+  ];
+
+  interface Answer {
+    status: number;
+    header(name: string): string | undefined;
+  }
+
+  async function overHttp1(method: string, path: string, headers: Record<string, string>) {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers,
+      body: method === "POST" ? "{}" : undefined,
+    });
+    await response.body?.cancel();
+    return {
+      status: response.status,
+      header: (name: string) => response.headers.get(name) ?? undefined,
+    };
+  }
+
+  function overHttp2(method: string, path: string, headers: Record<string, string>) {
+    return new Promise<Answer>((resolve, reject) => {
+      const session = http2.connect(baseUrl);
+      session.on("error", reject);
+      const stream = session.request({ ":method": method, ":path": path, ...headers });
+      stream.on("response", (received) => {
+        stream.resume();
+        stream.on("end", () => {
+          session.close();
+          resolve({
+            status: Number(received[":status"]),
+            header: (name) => {
+              const value = received[name];
+              return Array.isArray(value) ? value.join(", ") : value;
+            },
+          });
+        });
+      });
+      stream.on("error", reject);
+      stream.end(method === "POST" ? "{}" : undefined);
+    });
+  }
+
+  const versions = [
+    ["HTTP/1.1", overHttp1],
+    ["HTTP/2", overHttp2],
+  ] as const;
+  const preflightHeaders = (origin: string) => ({
+    origin,
+    "access-control-request-method": "POST",
+    "access-control-request-headers": "content-type,connect-protocol-version,authorization",
+  });
+  const rpcHeaders = (origin: string) => ({ origin, "content-type": "application/json" });
+
+  /** No answer may grant every origin, least of all together with credentials. */
+  function assertNoWildcard(answer: Answer, context: string) {
+    const allowed = answer.header("access-control-allow-origin");
+    assert.notEqual(allowed, "*", `${context}: Access-Control-Allow-Origin: *`);
+    if (answer.header("access-control-allow-credentials") === "true") {
+      assert.ok(allowed && allowed !== "*", `${context}: credentials without a specific origin`);
+    }
+  }
+
+  for (const [version, send] of versions) {
+    test(`${version}: an origin not on CORS_ORIGINS gets no grant, preflight or request`, async () => {
+      for (const origin of refused) {
+        const preflight = await send("OPTIONS", rpcPath, preflightHeaders(origin));
+        const context = `${version} preflight from ${origin}`;
+        assert.equal(preflight.header("access-control-allow-origin"), undefined, context);
+        assert.equal(preflight.header("access-control-allow-methods"), undefined, context);
+        assert.equal(preflight.header("access-control-allow-headers"), undefined, context);
+        assert.equal(preflight.header("access-control-allow-credentials"), undefined, context);
+        assertNoWildcard(preflight, context);
+
+        // The server still answers (a browser would keep the answer from the page).
+        const actual = await send("POST", rpcPath, rpcHeaders(origin));
+        assert.equal(actual.status, 200, `${version} request from ${origin}`);
+        assert.equal(actual.header("access-control-allow-origin"), undefined, origin);
+        assert.equal(actual.header("access-control-expose-headers"), undefined, origin);
+        assert.equal(actual.header("access-control-allow-credentials"), undefined, origin);
+        assertNoWildcard(actual, `${version} request from ${origin}`);
+      }
+    });
+
+    test(`${version}: the allowed origin gets a grant for exactly itself`, async () => {
+      const preflight = await send("OPTIONS", rpcPath, preflightHeaders(dashboard));
+      assert.ok(preflight.status >= 200 && preflight.status < 300, `status ${preflight.status}`);
+      assert.equal(preflight.header("access-control-allow-origin"), dashboard);
+      assert.match(preflight.header("vary") ?? "", /\borigin\b/i);
+      assert.match(preflight.header("access-control-allow-headers") ?? "", /\bauthorization\b/i);
+      assertNoWildcard(preflight, `${version} preflight`);
+
+      const actual = await send("POST", rpcPath, rpcHeaders(dashboard));
+      assert.equal(actual.status, 200);
+      assert.equal(actual.header("access-control-allow-origin"), dashboard);
+      assert.match(actual.header("vary") ?? "", /\borigin\b/i);
+      assertNoWildcard(actual, `${version} request`);
+    });
+
+    test(`${version}: no answer grants a wildcard, whatever the path or outcome`, async () => {
+      for (const origin of [dashboard, "https://evil.example"]) {
+        for (const [method, path, headers] of [
+          ["GET", "/healthz", { origin }],
+          ["GET", "/metrics", { origin }],
+          ["GET", "/no/such/path", { origin }],
+          ["POST", "/grpc.health.v1.Health/NoSuchMethod", rpcHeaders(origin)],
+          ["POST", rpcPath, { origin, "content-type": "text/plain" }],
+          ["OPTIONS", "/no/such/path", preflightHeaders(origin)],
+        ] as const) {
+          const answer = await send(method, path, headers);
+          assertNoWildcard(answer, `${version} ${method} ${path} from ${origin}`);
+          if (origin !== dashboard) {
+            assert.equal(
+              answer.header("access-control-allow-origin"),
+              undefined,
+              `${method} ${path}`,
+            );
+          }
+        }
+      }
+    });
+  }
 });
 
 describe("message size limit", () => {

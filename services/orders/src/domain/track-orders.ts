@@ -40,15 +40,21 @@ export async function* trackOrders(
     .changes(start, AbortSignal.any([signal, stopChanges.signal]))
     [Symbol.asyncIterator]();
   const incoming = requests[Symbol.asyncIterator]();
-  let nextChange = changes.next().then((result) => ({ source: "changes" as const, result }));
-  let nextRequest = incoming.next().then((result) => ({ source: "requests" as const, result }));
+  // Each read starts before it is awaited and can fail while this generator waits at a `yield`
+  // (the client went away): without a handler attached at once, that would end the process.
+  const readChange = () =>
+    handled(changes.next().then((result) => ({ source: "changes" as const, result })));
+  const readRequest = () =>
+    handled(incoming.next().then((result) => ({ source: "requests" as const, result })));
+  let nextChange = readChange();
+  let nextRequest = readRequest();
   try {
     while (!signal.aborted) {
       const next = await Promise.race([nextChange, nextRequest]);
       if (next.source === "requests") {
         if (next.result.done) return;
         const request = next.result.value;
-        nextRequest = incoming.next().then((result) => ({ source: "requests" as const, result }));
+        nextRequest = readRequest();
         for (const id of request.remove) trackedSince.delete(id);
         const added = request.add.filter((id) => !trackedSince.has(id));
         if (trackedSince.size + added.length > maxTracked) {
@@ -74,7 +80,7 @@ export async function* trackOrders(
       }
       if (next.result.done) return;
       const batch = next.result.value;
-      nextChange = changes.next().then((result) => ({ source: "changes" as const, result }));
+      nextChange = readChange();
       const events = batch.events.filter((event) => {
         const since = trackedSince.get(event.order.id);
         return since !== undefined && event.revision > since && isVisible(scope, event.order);
@@ -85,4 +91,10 @@ export async function* trackOrders(
     stopChanges.abort();
     await changes.return?.();
   }
+}
+
+/** `promise`, marked as handled: its rejection still reaches whoever awaits it later. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
 }
