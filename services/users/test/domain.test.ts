@@ -46,6 +46,17 @@ describe("createUser", () => {
     );
   });
 
+  for (const name of ["Ada\u0000", "A\u0007da", "Ada\u009b"]) {
+    test(`refuses the name ${JSON.stringify(name)} with a control character`, async () => {
+      const repo = createFakeUserRepository();
+      await assert.rejects(
+        createUser(repo, { name, email: "ada@example.com" }),
+        invalidField("name"),
+      );
+      assert.equal(repo.all().length, 0);
+    });
+  }
+
   for (const name of ["", "   ", "\t\n"]) {
     test(`refuses the empty name ${JSON.stringify(name)} and stores nothing`, async () => {
       const repo = createFakeUserRepository();
@@ -66,6 +77,7 @@ describe("createUser", () => {
     "ada lovelace@example.com",
     "ada@exa mple.com",
     "ada@@example.com",
+    "ada\u0000@example.com",
     `${"a".repeat(250)}@example.com`,
   ]) {
     test(`refuses the malformed email ${JSON.stringify(email.slice(0, 30))}`, async () => {

@@ -13,13 +13,24 @@ export function validName(name: string): string {
   if (trimmed.length > maxNameLength) {
     throw new InvalidUserError("name", `name must be at most ${maxNameLength} characters`);
   }
+  if (controlCharacter.test(trimmed)) {
+    throw new InvalidUserError("name", "name must not contain control characters");
+  }
   return trimmed;
 }
+
+// C0 and C1 controls (NUL among them, which PostgreSQL text cannot store) and DEL.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
+const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Returns the trimmed email, or throws InvalidUserError. */
 export function validEmail(email: string): string {
   const trimmed = email.trim();
-  if (trimmed.length > maxEmailLength || !emailPattern.test(trimmed)) {
+  if (
+    trimmed.length > maxEmailLength ||
+    !emailPattern.test(trimmed) ||
+    controlCharacter.test(trimmed)
+  ) {
     throw new InvalidUserError("email", `email "${trimmed.slice(0, 80)}" is not a valid address`);
   }
   return trimmed;
