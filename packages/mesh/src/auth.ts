@@ -10,6 +10,7 @@ import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
 import { type Identity, InvalidTokenError, KeysUnavailableError, type Verifier } from "@shop/auth";
 import { Counter } from "prom-client";
 import { codeName, processRegistry } from "./metrics.ts";
+import { stopStreamOn } from "./streams.ts";
 
 /** How a server authenticates and authorizes calls. */
 export interface AuthOptions {
@@ -163,34 +164,15 @@ const maxTimerMs = 2 ** 31 - 1;
  * Passes a stream's messages on until `expiresAt`, then ends it with `unauthenticated`, also while
  * the stream waits for its next message. (Connect offers no per-call timer for this.)
  */
-async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAt: number): AsyncGenerator<T> {
-  const iterator = messages[Symbol.asyncIterator]();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    const arm = () => {
+function endAtExpiry<T>(messages: AsyncIterable<T>, expiresAt: number): AsyncIterable<T> {
+  return stopStreamOn(messages, (stop) => {
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
       const left = expiresAt - Date.now();
-      if (left <= 0) {
-        reject(new ConnectError("token expired", Code.Unauthenticated));
-        return;
-      }
-      timer = setTimeout(arm, Math.min(left, maxTimerMs));
+      if (left <= 0) stop(new ConnectError("token expired", Code.Unauthenticated));
+      else timer = setTimeout(check, Math.min(left, maxTimerMs));
     };
-    arm();
+    check();
+    return () => clearTimeout(timer);
   });
-  let finished = false;
-  try {
-    for (;;) {
-      const result = await Promise.race([iterator.next(), expired]);
-      if (result.done) {
-        finished = true;
-        return;
-      }
-      yield result.value;
-    }
-  } finally {
-    clearTimeout(timer);
-    // The handler may be suspended waiting for its next change; it ends on the call's signal,
-    // which connect aborts as this stream fails, so its return is not awaited here.
-    if (!finished) iterator.return?.().catch(() => {});
-  }
 }

@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { undecodableMessage } from "./request-guard.ts";
+import { observeStream } from "./streams.ts";
 import { InvalidStartRevisionError } from "./watch.ts";
 
 /**
@@ -14,11 +15,22 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const rpc = `${req.service.typeName}/${req.method.name}`;
     try {
+      const input = req.method.input.typeName;
       const res = await next(
-        req.stream ? { ...req, message: guardRequestStream(req.message, req.method.input) } : req,
+        req.stream
+          ? {
+              ...req,
+              message: observeStream(req.message, { mapError: (e) => decodingError(e, input) }),
+            }
+          : req,
       );
       if (!res.stream) return res;
-      return { ...res, message: guardStream(res.message, rpc, logger, req.signal) };
+      return {
+        ...res,
+        message: observeStream(res.message, {
+          mapError: (error) => toPublicError(ifClientGone(error, req.signal), rpc, logger),
+        }),
+      };
     } catch (error) {
       throw toPublicError(ifClientGone(error, req.signal), rpc, logger);
     }
@@ -27,31 +39,14 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
 
 // A request message that cannot be decoded surfaces while the handler reads the request stream;
 // connect-es reports some of those failures as `internal`, but they are the client's mistake.
-async function* guardRequestStream<T>(messages: AsyncIterable<T>, input: { typeName: string }) {
-  try {
-    yield* messages;
-  } catch (error) {
-    if (error instanceof ConnectError && error.code === Code.Internal) {
-      const message = undecodableMessage(error.rawMessage, input.typeName);
-      if (message !== undefined) {
-        throw new ConnectError(message, Code.InvalidArgument, undefined, undefined, error);
-      }
+function decodingError(error: unknown, typeName: string): unknown {
+  if (error instanceof ConnectError && error.code === Code.Internal) {
+    const message = undecodableMessage(error.rawMessage, typeName);
+    if (message !== undefined) {
+      return new ConnectError(message, Code.InvalidArgument, undefined, undefined, error);
     }
-    throw error;
   }
-}
-
-async function* guardStream<T>(
-  messages: AsyncIterable<T>,
-  rpc: string,
-  logger: Logger,
-  signal: AbortSignal,
-) {
-  try {
-    yield* messages;
-  } catch (error) {
-    throw toPublicError(ifClientGone(error, signal), rpc, logger);
-  }
+  return error;
 }
 
 // An error that is not a ConnectError, once the call's signal has aborted (the client closed or

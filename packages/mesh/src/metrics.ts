@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { observeStream } from "./streams.ts";
 
 /**
  * Metrics of the process rather than of one server (outbound clients, change feeds); `/metrics`
@@ -45,23 +46,15 @@ export function createMetrics(service: string): Metrics {
         finish();
         return res;
       }
-      const messages = res.message;
       return {
         ...res,
-        message: (async function* () {
-          let failure: unknown;
-          try {
-            yield* messages;
-          } catch (error) {
-            failure = error;
-            throw error;
-          } finally {
-            // A stream that ends because the client went away (or its deadline passed) did not
-            // succeed, even when the handler returned quietly on its aborted signal; and one the
-            // server stops reading (return()) must be counted too.
-            finish(failure ?? (req.signal.aborted ? abortReason(req.signal) : undefined));
-          }
-        })(),
+        message: observeStream(res.message, {
+          // A stream that ends because the client went away (or its deadline passed) did not
+          // succeed, even when the handler returned quietly on its aborted signal; and one the
+          // server stops reading (return()) must be counted too.
+          onEnd: ({ error }) =>
+            finish(error ?? (req.signal.aborted ? abortReason(req.signal) : undefined)),
+        }),
       };
     } catch (error) {
       finish(error);

@@ -5,6 +5,7 @@ import type {
   UniversalServerRequest,
   UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
+import { observeStream } from "./streams.ts";
 
 /**
  * Wraps every RPC handler of `router` against hostile request bodies, where connect-es alone falls
@@ -232,27 +233,30 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
 }
 
 // gRPC sends the status in trailers after the body; they are final once the body has ended.
-async function* correctGrpcTrailer(
+function correctGrpcTrailer(
   body: AsyncIterable<Uint8Array>,
   trailer: Headers,
   typeName: string,
 ): AsyncIterable<Uint8Array> {
-  yield* body;
-  if (trailer.get("grpc-status") !== grpcInternal) return;
-  const message = undecodableMessage(decodeGrpcMessage(trailer.get("grpc-message")), typeName);
-  if (message === undefined) return;
-  trailer.set("grpc-status", grpcInvalidArgument);
-  trailer.set("grpc-message", encodeURIComponent(message));
+  return observeStream(body, {
+    onEnd({ error, closed }) {
+      if (error !== undefined || closed || trailer.get("grpc-status") !== grpcInternal) return;
+      const message = undecodableMessage(decodeGrpcMessage(trailer.get("grpc-message")), typeName);
+      if (message === undefined) return;
+      trailer.set("grpc-status", grpcInvalidArgument);
+      trailer.set("grpc-message", encodeURIComponent(message));
+    },
+  });
 }
 
 // gRPC-web sends the status as the last message of the body, flagged 0x80 (uncompressed).
-async function* correctGrpcWebTrailer(
+function correctGrpcWebTrailer(
   body: AsyncIterable<Uint8Array>,
   typeName: string,
 ): AsyncIterable<Uint8Array> {
-  for await (const chunk of body) {
-    yield chunk[0] === 0x80 ? correctGrpcWebTrailerMessage(chunk, typeName) : chunk;
-  }
+  return observeStream(body, {
+    map: (chunk) => (chunk[0] === 0x80 ? correctGrpcWebTrailerMessage(chunk, typeName) : chunk),
+  });
 }
 
 function correctGrpcWebTrailerMessage(chunk: Uint8Array, typeName: string): Uint8Array {

@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { stopStreamOn } from "./streams.ts";
 
 /**
  * Ends every open stream with `unavailable` when `signal` aborts, so that clients reconnect (to
@@ -9,47 +10,25 @@ export function createShutdownInterceptor(signal: AbortSignal): Interceptor {
   return (next) => async (req) => {
     const res = await next(req);
     if (!res.stream) return res;
-    const messages = res.message[Symbol.asyncIterator]();
-    // Each wait listens for the shutdown only while it is pending, so that a stream leaves nothing
-    // behind on the server-wide signal, however long it lives and however it ends.
-    const nextOrShutdown = () =>
-      new Promise<IteratorResult<typeof res.message extends AsyncIterable<infer T> ? T : never>>(
-        (resolve, reject) => {
-          const stop = () =>
-            reject(
-              new ConnectError(
-                "the server is shutting down; reconnect and resume from the last revision received",
-                Code.Unavailable,
-              ),
-            );
-          if (signal.aborted) return stop();
-          signal.addEventListener("abort", stop, { once: true });
-          messages.next().then(
-            (result) => {
-              signal.removeEventListener("abort", stop);
-              resolve(result);
-            },
-            (error: unknown) => {
-              signal.removeEventListener("abort", stop);
-              reject(error);
-            },
-          );
-        },
-      );
     return {
       ...res,
-      message: (async function* () {
-        try {
-          for (;;) {
-            const result = await nextOrShutdown();
-            if (result.done) return;
-            yield result.value;
-          }
-        } finally {
-          // The handler stops at its next step; it sees its call end through its own signal.
-          void messages.return?.();
+      // The stream listens on the server-wide signal while it is open and leaves nothing behind
+      // on it once it ends, however long it lived and however it ended.
+      message: stopStreamOn(res.message, (stop) => {
+        const onShutdown = () =>
+          stop(
+            new ConnectError(
+              "the server is shutting down; reconnect and resume from the last revision received",
+              Code.Unavailable,
+            ),
+          );
+        if (signal.aborted) {
+          onShutdown();
+          return () => {};
         }
-      })(),
+        signal.addEventListener("abort", onShutdown, { once: true });
+        return () => signal.removeEventListener("abort", onShutdown);
+      }),
     };
   };
 }

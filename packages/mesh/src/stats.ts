@@ -1,6 +1,7 @@
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
+import { observeStream } from "./streams.ts";
 
 const windowSeconds = 10;
 // Latency histogram: bucket i holds durations up to 0.01 ms * 1.15^i, about 7% resolution from
@@ -96,20 +97,14 @@ export function createRequestStats(): RequestStats {
       return res;
     }
     state.activeStreams++;
-    const messages = res.message;
     return {
       ...res,
-      message: (async function* () {
-        try {
-          yield* messages;
-          finish(undefined, false);
-        } catch (error) {
-          finish(error, false);
-          throw error;
-        } finally {
+      message: observeStream(res.message, {
+        onEnd({ error, closed }) {
+          if (!closed) finish(error, false);
           state.activeStreams--;
-        }
-      })(),
+        },
+      }),
     };
   };
 

@@ -1,5 +1,6 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { callerKey } from "./auth.ts";
+import { observeStream } from "./streams.ts";
 
 /** The address a call came from, set by the server for every request. */
 export const peerKey = createContextKey<string>("unknown", { description: "the peer address" });
@@ -40,40 +41,7 @@ export function createStreamLimitInterceptor(maxPerClient: number): Interceptor 
       release(client);
       return res;
     }
-    return { ...res, message: onEnd(res.message, () => release(client)) };
-  };
-}
-
-/**
- * Calls `end` once when the stream is done, fails, or is closed, even before its first message
- * (a generator's `finally` would not run when it is closed before it started).
- */
-function onEnd<T>(messages: AsyncIterable<T>, end: () => void): AsyncIterable<T> {
-  let ended = false;
-  const endOnce = () => {
-    if (ended) return;
-    ended = true;
-    end();
-  };
-  return {
-    [Symbol.asyncIterator]() {
-      const iterator = messages[Symbol.asyncIterator]();
-      return {
-        async next() {
-          try {
-            const result = await iterator.next();
-            if (result.done) endOnce();
-            return result;
-          } catch (error) {
-            endOnce();
-            throw error;
-          }
-        },
-        async return(value?: unknown) {
-          endOnce();
-          return (await iterator.return?.(value)) ?? { done: true, value: undefined };
-        },
-      };
-    },
+    // Released however the stream ends, also when it is closed before its first message.
+    return { ...res, message: observeStream(res.message, { onEnd: () => release(client) }) };
   };
 }
