@@ -142,6 +142,11 @@ test("compose runs with authentication on, and each container gets only the keys
   const dashboard = service("dashboard");
   const signInFile = dashboard.environment?.AUTH_SIGNING_KEY_FILE ?? "";
   assert.deepEqual(readers(volumeOf(dashboard, signInFile)), ["auth-keys", "dashboard"]);
+  // The dashboard signs anyone in who reaches it: published on this machine's loopback only.
+  assert.ok(
+    (dashboard.ports ?? []).every((port) => port.startsWith("127.0.0.1:")),
+    `dashboard ports ${dashboard.ports}`,
+  );
   assert.deepEqual(readers("auth-keys"), ["auth-keys"], "the key store is the key maker's alone");
 
   // Run the key maker as compose does, each volume a folder here, and check what lands where.
