@@ -91,15 +91,19 @@ function openSlow(port: number, kind: Kind, onClose: (c: SlowConnection) => void
   } else {
     pending = Buffer.concat([preface, emptySettings]);
   }
-  let acked = false;
+  // A well-behaved HTTP/2 client acknowledges the server's SETTINGS; this one does too, before it
+  // starts trickling its HEADERS frame (an acknowledgement written into the middle of that frame
+  // would be a protocol error, and the server would rightly close the connection at once).
+  let acked = kind !== "http/2 headers";
   let sent = 0;
   const trickle = setInterval(() => {
-    if (sent < pending.length && socket.writable) socket.write(pending.subarray(sent, ++sent));
+    if (acked && sent < pending.length && socket.writable) {
+      socket.write(pending.subarray(sent, ++sent));
+    }
   }, tickMs);
   socket.on("data", (chunk: Buffer) => {
     connection.received = Buffer.concat([connection.received, chunk]);
-    // A well-behaved HTTP/2 client acknowledges the server's SETTINGS; this one does too.
-    if (kind === "http/2 headers" && !acked) {
+    if (!acked) {
       acked = true;
       socket.write(settingsAck);
     }
