@@ -10,21 +10,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import {
-  createServiceCredentials,
-  createSigner,
-  defaultAudience,
-  ensureLocalKeys,
-  jwksFile,
-  localIssuer,
-  privateKeyFile,
-  readPrivateKey,
-} from "@shop/auth";
-import type { RunningService } from "@shop/mesh";
-import { createTestDatabase, startTestService, type TestDatabase } from "@shop/testing";
-import { inventoryService } from "../services/inventory/src/app.ts";
-import { ordersService } from "../services/orders/src/app.ts";
-import { usersService } from "../services/users/src/app.ts";
+import { type AuthMesh, startAuthMesh } from "./support/auth-mesh.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const run = promisify(execFile);
@@ -47,51 +33,19 @@ function tokenStep(): string {
 }
 
 const dataDir = mkdtempSync(path.join(tmpdir(), "readme-"));
-const authDir = path.join(dataDir, "auth");
-const authEnv = {
-  AUTH: "on",
-  AUTH_ISSUER: localIssuer,
-  AUTH_JWKS_FILE: jwksFile(authDir),
-};
-
-let database: TestDatabase;
-const services: RunningService[] = [];
+let mesh: AuthMesh;
 const ports = new Map<string, number>();
 
 before(async () => {
-  database = await createTestDatabase();
   // The keys where `npm start` makes them (SHOP_DATA_DIR/auth), for `npm run token` to find.
-  await ensureLocalKeys(authDir, ["sign-in", "orders"]);
-  const users = await startTestService(usersService, database.url, authEnv);
-  const inventory = await startTestService(
-    inventoryService({ seedDemoCatalog: true }),
-    database.url,
-    authEnv,
-  );
-  const signer = await createSigner({
-    privateKey: readPrivateKey(privateKeyFile(authDir, "orders")),
-    issuer: localIssuer,
-    audience: defaultAudience,
-  });
-  const orders = await startTestService(
-    ordersService({
-      usersUrl: users.server.url,
-      inventoryUrl: inventory.server.url,
-      upstreamTimeoutMs: 2_000,
-      credentials: createServiceCredentials(signer, "orders"),
-    }),
-    database.url,
-    authEnv,
-  );
-  services.push(users, inventory, orders);
-  ports.set("8081", users.server.port);
-  ports.set("8082", orders.server.port);
-  ports.set("8083", inventory.server.port);
+  mesh = await startAuthMesh({}, { keyDir: path.join(dataDir, "auth") });
+  ports.set("8081", mesh.users.server.port);
+  ports.set("8082", mesh.orders.server.port);
+  ports.set("8083", mesh.inventory.server.port);
 });
 
 after(async () => {
-  await Promise.all(services.map((service) => service.stop(100)));
-  await database.drop();
+  await mesh.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

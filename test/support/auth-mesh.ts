@@ -39,9 +39,15 @@ export interface AuthMesh {
   stop(): Promise<void>;
 }
 
-/** Starts users, inventory (with the demo catalog) and orders with authentication on. */
-export async function startAuthMesh(env: Record<string, string> = {}): Promise<AuthMesh> {
-  const keyDir = mkdtempSync(path.join(tmpdir(), "auth-mesh-"));
+/**
+ * Starts users, inventory (with the demo catalog) and orders with authentication on, with `env`
+ * added. The keys go to `options.keyDir` (kept), or to a temporary folder (removed by `stop()`).
+ */
+export async function startAuthMesh(
+  env: Record<string, string> = {},
+  options: { keyDir?: string } = {},
+): Promise<AuthMesh> {
+  const keyDir = options.keyDir ?? mkdtempSync(path.join(tmpdir(), "auth-mesh-"));
   await ensureLocalKeys(keyDir, ["sign-in", "orders"]);
   const authEnv = {
     AUTH: "on",
@@ -91,7 +97,7 @@ export async function startAuthMesh(env: Record<string, string> = {}): Promise<A
     async stop() {
       await Promise.all([users, inventory, orders].map((service) => service.stop(100)));
       await database.drop();
-      rmSync(keyDir, { recursive: true, force: true });
+      if (!options.keyDir) rmSync(keyDir, { recursive: true, force: true });
     },
   };
 }
