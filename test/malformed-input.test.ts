@@ -217,6 +217,10 @@ const brotliBomb = brotliCompressSync(Buffer.alloc(100 * 1024 * 1024, 0x20), {
 /** 10 MiB gzipped, small enough for a URL. */
 const smallGzipBomb = gzipSync(Buffer.alloc(10 * 1024 * 1024, 0x20), { level: 9 });
 const truncatedGzip = gzipSync(Buffer.from('{"id":"x"}')).subarray(0, 12);
+// A body over the limit, sent whole over HTTP/1.1: the server answers resource_exhausted and reads
+// on to keep the connection (RFC 9112, section 9.6), but a client still sending when the server
+// gives up on the rest may see the connection close before it reads the answer: both are fine.
+const oversizedOverHttp1 = ["resource_exhausted", "closed"];
 const oversizedJson = Buffer.from(`{"id":"${"x".repeat(maxMessageBytes + 16)}"}`);
 const oversizedProto = Buffer.concat([
   Buffer.from([0x0a, 0x90, 0x80, 0x80, 0x02]),
@@ -336,7 +340,7 @@ function connectJsonCases(): Case[] {
     { http: "2", headers: { ...json, ...hugeHeader } },
     "closed",
   );
-  getUserJson("a message over the limit", { body: oversizedJson }, "resource_exhausted");
+  getUserJson("a message over the limit", { body: oversizedJson }, oversizedOverHttp1);
   getUserJson(
     "a message over the limit over h2c",
     { http: "2", body: oversizedJson },
@@ -533,7 +537,7 @@ function connectProtoCases(): Case[] {
       "http 415",
     );
   }
-  getUserProto("a message over the limit", { body: oversizedProto }, "resource_exhausted");
+  getUserProto("a message over the limit", { body: oversizedProto }, oversizedOverHttp1);
   getUserProto(
     "gzip bomb",
     { headers: { ...proto, "content-encoding": "gzip" }, body: gzipBomb },
@@ -731,7 +735,11 @@ function grpcCases(family: "grpc" | "grpc-web"): Case[] {
     { body: envelope("", 0, maxMessageBytes + 1) },
     "resource_exhausted",
   );
-  call("a message over the limit", { body: envelope(oversizedProto) }, "resource_exhausted");
+  call(
+    "a message over the limit",
+    { body: envelope(oversizedProto) },
+    httpOf(1) === "2" ? "resource_exhausted" : oversizedOverHttp1,
+  );
   call("no message", { body: "" }, "unimplemented");
   call("two messages", { body: Buffer.concat([envelope(""), envelope("")]) }, "unimplemented");
   call(
