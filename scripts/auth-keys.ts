@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ensureLocalKeys, jwksFile, privateKeyFile } from "@shop/auth";
+import { ensureLocalKeys, jwksFile, privateKeyFile, serviceSigner } from "@shop/auth";
 
 const { values } = parseArgs({
   options: {
@@ -17,11 +17,13 @@ const { values } = parseArgs({
 });
 if (!values.dir) throw new Error("--dir <folder for the keys> is required");
 const keyOuts = values["key-out"].map((spec) => {
-  const [signer, dir] = spec.split("=");
+  const [signer, dir] = spec.split("=", 2);
   if (!signer || !dir) throw new Error(`--key-out takes <signer>=<dir>, not ${spec}`);
   return { signer, dir };
 });
-const signers = [...new Set(["sign-in", "orders", ...keyOuts.map((out) => out.signer)])];
+const signers = [
+  ...new Set(["sign-in", serviceSigner("orders"), ...keyOuts.map((out) => out.signer)]),
+];
 await ensureLocalKeys(values.dir, signers);
 for (const dir of values["jwks-out"]) {
   mkdirSync(dir, { recursive: true });

@@ -16,6 +16,7 @@ import {
   jwksFile,
   localIssuer,
   privateKeyFile,
+  serviceSigner,
 } from "@shop/auth";
 import { resolveDatabaseUrl } from "@shop/local-postgres";
 import { z } from "zod";
@@ -49,7 +50,7 @@ const env = z
 // signing people in (the dashboard, `npm run token`) and the orders service's own identity; every
 // service trusts their JWKS.
 const authDir = path.join(env.SHOP_DATA_DIR, "auth");
-await ensureLocalKeys(authDir, ["sign-in", "orders"]);
+await ensureLocalKeys(authDir, ["sign-in", serviceSigner("orders")]);
 const authEnv = {
   AUTH: "on",
   AUTH_ISSUER: localIssuer,
@@ -99,7 +100,7 @@ const services: Managed[] = [
     cwd: root,
     env: {
       ...authEnv,
-      AUTH_SERVICE_KEY_FILE: privateKeyFile(authDir, "orders"),
+      AUTH_SERVICE_KEY_FILE: privateKeyFile(authDir, serviceSigner("orders")),
       CORS_ORIGINS: corsOrigins,
       USERS_URL: `http://127.0.0.1:${env.USERS_PORT}`,
       INVENTORY_URL: `http://127.0.0.1:${env.INVENTORY_PORT}`,

@@ -158,11 +158,11 @@ test("compose runs with authentication on, and each container gets only the keys
       .map((arg) => arg.replaceAll("=/auth/", `=${scratch}/`));
     await promisify(execFile)(process.execPath, args, { cwd: root });
     const jwks = readJwks(local("jwks/jwks.json"));
-    assert.deepEqual(jwks.keys.map((key) => key.kid).sort(), ["orders", "sign-in"]);
-    assert.deepEqual(readdirSync(local("orders")), ["orders.private.jwk.json"]);
+    assert.deepEqual(jwks.keys.map((key) => key.kid).sort(), ["service:orders", "sign-in"]);
+    assert.deepEqual(readdirSync(local("orders")), ["service-orders.private.jwk.json"]);
     assert.deepEqual(readdirSync(local("sign-in")), ["sign-in.private.jwk.json"]);
     const signer = await createSigner({
-      privateKey: readPrivateKey(local("orders/orders.private.jwk.json")),
+      privateKey: readPrivateKey(local("orders/service-orders.private.jwk.json")),
       issuer: orders.auth?.issuer ?? "",
       audience: orders.auth?.audience ?? "",
     });

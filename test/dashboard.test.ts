@@ -27,6 +27,7 @@ import {
   localIssuer,
   privateKeyFile,
   readPrivateKey,
+  serviceSigner,
 } from "@shop/auth";
 import type { RunningService } from "@shop/mesh";
 import {
@@ -100,7 +101,7 @@ before(async () => {
 
   // The keys `npm start` makes: the dashboard's sign-in, and the orders service's own identity.
   authDir = mkdtempSync(path.join(tmpdir(), "dashboard-auth-"));
-  await ensureLocalKeys(authDir, ["sign-in", "orders"]);
+  await ensureLocalKeys(authDir, ["sign-in", serviceSigner("orders")]);
   authEnv = { AUTH: "on", AUTH_ISSUER: localIssuer, AUTH_JWKS_FILE: jwksFile(authDir) };
   signInEnv = {
     AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, "sign-in"),
@@ -114,7 +115,7 @@ before(async () => {
   });
   adminToken = await signer.sign({ subject: "admin", roles: ["admin"] }, 3_600);
   const ordersSigner = await createSigner({
-    privateKey: readPrivateKey(privateKeyFile(authDir, "orders")),
+    privateKey: readPrivateKey(privateKeyFile(authDir, serviceSigner("orders"))),
     issuer: localIssuer,
     audience: defaultAudience,
   });

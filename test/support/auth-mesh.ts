@@ -16,6 +16,7 @@ import {
   privateKeyFile,
   readPrivateKey,
   type Signer,
+  serviceSigner,
 } from "@shop/auth";
 import type { RunningService, ServiceDefinition } from "@shop/mesh";
 import { createTestDatabase, startTestService, type TestDatabase } from "@shop/testing";
@@ -48,7 +49,7 @@ export async function startAuthMesh(
   options: { keyDir?: string } = {},
 ): Promise<AuthMesh> {
   const keyDir = options.keyDir ?? mkdtempSync(path.join(tmpdir(), "auth-mesh-"));
-  await ensureLocalKeys(keyDir, ["sign-in", "orders"]);
+  await ensureLocalKeys(keyDir, ["sign-in", serviceSigner("orders")]);
   const authEnv = {
     AUTH: "on",
     AUTH_ISSUER: localIssuer,
@@ -64,7 +65,7 @@ export async function startAuthMesh(
     authEnv,
   );
   const ordersSigner = await createSigner({
-    privateKey: readPrivateKey(privateKeyFile(keyDir, "orders")),
+    privateKey: readPrivateKey(privateKeyFile(keyDir, serviceSigner("orders"))),
     issuer: localIssuer,
     audience: defaultAudience,
   });

@@ -7,6 +7,7 @@ export {
   privateKeyFile,
   readJwks,
   readPrivateKey,
+  serviceSigner,
 } from "./local-keys.ts";
 export {
   type Claims,

@@ -11,7 +11,15 @@ export const defaultAudience = "shop";
 
 /** Where one signer's private key lives in `dir`. */
 export function privateKeyFile(dir: string, signer: string): string {
-  return path.join(dir, `${signer}.private.jwk.json`);
+  return path.join(dir, `${signer.replaceAll(":", "-")}.private.jwk.json`);
+}
+
+/**
+ * The signer (and key id) of a service's own identity: tokens signed with a key named so may only
+ * name that service, with the role "service" (see createVerifier).
+ */
+export function serviceSigner(service: string): string {
+  return `service:${service}`;
 }
 
 /** Where the public keys of all local signers live in `dir`. */
@@ -20,9 +28,10 @@ export function jwksFile(dir: string): string {
 }
 
 /**
- * Makes an ES256 key pair for each of `signers` (the dashboard's sign-in, a service's own
- * identity) that `dir` does not hold yet, and writes the public half of every key to one JWKS.
- * Private keys are readable by their owner only.
+ * Makes an ES256 key pair for each of `signers` (the sign-in of people, "sign-in"; a service's own
+ * identity, `serviceSigner(name)`) that `dir` does not hold yet, and writes the public half of
+ * every key to one JWKS, the signer's name as its key id. Private keys are readable by their owner
+ * only.
  */
 export async function ensureLocalKeys(dir: string, signers: readonly string[]): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });

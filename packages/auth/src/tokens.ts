@@ -85,7 +85,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       throw new InvalidTokenError(`token longer than ${maxTokenBytes} bytes`);
     }
     try {
-      const { payload } = await jwtVerify(token, keys, {
+      const { payload, protectedHeader } = await jwtVerify(token, keys, {
         issuer: options.issuer,
         audience: options.audience,
         algorithms: [...options.algorithms],
@@ -95,16 +95,35 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const roles = Array.isArray(payload.roles)
         ? payload.roles.filter((role): role is string => typeof role === "string")
         : [];
+      checkServiceIdentity(protectedHeader.kid, payload.sub ?? "", roles);
       return {
         subject: payload.sub ?? "",
         roles,
         expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000,
       };
     } catch (error) {
-      if (error instanceof KeysUnavailableError) throw error;
+      if (error instanceof KeysUnavailableError || error instanceof InvalidTokenError) throw error;
       throw new InvalidTokenError(describe(error));
     }
   };
+}
+
+const servicePrefix = "service:";
+
+/**
+ * A service's key (key id `service:<name>`) signs only that service's identity, and only such a
+ * key signs one: a service that is broken into cannot mint an admin's token, and the sign-in of
+ * people cannot mint a service's.
+ */
+function checkServiceIdentity(kid: string | undefined, subject: string, roles: string[]): void {
+  const service = kid?.startsWith(servicePrefix) ? kid.slice(servicePrefix.length) : undefined;
+  if (service !== undefined) {
+    if (subject !== service || roles.length !== 1 || roles[0] !== "service") {
+      throw new InvalidTokenError(`key ${kid} signs only the identity of service ${service}`);
+    }
+  } else if (roles.includes("service")) {
+    throw new InvalidTokenError("the role service is only in tokens a service signs with its key");
+  }
 }
 
 /** A short reason for the client, without echoing the token back. */

@@ -17,6 +17,7 @@ import {
   privateKeyFile,
   readJwks,
   readPrivateKey,
+  serviceSigner,
 } from "../src/index.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "auth-keys-"));
@@ -30,15 +31,15 @@ const signerFor = async (name: string) =>
   });
 
 test("local keys: made once, private keys readable by their owner only, the JWKS holds no private part", async () => {
-  await ensureLocalKeys(dir, ["sign-in", "orders"]);
+  await ensureLocalKeys(dir, ["sign-in", serviceSigner("orders")]);
   const before = readFileSync(privateKeyFile(dir, "sign-in"), "utf8");
-  await ensureLocalKeys(dir, ["sign-in", "orders"]);
+  await ensureLocalKeys(dir, ["sign-in", serviceSigner("orders")]);
   assert.equal(readFileSync(privateKeyFile(dir, "sign-in"), "utf8"), before, "kept, not remade");
-  assert.equal(statSync(privateKeyFile(dir, "orders")).mode & 0o077, 0);
+  assert.equal(statSync(privateKeyFile(dir, serviceSigner("orders"))).mode & 0o077, 0);
   const jwks = readJwks(jwksFile(dir));
   assert.deepEqual(
     jwks.keys.map((key) => key.kid),
-    ["sign-in", "orders"],
+    ["sign-in", "service:orders"],
   );
   for (const key of jwks.keys) assert.equal(key.d, undefined);
 });
@@ -98,8 +99,12 @@ async function waitForAccepted(verify: () => Promise<unknown>): Promise<void> {
 }
 
 test("service credentials are renewed after half their life, and shared by concurrent callers", async () => {
-  await ensureLocalKeys(dir, ["orders"]);
-  const credentials = createServiceCredentials(await signerFor("orders"), "orders", 2);
+  await ensureLocalKeys(dir, [serviceSigner("orders")]);
+  const credentials = createServiceCredentials(
+    await signerFor(serviceSigner("orders")),
+    "orders",
+    2,
+  );
   const [first, same] = await Promise.all([credentials(), credentials()]);
   assert.equal(first, same);
   const verify = createVerifier({
@@ -151,4 +156,38 @@ test("a JWKS endpoint that is down or broken makes tokens uncheckable, not inval
   } finally {
     failing.close();
   }
+});
+
+test("a service's key signs only that service's identity, and only such a key signs one", async () => {
+  await ensureLocalKeys(dir, ["sign-in", serviceSigner("orders")]);
+  const verify = createVerifier({
+    jwks: readJwks(jwksFile(dir)),
+    issuer: localIssuer,
+    audience: "shop",
+    algorithms: ["ES256"],
+  });
+  const orders = await signerFor(serviceSigner("orders"));
+  const signIn = await signerFor("sign-in");
+  const refused = [
+    ["the orders key minting an admin", orders.sign({ subject: "admin", roles: ["admin"] }, 60)],
+    [
+      "the orders key adding a role",
+      orders.sign({ subject: "orders", roles: ["service", "admin"] }, 60),
+    ],
+    [
+      "the orders key naming another service",
+      orders.sign({ subject: "users", roles: ["service"] }, 60),
+    ],
+    [
+      "the sign-in key minting a service",
+      signIn.sign({ subject: "orders", roles: ["service"] }, 60),
+    ],
+  ] as const;
+  for (const [what, token] of refused) {
+    await assert.rejects(verify(await token), InvalidTokenError, what);
+  }
+  const own = await verify(await orders.sign({ subject: "orders", roles: ["service"] }, 60));
+  assert.equal(own.subject, "orders");
+  const admin = await verify(await signIn.sign({ subject: "admin", roles: ["admin"] }, 60));
+  assert.deepEqual(admin.roles, ["admin"]);
 });
