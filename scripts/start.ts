@@ -274,6 +274,6 @@ for (const service of [...services, dashboard]) {
 }
 say("");
 say(
-  `try: curl -s -X POST http://localhost:${env.USERS_PORT}/shop.user.v1.UserService/ListUsers -H 'content-type: application/json' -d '{}'`,
+  `try: curl -s -X POST http://localhost:${env.USERS_PORT}/shop.user.v1.UserService/ListUsers -H 'content-type: application/json' -H "authorization: Bearer $(npm run -s token)" -d '{}'`,
 );
 say("press Ctrl-C to stop");

@@ -175,6 +175,18 @@ test("npm start brings up all three services and the dashboard on a fresh folder
     assert.match(first.output.join(""), /PostgreSQL initialised/);
     await assertAllServing();
     await assertDashboardServed(first.output.join(""));
+    // The command npm start suggests works as printed.
+    const hint = /try: (.*)/.exec(first.output.join(""))?.[1];
+    assert.ok(hint, "npm start suggests a call");
+    const { stdout: answer } = await promisify(execFile)("bash", ["-euo", "pipefail", "-c", hint], {
+      cwd: root,
+      env: {
+        ...process.env,
+        SHOP_DATA_DIR: dataDir,
+        PATH: `${path.join(root, "node_modules", ".bin")}:${process.env.PATH}`,
+      },
+    });
+    assert.doesNotMatch(answer, /"code"/, `the suggested call answered ${answer}`);
     const anonymous = clientOf(UserService, ports.USERS_PORT, undefined);
     await expectCode(anonymous.listUsers({}), Code.Unauthenticated);
     const token = await mintToken();
