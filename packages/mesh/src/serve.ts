@@ -3,6 +3,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -247,6 +248,19 @@ export async function serve(options: ServeOptions): Promise<Server> {
       session.once("close", () => clearTimeout(firstRequest));
     });
   }
+  // HTTP/1.1 over TLS is served by the TLS server itself, which sets no header timeout either: a
+  // connection that has not sent a whole first request within headersTimeoutMs is closed.
+  const firstRequestTimers = new WeakMap<Socket, NodeJS.Timeout>();
+  secure?.on("secureConnection", (tlsSocket: TLSSocket) => {
+    if (tlsSocket.alpnProtocol === "h2") return;
+    const firstRequest = setTimeout(() => tlsSocket.destroy(), limits.headersTimeoutMs);
+    firstRequestTimers.set(tlsSocket, firstRequest);
+    tlsSocket.once("close", () => clearTimeout(firstRequest));
+  });
+  secure?.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest) => {
+    if (req.httpVersion === "2.0") return;
+    clearTimeout(firstRequestTimers.get(req.socket as Socket));
+  });
   // Requests in progress per HTTP/1.1 connection, so that shutdown closes the idle ones at once.
   const h1Active = new Map<Socket, number>();
   const h1Answering = new WeakMap<Socket, http.ServerResponse>();

@@ -2,12 +2,13 @@
 // TLS, negotiating h2 or http/1.1 by ALPN.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import type { TLSSocket } from "node:tls";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
@@ -98,4 +99,59 @@ test("HTTPS with HTTP/1.1 is served on the same port", async () => {
 test("cleartext h2c keeps working next to TLS", async () => {
   const status = await healthOver(`http://127.0.0.1:${service.server.port}`);
   assert.equal(status, HealthCheckResponse_ServingStatus.SERVING);
+});
+
+test("over TLS, an HTTP/1.1 client that trickles its headers is closed after HEADERS_TIMEOUT_MS; a prompt one is served", async () => {
+  const slowDatabase = await createTestDatabase();
+  const strict = await startTestService(usersService, slowDatabase.url, {
+    TLS_CERT_FILE: certFile,
+    TLS_KEY_FILE: keyFile,
+    HEADERS_TIMEOUT_MS: "1000",
+  });
+  try {
+    const socket = tlsConnect({
+      host: "127.0.0.1",
+      port: strict.server.port,
+      ca,
+      servername: "localhost",
+      ALPNProtocols: ["http/1.1"],
+    });
+    await once(socket, "secureConnect");
+    assert.equal(socket.alpnProtocol, "http/1.1");
+    const openedAt = Date.now();
+    const request = "GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-slow: aaaaaaaaaaaaaaaaaaaa";
+    let sent = 0;
+    const trickle = setInterval(() => {
+      if (sent < request.length && socket.writable) socket.write(request[sent++] ?? "");
+    }, 100);
+    socket.on("error", () => {});
+    const closed = await Promise.race([
+      // (not events.once: the server's close reaches this side as a reset, an 'error' event)
+      new Promise<true>((resolve) => socket.once("close", () => resolve(true))),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ]);
+    clearInterval(trickle);
+    socket.destroy();
+    assert.ok(closed, "the server closed the slow connection within 5 s");
+    const lived = Date.now() - openedAt;
+    assert.ok(lived >= 800 && lived < 5_000, `the slow connection lived ${lived} ms`);
+    // A client that sends its request at once is answered, also after the timeout has passed.
+    const prompt = tlsConnect({
+      host: "127.0.0.1",
+      port: strict.server.port,
+      ca,
+      servername: "localhost",
+      ALPNProtocols: ["http/1.1"],
+    });
+    await once(prompt, "secureConnect");
+    prompt.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
+    const [answer] = (await once(prompt, "data")) as [Buffer];
+    assert.match(answer.toString(), /^HTTP\/1\.1 200/);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(prompt.destroyed, false, "a connection that sent its request is kept");
+    prompt.destroy();
+  } finally {
+    await strict.stop(100);
+    await slowDatabase.drop();
+  }
 });
