@@ -7,7 +7,6 @@ export {
   privateKeyFile,
   readJwks,
   readPrivateKey,
-  serviceSigner,
 } from "./local-keys.ts";
 export {
   type Claims,
@@ -18,6 +17,7 @@ export {
   InvalidTokenError,
   KeysUnavailableError,
   type Signer,
+  serviceSigner,
   type Verifier,
   type VerifierOptions,
 } from "./tokens.ts";

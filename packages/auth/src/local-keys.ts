@@ -14,14 +14,6 @@ export function privateKeyFile(dir: string, signer: string): string {
   return path.join(dir, `${signer.replaceAll(":", "-")}.private.jwk.json`);
 }
 
-/**
- * The signer (and key id) of a service's own identity: tokens signed with a key named so may only
- * name that service, with the role "service" (see createVerifier).
- */
-export function serviceSigner(service: string): string {
-  return `service:${service}`;
-}
-
 /** Where the public keys of all local signers live in `dir`. */
 export function jwksFile(dir: string): string {
   return path.join(dir, "jwks.json");

@@ -111,6 +111,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
 const servicePrefix = "service:";
 
 /**
+ * The signer (and key id) of a service's own identity: tokens signed with a key named so may only
+ * name that service, with the role "service" (see checkServiceIdentity).
+ */
+export function serviceSigner(service: string): string {
+  return `${servicePrefix}${service}`;
+}
+
+/**
  * A service's key (key id `service:<name>`) signs only that service's identity, and only such a
  * key signs one: a service that is broken into cannot mint an admin's token, and the sign-in of
  * people cannot mint a service's.

@@ -50,7 +50,7 @@ export function methodsWithoutRule(
   return services
     .filter((service) => !open.has(service.typeName))
     .flatMap((service) => service.methods)
-    .filter((method) => !hasOption(method, access))
+    .filter((method) => ruleOf(method) === null)
     .map((method) => `${method.parent.typeName}/${method.name}`);
 }
 
@@ -139,12 +139,23 @@ export async function authenticateHttp(
   }
 }
 
+// Reading an option decodes it from the descriptor, so each method's rule is read once.
+const rules = new WeakMap<DescMethod, AccessRule | null>();
+function ruleOf(method: DescMethod): AccessRule | null {
+  let rule = rules.get(method);
+  if (rule === undefined) {
+    rule = hasOption(method, access) ? getOption(method, access) : null;
+    rules.set(method, rule);
+  }
+  return rule;
+}
+
 function authorize(method: DescMethod, caller: Identity): void {
   const name = `${method.parent.typeName}/${method.name}`;
-  if (!hasOption(method, access)) {
+  const rule = ruleOf(method);
+  if (rule === null) {
     throw new ConnectError(`${name} has no access rule`, Code.PermissionDenied);
   }
-  const rule: AccessRule = getOption(method, access);
   if (rule.roles.length > 0 && !caller.roles.some((role) => rule.roles.includes(role))) {
     const needed =
       rule.roles.length === 1

@@ -13,7 +13,6 @@ import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import {
   type AuthOptions,
-  assertEveryMethodHasRule,
   authenticateHttp,
   createAuthGate,
   createTokenExpiryInterceptor,
@@ -84,7 +83,10 @@ export interface ServeOptions {
   readiness: ReadinessCheck;
   /** Interceptors that run inside the runtime's own (metrics, errors), closest to the handler last. */
   interceptors?: Interceptor[];
-  /** Bearer-token authentication and the declared access rules; absent: every call is let in. */
+  /**
+   * Bearer-token authentication and the declared access rules; absent: every call is let in. A
+   * method without a rule is refused to every caller (`startService` refuses to start with one).
+   */
   auth?: AuthOptions;
 }
 
@@ -119,9 +121,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const corsOrigins = new Set(options.corsOrigins);
 
   const { auth } = options;
-  if (auth) {
-    assertEveryMethodHasRule(options.services, auth.open);
-  }
 
   const stats = createRequestStats();
   const handleRpc = connectNodeAdapter({
@@ -248,24 +247,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
       session.once("close", () => clearTimeout(firstRequest));
     });
   }
-  // HTTP/1.1 over TLS is served by the TLS server itself, which sets no header timeout either: a
-  // connection that has not sent a whole first request within headersTimeoutMs is closed.
-  const firstRequestTimers = new WeakMap<Socket, NodeJS.Timeout>();
-  secure?.on("secureConnection", (tlsSocket: TLSSocket) => {
-    if (tlsSocket.alpnProtocol === "h2") return;
-    const firstRequest = setTimeout(() => tlsSocket.destroy(), limits.headersTimeoutMs);
-    firstRequestTimers.set(tlsSocket, firstRequest);
-    tlsSocket.once("close", () => clearTimeout(firstRequest));
-  });
-  secure?.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest) => {
-    if (req.httpVersion === "2.0") return;
-    clearTimeout(firstRequestTimers.get(req.socket as Socket));
-  });
   // Requests in progress per HTTP/1.1 connection, so that shutdown closes the idle ones at once.
   const h1Active = new Map<Socket, number>();
   const h1Answering = new WeakMap<Socket, http.ServerResponse>();
   // Node enforces `headersTimeout` only on connections of a server that listens itself, and these
-  // come from the sniffer below: each connection waiting for request headers gets its own timer.
+  // come from the sniffer below (HTTP/1.1 over TLS is served by the TLS server, which has no such
+  // timeout at all): each connection waiting for request headers gets its own timer.
   // A kept-alive connection may idle for the keep-alive timeout first (which, reset by every byte,
   // would not stop a trickle), and is then closed without an answer, as that timeout would.
   const h1HeadersTimers = new Map<Socket, NodeJS.Timeout>();
@@ -279,7 +266,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     );
     h1HeadersTimers.set(socket, timer);
   };
-  h1.on("connection", (socket: Socket) => {
+  const trackHttp1Connection = (socket: Socket) => {
     h1Active.set(socket, 0);
     awaitHeaders(socket, true);
     socket.once("close", () => {
@@ -287,8 +274,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
       clearTimeout(h1HeadersTimers.get(socket));
       h1HeadersTimers.delete(socket);
     });
-  });
-  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+  };
+  const trackHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const socket = req.socket;
     clearTimeout(h1HeadersTimers.get(socket));
     h1Active.set(socket, (h1Active.get(socket) ?? 0) + 1);
@@ -300,7 +287,22 @@ export async function serve(options: ServeOptions): Promise<Server> {
       if (active === 0 && shutdown.signal.aborted) socket.destroy();
       else if (active === 0 && !socket.destroyed) awaitHeaders(socket, false);
     });
+  };
+  h1.on("connection", trackHttp1Connection);
+  h1.on("request", trackHttp1Request);
+  secure?.on("secureConnection", (tlsSocket: TLSSocket) => {
+    if (tlsSocket.alpnProtocol !== "h2") trackHttp1Connection(tlsSocket);
   });
+  secure?.on(
+    "request",
+    (
+      req: http.IncomingMessage | http2.Http2ServerRequest,
+      res: http.ServerResponse | http2.Http2ServerResponse,
+    ) => {
+      // With allowHTTP1, an HTTP/1.1 request comes with Node's HTTP/1.1 request and response.
+      if (!("stream" in req)) trackHttp1Request(req, res as http.ServerResponse);
+    },
+  );
   h1.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
     // Once the answer to a request in progress has begun, bytes written now would land inside it.
     if (h1Answering.get(socket)?.headersSent) {

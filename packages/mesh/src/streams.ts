@@ -13,6 +13,8 @@ export interface StreamEnd {
 
 /** What to do with a stream's messages and its end. */
 export interface StreamHooks<T> {
+  /** Asks the stream for its next message (to run the producer in some context, say). */
+  pull?(next: () => Promise<IteratorResult<T>>): Promise<IteratorResult<T>>;
   /** Replaces each message. */
   map?(message: T): T;
   /** Replaces the error the stream fails with. */
@@ -38,10 +40,11 @@ export function observeStream<T>(
         ended = true;
         hooks.onEnd?.(how);
       };
-      const { map, mapError } = hooks;
+      const { map, mapError, pull } = hooks;
+      const next = () => iterator.next();
       return {
         next() {
-          return iterator.next().then(
+          return (pull ? pull(next) : next()).then(
             (result) => {
               if (result.done) end({ closed: false });
               else if (map) return { done: false, value: map(result.value) };

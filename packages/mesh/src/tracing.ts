@@ -10,6 +10,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { codeName } from "./metrics.ts";
+import { observeStream } from "./streams.ts";
 
 const tracer = trace.getTracer("@shop/mesh");
 
@@ -52,40 +53,6 @@ function endSpan(span: Span, system: string, error?: unknown): void {
   span.end();
 }
 
-/** Runs each `next()` of `messages` inside `ctx`, so that a streaming handler's work is traced too. */
-function bindStream<T>(messages: AsyncIterable<T>, ctx: Context, onEnd: (error?: unknown) => void) {
-  const iterator = messages[Symbol.asyncIterator]();
-  let ended = false;
-  const end = (error?: unknown) => {
-    if (!ended) onEnd(error);
-    ended = true;
-  };
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next(): Promise<IteratorResult<T>> {
-      try {
-        const result = await context.with(ctx, () => iterator.next());
-        if (result.done) end();
-        return result;
-      } catch (error) {
-        end(error);
-        throw error;
-      }
-    },
-    async return(value?: unknown): Promise<IteratorResult<T>> {
-      end();
-      return (await iterator.return?.(value)) ?? { done: true, value: undefined };
-    },
-    async throw(error?: unknown): Promise<IteratorResult<T>> {
-      end(error);
-      if (iterator.throw) return iterator.throw(error);
-      throw error;
-    },
-  };
-}
-
 /**
  * Starts a SERVER span for every RPC a server handles, continuing the caller's trace from the W3C
  * `traceparent` header (sent the same way over gRPC, gRPC-web and Connect), with the attributes of
@@ -116,7 +83,12 @@ export function createServerTracingInterceptor(): Interceptor {
       }
       return {
         ...res,
-        message: bindStream(res.message, ctx, (error) => endSpan(span, system, error)),
+        // Each `next()` runs inside the span's context, so that a streaming handler's work is
+        // traced too.
+        message: observeStream(res.message, {
+          pull: (next) => context.with(ctx, next),
+          onEnd: ({ error }) => endSpan(span, system, error),
+        }),
       };
     } catch (error) {
       endSpan(span, system, error);
