@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ensureLocalKeys, jwksFile, privateKeyFile, serviceSigner } from "@shop/auth";
+import { ensureLocalKeys, jwksFile, privateKeyFile, serviceSigner, signInSigner } from "@shop/auth";
 
 const { values } = parseArgs({
   options: {
@@ -22,7 +22,7 @@ const keyOuts = values["key-out"].map((spec) => {
   return { signer, dir };
 });
 const signers = [
-  ...new Set(["sign-in", serviceSigner("orders"), ...keyOuts.map((out) => out.signer)]),
+  ...new Set([signInSigner, serviceSigner("orders"), ...keyOuts.map((out) => out.signer)]),
 ];
 await ensureLocalKeys(values.dir, signers);
 for (const dir of values["jwks-out"]) {

@@ -17,6 +17,7 @@ import {
   localIssuer,
   privateKeyFile,
   serviceSigner,
+  signInSigner,
 } from "@shop/auth";
 import { resolveDatabaseUrl } from "@shop/local-postgres";
 import { z } from "zod";
@@ -50,7 +51,7 @@ const env = z
 // signing people in (the dashboard, `npm run token`) and the orders service's own identity; every
 // service trusts their JWKS.
 const authDir = path.join(env.SHOP_DATA_DIR, "auth");
-await ensureLocalKeys(authDir, ["sign-in", serviceSigner("orders")]);
+await ensureLocalKeys(authDir, [signInSigner, serviceSigner("orders")]);
 const authEnv = {
   AUTH: "on",
   AUTH_ISSUER: localIssuer,
@@ -121,7 +122,7 @@ const dashboard: Managed = {
     INVENTORY_URL: `http://localhost:${env.INVENTORY_PORT}`,
     AUTH_ISSUER: localIssuer,
     AUTH_AUDIENCE: defaultAudience,
-    AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, "sign-in"),
+    AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, signInSigner),
   },
 };
 

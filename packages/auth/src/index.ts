@@ -7,6 +7,7 @@ export {
   privateKeyFile,
   readJwks,
   readPrivateKey,
+  signInSigner,
 } from "./local-keys.ts";
 export {
   type Claims,

@@ -9,6 +9,9 @@ export const localAlgorithm = "ES256";
 export const localIssuer = "urn:shop:local";
 export const defaultAudience = "shop";
 
+/** The signer (and key id) that signs people in: the dashboard's sign-in and `npm run token`. */
+export const signInSigner = "sign-in";
+
 /** Where one signer's private key lives in `dir`. */
 export function privateKeyFile(dir: string, signer: string): string {
   return path.join(dir, `${signer.replaceAll(":", "-")}.private.jwk.json`);
@@ -20,7 +23,7 @@ export function jwksFile(dir: string): string {
 }
 
 /**
- * Makes an ES256 key pair for each of `signers` (the sign-in of people, "sign-in"; a service's own
+ * Makes an ES256 key pair for each of `signers` (the sign-in of people, `signInSigner`; a service's own
  * identity, `serviceSigner(name)`) that `dir` does not hold yet, and writes the public half of
  * every key to one JWKS, the signer's name as its key id. Private keys are readable by their owner
  * only.
