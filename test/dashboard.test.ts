@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -28,10 +27,12 @@ import {
   privateKeyFile,
   readPrivateKey,
   serviceSigner,
+  signInSigner,
 } from "@shop/auth";
 import type { RunningService } from "@shop/mesh";
 import {
   createTestDatabase,
+  freePort,
   readMetric,
   startTestService,
   type TestDatabase,
@@ -58,15 +59,6 @@ const skip = existsSync(chromiumPath)
     "package (apt-get update && apt-get install -y chromium; .ci/run does), or CHROMIUM_PATH set to a " +
     "Chromium binary";
 const run = promisify(execFile);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 let database: TestDatabase;
 let authDir: string | undefined;
@@ -101,15 +93,15 @@ before(async () => {
 
   // The keys `npm start` makes: the dashboard's sign-in, and the orders service's own identity.
   authDir = mkdtempSync(path.join(tmpdir(), "dashboard-auth-"));
-  await ensureLocalKeys(authDir, ["sign-in", serviceSigner("orders")]);
+  await ensureLocalKeys(authDir, [signInSigner, serviceSigner("orders")]);
   authEnv = { AUTH: "on", AUTH_ISSUER: localIssuer, AUTH_JWKS_FILE: jwksFile(authDir) };
   signInEnv = {
-    AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, "sign-in"),
+    AUTH_SIGNING_KEY_FILE: privateKeyFile(authDir, signInSigner),
     AUTH_ISSUER: localIssuer,
     AUTH_AUDIENCE: defaultAudience,
   };
   const signer = await createSigner({
-    privateKey: readPrivateKey(privateKeyFile(authDir, "sign-in")),
+    privateKey: readPrivateKey(privateKeyFile(authDir, signInSigner)),
     issuer: localIssuer,
     audience: defaultAudience,
   });
