@@ -23,9 +23,11 @@ import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { expectCode, freePort } from "@shop/testing";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const dataDir = path.join(root, ".data", `start-test-${process.pid}`);
-mkdirSync(dataDir, { recursive: true, mode: 0o755 });
-after(() => rmSync(dataDir, { recursive: true, force: true }));
+// The data folder does not exist yet, as on a fresh clone: npm start makes it.
+const testDir = path.join(root, ".data", `start-test-${process.pid}`);
+mkdirSync(testDir, { recursive: true, mode: 0o755 });
+const dataDir = path.join(testDir, "data");
+after(() => rmSync(testDir, { recursive: true, force: true }));
 
 const ports = {
   LOCAL_POSTGRES_PORT: await freePort(),

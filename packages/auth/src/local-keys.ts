@@ -29,6 +29,9 @@ export function jwksFile(dir: string): string {
  * only.
  */
 export async function ensureLocalKeys(dir: string, signers: readonly string[]): Promise<void> {
+  // Only the key folder is private: its parent (the data folder `npm start` also gives PostgreSQL,
+  // which runs as another user) keeps the usual mode when it is made here.
+  mkdirSync(path.dirname(dir), { recursive: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const publicKeys: JWK[] = [];
   for (const signer of signers) {
