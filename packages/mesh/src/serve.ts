@@ -20,6 +20,7 @@ import {
 import { createCallContextInterceptor } from "./call-context.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
+import { createGrpcPath, type GrpcPath } from "./grpc-path.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 import { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
@@ -123,28 +124,39 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const { auth } = options;
 
   const stats = createRequestStats();
+  const interceptors = [
+    createServerTracingInterceptor(),
+    stats.interceptor,
+    metrics.interceptor,
+    createErrorInterceptor(logger),
+    createShutdownInterceptor(shutdown.signal),
+    createCallContextInterceptor(limits.maxTimeoutMs),
+    ...(auth ? [createTokenExpiryInterceptor()] : []),
+    createStreamLimitInterceptor(limits.maxStreamsPerClient),
+    ...(options.interceptors ?? []),
+  ];
+  const requestGate = auth ? createAuthGate(auth) : undefined;
+  const grpcPath = createGrpcPath({
+    interceptors,
+    requestGate,
+    contextValues: (stream) =>
+      createContextValues().set(peerKey, stream.session?.socket?.remoteAddress ?? "unknown"),
+    maxMessageBytes: limits.maxMessageBytes,
+    maxTimeoutMs: limits.maxTimeoutMs,
+  });
   const handleRpc = connectNodeAdapter({
     routes(router) {
-      options.routes(router);
-      health.register(router);
-      stats.register(router, { service: options.name, shutdownSignal: shutdown.signal });
+      const recorded = grpcPath.record(router);
+      options.routes(recorded);
+      health.register(recorded);
+      stats.register(recorded, { service: options.name, shutdownSignal: shutdown.signal });
       registerReflection(router, [...options.services, Health, StatsService]);
       guardRequestDecoding(router, limits.maxMessageBytes);
     },
-    interceptors: [
-      createServerTracingInterceptor(),
-      stats.interceptor,
-      metrics.interceptor,
-      createErrorInterceptor(logger),
-      createShutdownInterceptor(shutdown.signal),
-      createCallContextInterceptor(limits.maxTimeoutMs),
-      ...(auth ? [createTokenExpiryInterceptor()] : []),
-      createStreamLimitInterceptor(limits.maxStreamsPerClient),
-      ...(options.interceptors ?? []),
-    ],
+    interceptors,
     contextValues: (req) =>
       createContextValues().set(peerKey, req.socket?.remoteAddress ?? "unknown"),
-    requestGate: auth ? createAuthGate(auth) : undefined,
+    requestGate,
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
@@ -230,6 +242,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
         handle,
       )
     : undefined;
+  grpcFirst(h2, grpcPath);
+  if (secure) grpcFirst(secure, grpcPath);
   const sessions = new Set<http2.Http2Session>();
   for (const server of [h2, secure]) {
     server?.on("session", (session) => {
@@ -395,6 +409,30 @@ export async function serve(options: ServeOptions): Promise<Server> {
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/**
+ * Lets the gRPC path serve the HTTP/2 calls it takes before Node's compatibility API (the request
+ * and response objects connect-node reads) is built for them; every other stream goes on to it.
+ */
+function grpcFirst(server: http2.Http2Server | http2.Http2SecureServer, path: GrpcPath): void {
+  const compat = server.listeners("stream");
+  const [serveCompat] = compat;
+  if (compat.length !== 1 || typeof serveCompat !== "function") {
+    throw new Error("expected Node's HTTP/2 compatibility listener on the server");
+  }
+  server.removeAllListeners("stream");
+  server.on(
+    "stream",
+    (
+      stream: http2.ServerHttp2Stream,
+      headers: http2.IncomingHttpHeaders,
+      flags: number,
+      rawHeaders: string[],
+    ) => {
+      if (!path.take(stream, headers)) serveCompat.call(server, stream, headers, flags, rawHeaders);
+    },
+  );
 }
 
 // Answers a request that will not be served with `status` and closes the connection once the answer

@@ -1,0 +1,536 @@
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  createServiceImplSpec,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type StreamResponse,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { stopStreamOn } from "./streams.ts";
+
+// The gRPC serving path of the runtime. connect-es serves gRPC through its streaming machinery for
+// every call: about ten async-iterable transforms per call and per streamed message, a Web
+// request and response per call built by connect-node's adapter, and aborts that construct a
+// DOMException each (bench/README.md, "Where the time goes"). This path serves the calls that
+// make up almost all of a mesh's traffic, gRPC unary and server-streaming calls with uncompressed
+// protobuf, straight from the HTTP/2 stream: the same implementations, the same interceptors and
+// request gate, with the semantics connect-es gives them (codes, messages, headers, trailers,
+// deadlines, limits). Everything else (gRPC-web, Connect, JSON, compression, client and bidi
+// streams) still goes to connect-es. No library offers a gRPC server that shares a port and its
+// interceptors with connect-es, hence this code.
+
+/** What the gRPC path needs to serve a router's methods. */
+export interface GrpcPathOptions {
+  /** The interceptors of the router, outermost first, as connect-es applies them. */
+  interceptors: readonly Interceptor[];
+  /** Runs after the headers, before the body is read; a throw refuses the call. */
+  requestGate?: (context: HandlerContext) => Promise<void>;
+  /** The context values of a call (its peer, say). */
+  contextValues: (stream: ServerHttp2Stream) => ContextValues;
+  /** Largest message received or sent, in bytes. */
+  maxMessageBytes: number;
+  /** Largest timeout a client may ask for, in milliseconds. */
+  maxTimeoutMs: number;
+}
+
+/** The gRPC path: records a router's implementations, then serves calls to them. */
+export interface GrpcPath {
+  /**
+   * `router`, recording the implementations registered through it, so that this path can serve
+   * them too (what is registered with per-service options is left to connect-es).
+   */
+  record(router: ConnectRouter): ConnectRouter;
+  /** Serves the call on `stream` and returns true, or returns false for connect-es to serve it. */
+  take(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean;
+}
+
+type ServedSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
+
+const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
+const envelopeHeaderBytes = 5;
+// Abort reasons: aborting without one makes Node construct a DOMException (with a stack) per call.
+const callEnded = new ConnectError("the call has ended", Code.Canceled);
+const clientGone = new ConnectError("the client closed the call", Code.Canceled);
+
+/** Creates the gRPC path of a server. */
+export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
+  const methods = new Map<string, ServedSpec>();
+  const serve = createCallServer(options);
+  return {
+    record(router) {
+      return {
+        get handlers() {
+          return router.handlers;
+        },
+        service(service, implementation, serviceOptions) {
+          router.service(service, implementation, serviceOptions);
+          if (serviceOptions === undefined) {
+            const spec = createServiceImplSpec(service, implementation);
+            for (const method of Object.values(spec.methods)) {
+              if (method.kind === "unary" || method.kind === "server_streaming") {
+                methods.set(`/${service.typeName}/${method.method.name}`, method);
+              }
+            }
+          }
+          return this;
+        },
+        rpc(method, implementation, methodOptions) {
+          router.rpc(method, implementation, methodOptions);
+          return this;
+        },
+      };
+    },
+    take(stream, headers) {
+      const path = headers[":path"];
+      const spec = path === undefined ? undefined : methods.get(path);
+      if (spec === undefined || headers[":method"] !== "POST") return false;
+      const contentType = headers["content-type"];
+      if (contentType === undefined || !contentTypes.has(contentType)) return false;
+      const encoding = headers["grpc-encoding"];
+      if (encoding !== undefined && encoding !== "identity") return false;
+      serve(spec, stream, headers, contentType);
+      return true;
+    },
+  };
+}
+
+function createCallServer(options: GrpcPathOptions) {
+  const { interceptors, requestGate, maxMessageBytes, maxTimeoutMs } = options;
+
+  return (
+    spec: ServedSpec,
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    contentType: string,
+  ): void => {
+    const method = spec.method;
+    const controller = new AbortController();
+    const timeout = parseTimeout(header(headers["grpc-timeout"]), maxTimeoutMs);
+    const deadline =
+      timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
+    const context: HandlerContext = {
+      method,
+      service: method.parent,
+      signal: controller.signal,
+      timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+      requestMethod: "POST",
+      requestHeader: requestHeaders(headers),
+      responseHeader: new Headers(),
+      responseTrailer: new Headers(),
+      protocolName: "grpc",
+      values: options.contextValues(stream),
+      url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
+    };
+    const call = new Call(stream, contentType, context, controller);
+    let timer: NodeJS.Timeout | undefined;
+    if (deadline !== undefined) {
+      timer = setTimeout(
+        () => call.finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+        deadline - Date.now(),
+      );
+    }
+    call.onEnd = () => clearTimeout(timer);
+
+    (async () => {
+      if (requestGate) await requestGate(context);
+      if (timeout.error) throw timeout.error;
+      const input = decode(method.input, await readMessage(stream, maxMessageBytes));
+      if (call.ended) return;
+      if (spec.kind === "unary") {
+        const res = await invokeUnary(spec, context, input, interceptors);
+        if (call.ended) return;
+        call.sendUnary(
+          encode(method.output, res.message, maxMessageBytes),
+          res.header,
+          res.trailer,
+        );
+      } else {
+        const res = await invokeServerStreaming(spec, context, input, interceptors);
+        if (call.ended) return;
+        await call.sendStream(res, (message) => frameOf(method.output, message, maxMessageBytes));
+      }
+    })().catch((error: unknown) => call.finish(error));
+  };
+}
+
+/** One call being answered on its HTTP/2 stream. */
+class Call {
+  /** True once the call has been answered in full, failed, or abandoned by its client. */
+  ended = false;
+  onEnd: () => void = () => {};
+  private headersSent = false;
+  private readonly stream: ServerHttp2Stream;
+  private readonly contentType: string;
+  private readonly context: HandlerContext;
+  private readonly controller: AbortController;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    contentType: string,
+    context: HandlerContext,
+    controller: AbortController,
+  ) {
+    this.stream = stream;
+    this.contentType = contentType;
+    this.context = context;
+    this.controller = controller;
+    stream.once("close", () => {
+      if (this.ended) return;
+      this.end(clientGone);
+    });
+    // A reset or a broken connection; the stream closes next.
+    stream.on("error", () => {});
+  }
+
+  sendUnary(frame: Buffer, header: Headers, trailer: Headers): void {
+    const stream = this.stream;
+    if (stream.destroyed) return;
+    this.headersSent = true;
+    stream.respond(this.responseHeaders(header), { waitForTrailers: true });
+    stream.once("wantTrailers", () => {
+      stream.sendTrailers(toObject(trailer, { "grpc-status": "0" }));
+    });
+    stream.end(frame);
+    this.end(callEnded);
+  }
+
+  /** Writes the messages of a server stream as they come, waiting for the client to read them. */
+  async sendStream(res: StreamResponse, frameOf: (message: unknown) => Buffer): Promise<void> {
+    const stream = this.stream;
+    // The call's end (client gone, deadline) ends the wait for the next message too.
+    const messages = stopStreamOn(res.message, (stop) => {
+      const signal = this.controller.signal;
+      const onAbort = () => stop(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      return () => signal.removeEventListener("abort", onAbort);
+    })[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await messages.next();
+        if (this.ended) return;
+        if (next.done) break;
+        const frame = frameOf(next.value);
+        if (!this.headersSent) {
+          this.headersSent = true;
+          stream.respond(this.responseHeaders(res.header), { waitForTrailers: true });
+        }
+        if (!stream.write(frame)) await drained(stream);
+      }
+    } catch (error) {
+      messages.return?.().catch(() => {});
+      throw error;
+    }
+    this.finish(undefined, res.trailer);
+  }
+
+  /** Ends the call with `error`, or with success and `trailer`; later calls do nothing. */
+  finish(error: unknown, trailer: Headers = this.context.responseTrailer): void {
+    if (this.ended) return;
+    const stream = this.stream;
+    const status = error === undefined ? undefined : toConnectError(error);
+    this.end(status ?? callEnded);
+    if (stream.destroyed || stream.closed) return;
+    const fields = setTrailerStatus(new Headers(trailer), status);
+    if (!this.headersSent) {
+      // Trailers-only: the status goes with the headers, and nothing follows.
+      this.headersSent = true;
+      stream.respond(toObject(fields, this.responseHeaders(this.context.responseHeader)), {
+        endStream: true,
+      });
+    } else {
+      stream.once("wantTrailers", () => stream.sendTrailers(toObject(fields, {})));
+      stream.end();
+    }
+    // What the client still sends is not read.
+    stream.resume();
+  }
+
+  private end(reason: ConnectError): void {
+    this.ended = true;
+    this.onEnd();
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  private responseHeaders(header: Headers): Record<string, string | number> {
+    return toObject(header, { ":status": 200, "content-type": this.contentType });
+  }
+}
+
+/**
+ * Reads the one message of a unary or server-streaming request: the whole body, which must be a
+ * single uncompressed envelope of at most `maxMessageBytes`.
+ */
+function readMessage(stream: ServerHttp2Stream, maxMessageBytes: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let announced = -1;
+    const fail = (error: ConnectError) => {
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (announced < 0 && size >= envelopeHeaderBytes) {
+        const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+        if ((head[0] ?? 0) & 0b1) {
+          return fail(
+            new ConnectError(
+              "a request message is flagged compressed, but the request names no compression",
+              Code.InvalidArgument,
+            ),
+          );
+        }
+        announced = head.readUInt32BE(1);
+        if (announced > maxMessageBytes) {
+          return fail(
+            new ConnectError(
+              `message size ${announced} is larger than configured readMaxBytes ${maxMessageBytes}`,
+              Code.ResourceExhausted,
+            ),
+          );
+        }
+      }
+      if (announced >= 0 && size > envelopeHeaderBytes + announced + envelopeHeaderBytes) {
+        return fail(extraMessage());
+      }
+    };
+    const onEnd = () => {
+      stream.off("data", onData);
+      if (size === 0) {
+        return reject(
+          new ConnectError(
+            "protocol error: missing input message for unary method",
+            Code.Unimplemented,
+          ),
+        );
+      }
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+      const end = envelopeHeaderBytes + announced;
+      if (announced < 0 || size < end) {
+        return reject(
+          new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument),
+        );
+      }
+      if (size > end) {
+        return reject(
+          size - end >= envelopeHeaderBytes
+            ? extraMessage()
+            : new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument),
+        );
+      }
+      resolve(body.subarray(envelopeHeaderBytes));
+    };
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+  });
+}
+
+function extraMessage(): ConnectError {
+  return new ConnectError(
+    "protocol error: received extra input message for unary method",
+    Code.Unimplemented,
+  );
+}
+
+function decode(schema: DescMessage, bytes: Uint8Array) {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (error) {
+    throw new ConnectError(
+      `cannot decode message ${schema.typeName} from binary: ${error instanceof Error ? error.message : String(error)}`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/** The enveloped encoding of `message` (a message, or the init object of one). */
+function encode(schema: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
+  const bytes = toBinary(schema, create(schema, message as never));
+  if (bytes.byteLength > maxMessageBytes) {
+    throw new ConnectError(
+      `message size ${bytes.byteLength} is larger than configured writeMaxBytes ${maxMessageBytes}`,
+      Code.ResourceExhausted,
+    );
+  }
+  const frame = Buffer.allocUnsafe(envelopeHeaderBytes + bytes.byteLength);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.byteLength, 1);
+  frame.set(bytes, envelopeHeaderBytes);
+  return frame;
+}
+
+// A change that goes out to many watchers is one message object yielded by each of their streams:
+// it is encoded once, for all of them. Messages are not changed once yielded (connect-es, too,
+// may encode them after the handler has moved on).
+const frames = new WeakMap<object, Buffer>();
+
+function frameOf(schema: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
+  if (typeof message !== "object" || message === null) {
+    return encode(schema, message, maxMessageBytes);
+  }
+  let frame = frames.get(message);
+  if (frame === undefined) {
+    frame = encode(schema, message, maxMessageBytes);
+    frames.set(message, frame);
+  }
+  return frame;
+}
+
+async function invokeUnary(
+  spec: Extract<ServedSpec, { kind: "unary" }>,
+  context: HandlerContext,
+  input: unknown,
+  interceptors: readonly Interceptor[],
+): Promise<UnaryResponse> {
+  const handler = async (req: {
+    message: unknown;
+    header: Headers;
+    signal: AbortSignal;
+    contextValues: ContextValues;
+  }) => ({
+    stream: false as const,
+    service: spec.method.parent,
+    method: spec.method,
+    header: context.responseHeader,
+    trailer: context.responseTrailer,
+    message: create(
+      spec.method.output,
+      await spec.impl(req.message as never, handlerContext(context, req)),
+    ),
+  });
+  const res = await chain(
+    interceptors,
+    handler,
+  )({ ...requestOf(context), stream: false, message: input });
+  return res as UnaryResponse;
+}
+
+async function invokeServerStreaming(
+  spec: Extract<ServedSpec, { kind: "server_streaming" }>,
+  context: HandlerContext,
+  input: unknown,
+  interceptors: readonly Interceptor[],
+): Promise<StreamResponse> {
+  const handler = async (req: {
+    message: AsyncIterable<unknown>;
+    header: Headers;
+    signal: AbortSignal;
+    contextValues: ContextValues;
+  }) => {
+    const first = await req.message[Symbol.asyncIterator]().next();
+    return {
+      stream: true as const,
+      service: spec.method.parent,
+      method: spec.method,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+      message: spec.impl(
+        first.value as never,
+        handlerContext(context, req),
+      ) as AsyncIterable<unknown>,
+    };
+  };
+  const res = await chain(
+    interceptors,
+    handler,
+  )({ ...requestOf(context), stream: true, message: single(input) });
+  return res as StreamResponse;
+}
+
+/** `handler` wrapped in `interceptors`, the first outermost, as connect-es applies them. */
+function chain(interceptors: readonly Interceptor[], handler: unknown) {
+  let next = handler as Parameters<Interceptor>[0];
+  for (let index = interceptors.length - 1; index >= 0; index--) {
+    next = (interceptors[index] as Interceptor)(next);
+  }
+  return next as (req: unknown) => Promise<UnaryResponse | StreamResponse>;
+}
+
+function requestOf(context: HandlerContext) {
+  return {
+    service: context.service,
+    method: context.method,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    header: context.requestHeader,
+    contextValues: context.values,
+  };
+}
+
+/** The handler's context, with what the interceptors changed in the request. */
+function handlerContext(
+  context: HandlerContext,
+  req: { header: Headers; signal: AbortSignal; contextValues: ContextValues },
+): HandlerContext {
+  return { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
+}
+
+function single<T>(value: T): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      let done = false;
+      return {
+        next: () => {
+          if (done) return Promise.resolve({ done: true as const, value: undefined });
+          done = true;
+          return Promise.resolve({ done: false as const, value });
+        },
+      };
+    },
+  };
+}
+
+function toConnectError(error: unknown): ConnectError {
+  return error instanceof ConnectError
+    ? error
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}
+
+function header(value: string | string[] | undefined): string | null {
+  return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+}
+
+function requestHeaders(headers: IncomingHttpHeaders): Headers {
+  const result = new Headers();
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = headers[name];
+    if (typeof value === "string") result.append(name, value);
+    else if (Array.isArray(value)) for (const item of value) result.append(name, item);
+  }
+  return result;
+}
+
+function toObject(
+  headers: Headers,
+  into: Record<string, string | number>,
+): Record<string, string | number> {
+  headers.forEach((value, name) => {
+    into[name] = value;
+  });
+  return into;
+}
+
+/** Resolves when `stream` can take more, or has closed. */
+function drained(stream: ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
