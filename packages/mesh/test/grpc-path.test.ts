@@ -1,0 +1,414 @@
+// The runtime's gRPC path (src/grpc-path.ts): gRPC unary and server-streaming calls served from the
+// HTTP/2 stream with the router's implementations, interceptors and request gate, checked with a
+// client nobody here wrote (@grpc/grpc-js) and with raw HTTP/2 frames, over serve() itself.
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import {
+  GetUserRequestSchema,
+  UserService,
+  WatchUsersRequestSchema,
+  type WatchUsersResponse,
+  WatchUsersResponseSchema,
+} from "@shop/api/shop/user/v1/user_service_pb";
+import { waitFor } from "@shop/testing";
+import pino from "pino";
+import { defaultLimits, type Server, serve } from "../src/index.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+// What the handlers saw, for the tests to look at.
+const seen = {
+  slowSignal: undefined as AbortSignal | undefined,
+  watchSignals: [] as AbortSignal[],
+  intercepted: [] as string[],
+};
+// Every watcher gets the same message object for a change, as the services' watch handlers do.
+const watchers = new Set<(message: WatchUsersResponse) => void>();
+const broadcast = (message: WatchUsersResponse) => {
+  for (const deliver of watchers) deliver(message);
+};
+
+const recordCalls: Interceptor = (next) => (req) => {
+  seen.intercepted.push(`${req.method.name} ${req.header.get("x-probe") ?? ""}`);
+  return next(req);
+};
+
+let server: Server;
+before(async () => {
+  server = await serve({
+    name: "grpc-path-test",
+    services: [UserService],
+    routes: (router) =>
+      router.service(UserService, {
+        async getUser(req, context) {
+          switch (req.id) {
+            case "slow":
+              // Ignores its signal: the deadline must still end the call on time.
+              seen.slowSignal = context.signal;
+              await new Promise((resolve) => setTimeout(resolve, 3_000));
+              return { user: { id: "slow" } };
+            case "missing":
+              throw new ConnectError("no user missing", Code.NotFound, { "x-why": "absent" });
+            case "crash":
+              throw new Error("password=hunter2 at /srv/secret/path.ts");
+            case "headers":
+              context.responseHeader.set("x-served-by", "test");
+              context.responseTrailer.set("x-trailer", "done");
+              return { user: { id: "headers" } };
+            default:
+              return { user: { id: req.id, name: `user ${req.id}` } };
+          }
+        },
+        async *watchUsers(req, context) {
+          seen.watchSignals.push(context.signal);
+          if (req.startRevision < 0n) {
+            throw new ConnectError("start_revision must be >= 0", Code.InvalidArgument);
+          }
+          context.responseHeader.set("x-watch", "open");
+          const queue: WatchUsersResponse[] = [];
+          let wake: (() => void) | undefined;
+          const deliver = (message: WatchUsersResponse) => {
+            queue.push(message);
+            wake?.();
+          };
+          watchers.add(deliver);
+          try {
+            while (!context.signal.aborted) {
+              const message = queue.shift();
+              if (message) {
+                yield message;
+                continue;
+              }
+              await new Promise<void>((resolve) => {
+                wake = resolve;
+                context.signal.addEventListener("abort", () => resolve(), { once: true });
+              });
+            }
+          } finally {
+            watchers.delete(deliver);
+          }
+        },
+      }),
+    port: 0,
+    host: "127.0.0.1",
+    limits: { ...defaultLimits, maxMessageBytes: 1024 },
+    corsOrigins: [],
+    logger: pino({ level: "silent" }),
+    readiness: async () => ({}),
+    interceptors: [recordCalls],
+  });
+});
+after(() => server.close(100));
+
+const address = () => `127.0.0.1:${server.port}`;
+
+/** A grpc-js client of UserService from the .proto files, as a grpc-js user would build it. */
+function grpcJsClient(): grpc.Client & Record<string, (...args: unknown[]) => unknown> {
+  const definition = protoLoader.loadSync("shop/user/v1/user_service.proto", {
+    includeDirs: [path.join(root, "proto")],
+    keepCase: true,
+    longs: String,
+  });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    shop: { user: { v1: { UserService: new (...args: unknown[]) => grpc.Client } } };
+  };
+  return new loaded.shop.user.v1.UserService(
+    address(),
+    grpc.credentials.createInsecure(),
+  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+}
+
+type Unary = (
+  request: object,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: Record<string, unknown>) => void,
+) => grpc.ClientUnaryCall;
+
+/** A unary call with grpc-js, resolving with its response, headers and trailers. */
+function grpcJsUnary(
+  client: ReturnType<typeof grpcJsClient>,
+  request: object,
+  options: grpc.CallOptions = {},
+  metadata = new grpc.Metadata(),
+): Promise<{
+  error: grpc.ServiceError | null;
+  response?: Record<string, unknown>;
+  headers?: grpc.Metadata;
+  trailers?: grpc.Metadata;
+}> {
+  return new Promise((resolve) => {
+    let headers: grpc.Metadata | undefined;
+    let result: { error: grpc.ServiceError | null; response?: Record<string, unknown> };
+    const call = (client.getUser as Unary).call(
+      client,
+      request,
+      metadata,
+      options,
+      (error, response) => {
+        result = { error, response };
+      },
+    );
+    call.on("metadata", (metadata: grpc.Metadata) => {
+      headers = metadata;
+    });
+    call.on("status", (status: grpc.StatusObject) => {
+      // The callback runs before the status event.
+      setImmediate(() => resolve({ ...result, headers, trailers: status.metadata }));
+    });
+  });
+}
+
+/** One raw gRPC request over HTTP/2: what comes back, headers and trailers apart. */
+async function rawGrpc(
+  pathName: string,
+  body: Buffer,
+  extraHeaders: http2.OutgoingHttpHeaders = {},
+): Promise<{
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders | undefined;
+  data: Buffer;
+}> {
+  const session = http2.connect(`http://${address()}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": pathName,
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...extraHeaders,
+      });
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders | undefined;
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        headers = h;
+      });
+      stream.on("trailers", (t) => {
+        trailers = t;
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => resolve({ headers, trailers, data: Buffer.concat(chunks) }));
+      stream.on("error", reject);
+      stream.end(body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+function envelope(message: Uint8Array, flags = 0): Buffer {
+  const frame = Buffer.alloc(5 + message.byteLength);
+  frame[0] = flags;
+  frame.writeUInt32BE(message.byteLength, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+const getUserPath = "/shop.user.v1.UserService/GetUser";
+const getUserBytes = (id: string) =>
+  toBinary(GetUserRequestSchema, create(GetUserRequestSchema, { id }));
+
+describe("unary calls over gRPC", () => {
+  test("grpc-js gets the answer, the handler's headers and trailers, through the interceptors", async () => {
+    const client = grpcJsClient();
+    const metadata = new grpc.Metadata();
+    metadata.set("x-probe", "unary");
+    const { error, response, headers, trailers } = await grpcJsUnary(
+      client,
+      { id: "headers" },
+      {},
+      metadata,
+    );
+    client.close();
+    assert.equal(error, null);
+    assert.equal((response?.user as { id?: string } | undefined)?.id, "headers");
+    assert.deepEqual(headers?.get("x-served-by"), ["test"]);
+    assert.deepEqual(trailers?.get("x-trailer"), ["done"]);
+    assert.ok(seen.intercepted.includes("GetUser unary"), "the router's interceptors ran");
+  });
+
+  test("an error before any message is answered trailers-only, with its code, message and metadata", async () => {
+    const { headers, trailers, data } = await rawGrpc(
+      getUserPath,
+      envelope(getUserBytes("missing")),
+    );
+    assert.equal(headers[":status"], 200);
+    assert.equal(headers["grpc-status"], String(Code.NotFound), "status in the only headers");
+    assert.equal(decodeURIComponent(String(headers["grpc-message"])), "no user missing");
+    assert.equal(headers["x-why"], "absent");
+    assert.equal(trailers, undefined);
+    assert.equal(data.length, 0);
+  });
+
+  test("what a handler throws that is not a ConnectError is internal, without its text", async () => {
+    const client = grpcJsClient();
+    const { error } = await grpcJsUnary(client, { id: "crash" });
+    client.close();
+    assert.equal(error?.code, grpc.status.INTERNAL);
+    assert.doesNotMatch(error?.details ?? "", /hunter2|\/srv/);
+  });
+
+  test("the deadline ends the call on time although the handler ignores it, and aborts its signal", async () => {
+    const client = grpcJsClient();
+    const started = Date.now();
+    const { error } = await grpcJsUnary(client, { id: "slow" }, { deadline: Date.now() + 200 });
+    client.close();
+    const took = Date.now() - started;
+    assert.equal(error?.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.ok(took < 1_500, `answered after ${took} ms; the handler runs for 3 s`);
+    await waitFor(() => seen.slowSignal?.aborted === true, {
+      message: "the handler's signal was never aborted",
+    });
+    assert.equal(ConnectError.from(seen.slowSignal?.reason).code, Code.DeadlineExceeded);
+  });
+
+  test("a timeout above the server's maximum is invalid_argument", async () => {
+    const { headers } = await rawGrpc(getUserPath, envelope(getUserBytes("a")), {
+      "grpc-timeout": "99999999H",
+    });
+    assert.equal(headers["grpc-status"], String(Code.InvalidArgument));
+  });
+
+  const malformed: [string, Buffer, Code][] = [
+    ["an empty body", Buffer.alloc(0), Code.Unimplemented],
+    [
+      "a body ending inside the envelope",
+      envelope(getUserBytes("a")).subarray(0, 7),
+      Code.InvalidArgument,
+    ],
+    [
+      "two messages",
+      Buffer.concat([envelope(getUserBytes("a")), envelope(getUserBytes("b"))]),
+      Code.Unimplemented,
+    ],
+    [
+      "a message flagged compressed without a grpc-encoding",
+      envelope(getUserBytes("a"), 1),
+      Code.InvalidArgument,
+    ],
+    [
+      "bytes that are not the message",
+      envelope(Buffer.from([0x0a, 0xff, 0xff])),
+      Code.InvalidArgument,
+    ],
+    [
+      "a message announced larger than the limit",
+      Buffer.from([0, 0, 0, 8, 0]),
+      Code.ResourceExhausted,
+    ],
+  ];
+  for (const [name, body, code] of malformed) {
+    test(`${name} is ${Code[code]}, and the server serves on`, async () => {
+      const { headers, trailers } = await rawGrpc(getUserPath, body);
+      const status = headers["grpc-status"] ?? trailers?.["grpc-status"];
+      assert.equal(status, String(code), decodeURIComponent(String(headers["grpc-message"])));
+      const ok = await rawGrpc(getUserPath, envelope(getUserBytes("after")));
+      assert.equal(ok.trailers?.["grpc-status"], "0");
+    });
+  }
+
+  test("a response larger than the limit is resource_exhausted", async () => {
+    const { error } = await grpcJsUnary(grpcJsClient(), { id: "x".repeat(2_000) });
+    assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  });
+
+  test("calls the path does not serve go on to connect-es: gzip, Connect, unknown methods", async () => {
+    // grpc-js compressing its requests with gzip.
+    const client = new (
+      grpcJsClient().constructor as new (
+        ...args: unknown[]
+      ) => ReturnType<typeof grpcJsClient>
+    )(address(), grpc.credentials.createInsecure(), {
+      "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip,
+    });
+    const gzip = await grpcJsUnary(client, { id: "zipped" });
+    client.close();
+    assert.equal(gzip.error, null);
+    assert.equal((gzip.response?.user as { id?: string } | undefined)?.id, "zipped");
+    const connect = createClient(
+      UserService,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
+    );
+    assert.equal((await connect.getUser({ id: "c" })).user?.id, "c");
+    const unknown = await rawGrpc(
+      "/shop.user.v1.UserService/NoSuchMethod",
+      envelope(Buffer.alloc(0)),
+    );
+    // connect-es answers an unknown path with HTTP 404, which gRPC clients read as unimplemented.
+    assert.equal(unknown.headers[":status"], 404);
+  });
+});
+
+describe("server-streaming calls over gRPC", () => {
+  test("50 watchers get every change once, in order, with the handler's headers", async () => {
+    const client = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
+    const controller = new AbortController();
+    const received: bigint[][] = Array.from({ length: 50 }, () => []);
+    const headerSeen: (string | null)[] = [];
+    const before = watchers.size;
+    const done = received.map(async (revisions) => {
+      const stream = client.watchUsers(
+        {},
+        {
+          signal: controller.signal,
+          onHeader: (header) => headerSeen.push(header.get("x-watch")),
+        },
+      );
+      for await (const message of stream) {
+        revisions.push(message.revision);
+        if (revisions.length === 20) return;
+      }
+    });
+    await waitFor(() => watchers.size === before + 50, { message: "the watchers never opened" });
+    for (let revision = 1n; revision <= 20n; revision++) {
+      broadcast(create(WatchUsersResponseSchema, { revision }));
+    }
+    await Promise.all(done);
+    controller.abort();
+    const expected = Array.from({ length: 20 }, (_, i) => BigInt(i + 1));
+    for (const revisions of received) assert.deepEqual(revisions, expected);
+    assert.deepEqual(headerSeen, Array(50).fill("open"));
+  });
+
+  test("a client that goes away ends the handler: its signal aborts and it is removed", async () => {
+    const client = grpcJsClient();
+    const before = seen.watchSignals.length;
+    const call = (client.watchUsers as (request: object) => grpc.ClientReadableStream<unknown>)({});
+    call.on("error", () => {});
+    await waitFor(() => seen.watchSignals.length === before + 1, {
+      message: "the watch never started",
+    });
+    const watchersOpen = watchers.size;
+    call.cancel();
+    const signal = seen.watchSignals[before];
+    await waitFor(() => signal?.aborted === true, {
+      message: "the handler's signal never aborted",
+    });
+    assert.equal(ConnectError.from(signal?.reason).code, Code.Canceled);
+    await waitFor(() => watchers.size === watchersOpen - 1, { message: "the handler never ended" });
+    client.close();
+  });
+
+  test("an error before the first message is answered trailers-only", async () => {
+    const request = toBinary(
+      WatchUsersRequestSchema,
+      create(WatchUsersRequestSchema, { startRevision: -1n }),
+    );
+    const { headers, trailers } = await rawGrpc(
+      "/shop.user.v1.UserService/WatchUsers",
+      envelope(request),
+    );
+    assert.equal(headers["grpc-status"], String(Code.InvalidArgument));
+    assert.equal(trailers, undefined);
+  });
+});
