@@ -13,6 +13,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { requestFaults } from "./request-guard.ts";
 import { stopStreamOn } from "./streams.ts";
 
 // The gRPC serving path of the runtime. connect-es serves gRPC through its streaming machinery for
@@ -284,10 +285,7 @@ function readMessage(stream: ServerHttp2Stream, maxMessageBytes: number): Promis
         const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
         if ((head[0] ?? 0) & 0b1) {
           return fail(
-            new ConnectError(
-              "a request message is flagged compressed, but the request names no compression",
-              Code.InvalidArgument,
-            ),
+            new ConnectError(requestFaults.compressedWithoutEncoding, Code.InvalidArgument),
           );
         }
         announced = head.readUInt32BE(1);
@@ -314,20 +312,12 @@ function readMessage(stream: ServerHttp2Stream, maxMessageBytes: number): Promis
           ),
         );
       }
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
       const end = envelopeHeaderBytes + announced;
-      if (announced < 0 || size < end) {
-        return reject(
-          new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument),
-        );
+      if (announced >= 0 && size - end >= envelopeHeaderBytes) return reject(extraMessage());
+      if (announced < 0 || size !== end) {
+        return reject(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
       }
-      if (size > end) {
-        return reject(
-          size - end >= envelopeHeaderBytes
-            ? extraMessage()
-            : new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument),
-        );
-      }
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
       resolve(body.subarray(envelopeHeaderBytes));
     };
     stream.on("data", onData);
@@ -346,8 +336,9 @@ function decode(schema: DescMessage, bytes: Uint8Array) {
   try {
     return fromBinary(schema, bytes);
   } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
     throw new ConnectError(
-      `cannot decode message ${schema.typeName} from binary: ${error instanceof Error ? error.message : String(error)}`,
+      requestFaults.undecodable(schema.typeName, reason),
       Code.InvalidArgument,
     );
   }
@@ -392,12 +383,7 @@ async function invokeUnary(
   input: unknown,
   interceptors: readonly Interceptor[],
 ): Promise<UnaryResponse> {
-  const handler = async (req: {
-    message: unknown;
-    header: Headers;
-    signal: AbortSignal;
-    contextValues: ContextValues;
-  }) => ({
+  const handler = async (req: HandlerRequest<unknown>) => ({
     stream: false as const,
     service: spec.method.parent,
     method: spec.method,
@@ -421,12 +407,7 @@ async function invokeServerStreaming(
   input: unknown,
   interceptors: readonly Interceptor[],
 ): Promise<StreamResponse> {
-  const handler = async (req: {
-    message: AsyncIterable<unknown>;
-    header: Headers;
-    signal: AbortSignal;
-    contextValues: ContextValues;
-  }) => {
+  const handler = async (req: HandlerRequest<AsyncIterable<unknown>>) => {
     const first = await req.message[Symbol.asyncIterator]().next();
     return {
       stream: true as const,
@@ -468,10 +449,18 @@ function requestOf(context: HandlerContext) {
   };
 }
 
+/** What of a request (as the interceptors passed it on) the implementation is called with. */
+interface HandlerRequest<M> {
+  message: M;
+  header: Headers;
+  signal: AbortSignal;
+  contextValues: ContextValues;
+}
+
 /** The handler's context, with what the interceptors changed in the request. */
 function handlerContext(
   context: HandlerContext,
-  req: { header: Headers; signal: AbortSignal; contextValues: ContextValues },
+  req: Omit<HandlerRequest<unknown>, "message">,
 ): HandlerContext {
   return { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
 }

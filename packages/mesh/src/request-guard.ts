@@ -26,15 +26,27 @@ export function guardRequestDecoding(router: ConnectRouter, maxMessageBytes: num
 }
 
 /**
+ * What a client is told when its request body cannot be read, by connect-es's path (corrected
+ * here) and by the runtime's gRPC path (grpc-path.ts) alike.
+ */
+export const requestFaults = {
+  undecodable: (typeName: string, reason: string) =>
+    `cannot decode message ${typeName} from binary: ${reason}`,
+  compressedWithoutEncoding:
+    "a request message is flagged compressed, but the request names no compression",
+  incompleteEnvelope: "protocol error: incomplete envelope",
+} as const;
+
+/**
  * The `invalid_argument` message for one of connect-es's `internal` messages, when that one says
  * the request could not be decoded; undefined for any other message.
  */
 export function undecodableMessage(message: string, typeName: string): string | undefined {
   const parse = /^parse binary: (.*)$/s.exec(message);
-  if (parse) return `cannot decode message ${typeName} from binary: ${parse[1]}`;
+  if (parse) return requestFaults.undecodable(typeName, parse[1] ?? "");
   if (message === "decompression failed") return "cannot decompress the request message";
   if (message === "received compressed envelope, but do not know how to decompress") {
-    return "a request message is flagged compressed, but the request names no compression";
+    return requestFaults.compressedWithoutEncoding;
   }
   return undefined;
 }
@@ -155,7 +167,7 @@ async function* reassembleEnvelopes(
     if (!done) discardRest(chunks, maxMessageBytes);
   }
   if (header !== undefined || queued > 0) {
-    throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    throw new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument);
   }
 }
 

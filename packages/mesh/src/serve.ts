@@ -136,11 +136,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
     ...(options.interceptors ?? []),
   ];
   const requestGate = auth ? createAuthGate(auth) : undefined;
+  // Both serving paths give each call the same context values: its peer's address.
+  const callValues = (address: string | undefined) =>
+    createContextValues().set(peerKey, address ?? "unknown");
   const grpcPath = createGrpcPath({
     interceptors,
     requestGate,
-    contextValues: (stream) =>
-      createContextValues().set(peerKey, stream.session?.socket?.remoteAddress ?? "unknown"),
+    contextValues: (stream) => callValues(stream.session?.socket?.remoteAddress),
     maxMessageBytes: limits.maxMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
   });
@@ -154,8 +156,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       guardRequestDecoding(router, limits.maxMessageBytes);
     },
     interceptors,
-    contextValues: (req) =>
-      createContextValues().set(peerKey, req.socket?.remoteAddress ?? "unknown"),
+    contextValues: (req) => callValues(req.socket?.remoteAddress),
     requestGate,
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxMessageBytes,
