@@ -10,7 +10,7 @@ import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
 import { type Identity, InvalidTokenError, KeysUnavailableError, type Verifier } from "@shop/auth";
 import { Counter } from "prom-client";
 import { codeName, processRegistry } from "./metrics.ts";
-import { stopStreamOn } from "./streams.ts";
+import { type AnyRequest, answersWithStream, type Next, stopStreamOn } from "./streams.ts";
 
 /** How a server authenticates and authorizes calls. */
 export interface AuthOptions {
@@ -94,12 +94,13 @@ export function createAuthGate(options: AuthOptions): (context: HandlerContext) 
 
 /** Ends a stream with `unauthenticated` when the token that opened it expires. */
 export function createTokenExpiryInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  const endingAtExpiry = async (next: Next, req: AnyRequest) => {
     const res = await next(req);
     const expiresAt = req.contextValues.get(callerKey)?.expiresAt;
     if (!res.stream || expiresAt === undefined) return res;
     return { ...res, message: endAtExpiry(res.message, expiresAt) };
   };
+  return (next) => (req) => (answersWithStream(req.method) ? endingAtExpiry(next, req) : next(req));
 }
 
 async function authenticate(verifier: Verifier, header: string | null): Promise<Identity> {

@@ -1,7 +1,13 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { undecodableMessage } from "./request-guard.ts";
-import { observeStream } from "./streams.ts";
+import {
+  type AnyRequest,
+  answersWithStream,
+  callNext,
+  type Next,
+  observeStream,
+} from "./streams.ts";
 import { InvalidStartRevisionError } from "./watch.ts";
 
 /**
@@ -12,8 +18,13 @@ import { InvalidStartRevisionError } from "./watch.ts";
  * to its closed stream) is `canceled`.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
-    const rpc = `${req.service.typeName}/${req.method.name}`;
+  const publicError = (error: unknown, req: AnyRequest) =>
+    toPublicError(
+      ifClientGone(error, req.signal),
+      `${req.service.typeName}/${req.method.name}`,
+      logger,
+    );
+  const withStreams = async (next: Next, req: AnyRequest) => {
     try {
       const input = req.method.input.typeName;
       const res = await next(
@@ -27,13 +38,18 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
       if (!res.stream) return res;
       return {
         ...res,
-        message: observeStream(res.message, {
-          mapError: (error) => toPublicError(ifClientGone(error, req.signal), rpc, logger),
-        }),
+        message: observeStream(res.message, { mapError: (error) => publicError(error, req) }),
       };
     } catch (error) {
-      throw toPublicError(ifClientGone(error, req.signal), rpc, logger);
+      throw publicError(error, req);
     }
+  };
+  return (next) => (req) => {
+    if (req.stream || answersWithStream(req.method)) return withStreams(next, req);
+    // A unary call has only its error to map: one reaction, without an async function's frame.
+    return callNext(next, req).catch((error: unknown) => {
+      throw publicError(error, req);
+    });
   };
 }
 

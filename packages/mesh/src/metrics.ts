@@ -1,6 +1,13 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
-import { observeStream } from "./streams.ts";
+import {
+  type AnyRequest,
+  answersWithStream,
+  callNext,
+  type Next,
+  observeStream,
+} from "./streams.ts";
 
 /**
  * Metrics of the process rather than of one server (outbound clients, change feeds); `/metrics`
@@ -34,16 +41,36 @@ export function createMetrics(service: string): Metrics {
     labelNames: ["rpc_service", "rpc_method"],
     registers: [registry],
   });
-  const interceptor: Interceptor = (next) => async (req) => {
-    const labels = { rpc_service: req.service.typeName, rpc_method: req.method.name };
-    started.inc(labels);
-    const end = duration.startTimer(labels);
-    const finish = (error?: unknown) =>
-      end({ code: error === undefined ? "ok" : codeName(ConnectError.from(error).code) });
+  // The label sets of each method, made once: prom-client takes them as they are.
+  const labels = new WeakMap<DescMethod, MethodLabels>();
+  const labelsFor = (method: DescMethod): MethodLabels => {
+    let found = labels.get(method);
+    if (found === undefined) {
+      const call = { rpc_service: method.parent.typeName, rpc_method: method.name };
+      found = { call, outcome: new Map() };
+      labels.set(method, found);
+    }
+    return found;
+  };
+  const finish = (method: MethodLabels, start: number, error?: unknown) => {
+    const code = error === undefined ? "ok" : codeName(ConnectError.from(error).code);
+    let outcome = method.outcome.get(code);
+    if (outcome === undefined) {
+      outcome = { ...method.call, code };
+      method.outcome.set(code, outcome);
+    }
+    duration.observe(outcome, (performance.now() - start) / 1000);
+  };
+  const measureStream = async (
+    next: Next,
+    req: AnyRequest,
+    method: MethodLabels,
+    start: number,
+  ) => {
     try {
       const res = await next(req);
       if (!res.stream) {
-        finish();
+        finish(method, start);
         return res;
       }
       return {
@@ -53,15 +80,41 @@ export function createMetrics(service: string): Metrics {
           // succeed, even when the handler returned quietly on its aborted signal; and one the
           // server stops reading (return()) must be counted too.
           onEnd: ({ error }) =>
-            finish(error ?? (req.signal.aborted ? abortReason(req.signal) : undefined)),
+            finish(
+              method,
+              start,
+              error ?? (req.signal.aborted ? abortReason(req.signal) : undefined),
+            ),
         }),
       };
     } catch (error) {
-      finish(error);
+      finish(method, start, error);
       throw error;
     }
   };
+  const interceptor: Interceptor = (next) => (req) => {
+    const method = labelsFor(req.method);
+    started.inc(method.call);
+    const start = performance.now();
+    if (answersWithStream(req.method)) return measureStream(next, req, method, start);
+    return callNext(next, req).then(
+      (res) => {
+        finish(method, start);
+        return res;
+      },
+      (error: unknown) => {
+        finish(method, start, error);
+        throw error;
+      },
+    );
+  };
   return { registry, interceptor };
+}
+
+interface MethodLabels {
+  call: { rpc_service: string; rpc_method: string };
+  /** `call` with each outcome's code. */
+  outcome: Map<string, { rpc_service: string; rpc_method: string; code: string }>;
 }
 
 /** A Connect code as its snake_case wire name (`invalid_argument`). */

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { stopStreamOn } from "./streams.ts";
+import { type AnyRequest, answersWithStream, type Next, stopStreamOn } from "./streams.ts";
 
 /**
  * Ends every open stream with `unavailable` when `signal` aborts, so that clients reconnect (to
@@ -7,7 +7,9 @@ import { stopStreamOn } from "./streams.ts";
  * to completion. A stream that simply stopped would look complete to its client.
  */
 export function createShutdownInterceptor(signal: AbortSignal): Interceptor {
-  return (next) => async (req) => {
+  return (next) => (req) => (answersWithStream(req.method) ? endOnShutdown(next, req) : next(req));
+
+  async function endOnShutdown(next: Next, req: AnyRequest) {
     const res = await next(req);
     if (!res.stream) return res;
     return {
@@ -30,5 +32,5 @@ export function createShutdownInterceptor(signal: AbortSignal): Interceptor {
         return () => signal.removeEventListener("abort", onShutdown);
       }),
     };
-  };
+  }
 }

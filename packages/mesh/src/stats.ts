@@ -1,7 +1,14 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
-import { observeStream } from "./streams.ts";
+import {
+  type AnyRequest,
+  answersWithStream,
+  callNext,
+  type Next,
+  observeStream,
+} from "./streams.ts";
 
 const windowSeconds = 10;
 // Latency histogram: bucket i holds durations up to 0.01 ms * 1.15^i, about 7% resolution from
@@ -57,43 +64,47 @@ export function createRequestStats(): RequestStats {
     }
     return state;
   };
-  const now = () => Math.floor(Date.now() / 1000);
-
-  const interceptor: Interceptor = (next) => async (req) => {
-    // The runtime's own services (health, reflection, stats) are left out of the numbers.
-    if (req.service.typeName.startsWith("grpc.") || req.service.typeName.startsWith("shop.mesh.")) {
-      return next(req);
+  // The state of each method, found by the method's descriptor; null for the runtime's own
+  // services (health, reflection, stats), which are left out of the numbers.
+  const states = new WeakMap<DescMethod, MethodState | null>();
+  const stateFor = (method: DescMethod): MethodState | null => {
+    let state = states.get(method);
+    if (state === undefined) {
+      const service = method.parent.typeName;
+      const own = service.startsWith("grpc.") || service.startsWith("shop.mesh.");
+      state = own ? null : stateOf(`${service}/${method.name}`);
+      states.set(method, state);
     }
-    const state = stateOf(`${req.service.typeName}/${req.method.name}`);
-    const started = performance.now();
-    state.totalRequests++;
-    slotOf(state, now()).started++;
-    const finish = (error: unknown, unary: boolean) => {
-      const code = error === undefined ? undefined : ConnectError.from(error).code;
-      // A client that goes away (ending its watch, say) is not a server error.
-      if (code !== undefined && code !== Code.Canceled) {
-        state.totalErrors++;
-        slotOf(state, now()).errors++;
-      }
-      if (unary) {
-        const ms = performance.now() - started;
-        const bucket = Math.min(
-          bucketCount - 1,
-          Math.max(0, Math.ceil(Math.log(ms / bucketBase) / Math.log(bucketGrowth))),
-        );
-        const slot = slotOf(state, now());
-        slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
-      }
-    };
+    return state;
+  };
+  const now = () => Math.floor(Date.now() / 1000);
+  const finish = (state: MethodState, started: number, error: unknown, unary: boolean) => {
+    const code = error === undefined ? undefined : ConnectError.from(error).code;
+    // A client that goes away (ending its watch, say) is not a server error.
+    if (code !== undefined && code !== Code.Canceled) {
+      state.totalErrors++;
+      slotOf(state, now()).errors++;
+    }
+    if (unary) {
+      const ms = performance.now() - started;
+      const bucket = Math.min(
+        bucketCount - 1,
+        Math.max(0, Math.ceil(Math.log(ms / bucketBase) / Math.log(bucketGrowth))),
+      );
+      const slot = slotOf(state, now());
+      slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
+    }
+  };
+  const countStream = async (next: Next, req: AnyRequest, state: MethodState, started: number) => {
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
     } catch (error) {
-      finish(error, !req.stream);
+      finish(state, started, error, !req.stream);
       throw error;
     }
     if (!res.stream) {
-      finish(undefined, true);
+      finish(state, started, undefined, true);
       return res;
     }
     state.activeStreams++;
@@ -101,11 +112,30 @@ export function createRequestStats(): RequestStats {
       ...res,
       message: observeStream(res.message, {
         onEnd({ error, closed }) {
-          if (!closed) finish(error, false);
+          if (!closed) finish(state, started, error, false);
           state.activeStreams--;
         },
       }),
     };
+  };
+
+  const interceptor: Interceptor = (next) => (req) => {
+    const state = stateFor(req.method);
+    if (state === null) return next(req);
+    const started = performance.now();
+    state.totalRequests++;
+    slotOf(state, now()).started++;
+    if (answersWithStream(req.method)) return countStream(next, req, state, started);
+    return callNext(next, req).then(
+      (res) => {
+        finish(state, started, undefined, true);
+        return res;
+      },
+      (error: unknown) => {
+        finish(state, started, error, !req.stream);
+        throw error;
+      },
+    );
   };
 
   const snapshot = () => {

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { callerKey } from "./auth.ts";
-import { observeStream } from "./streams.ts";
+import { type AnyRequest, answersWithStream, type Next, observeStream } from "./streams.ts";
 
 /** The address a call came from, set by the server for every request. */
 export const peerKey = createContextKey<string>("unknown", { description: "the peer address" });
@@ -17,9 +17,9 @@ export function createStreamLimitInterceptor(maxPerClient: number): Interceptor 
     if (left > 0) open.set(client, left);
     else open.delete(client);
   };
-  return (next) => async (req) => {
-    const kind = req.method.methodKind;
-    if (kind !== "server_streaming" && kind !== "bidi_streaming") return next(req);
+  return (next) => (req) => (answersWithStream(req.method) ? limited(next, req) : next(req));
+
+  async function limited(next: Next, req: AnyRequest) {
     const caller = req.contextValues.get(callerKey);
     const client = caller ? `caller:${caller.subject}` : `peer:${req.contextValues.get(peerKey)}`;
     const count = open.get(client) ?? 0;
@@ -43,5 +43,5 @@ export function createStreamLimitInterceptor(maxPerClient: number): Interceptor 
     }
     // Released however the stream ends, also when it is closed before its first message.
     return { ...res, message: observeStream(res.message, { onEnd: () => release(client) }) };
-  };
+  }
 }

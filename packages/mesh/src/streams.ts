@@ -1,7 +1,32 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
+
 // Every interceptor of the runtime that looks at a stream (metrics, statistics, errors, shutdown,
 // token expiry, the per-client cap) wraps the stream's messages. Written as async generators, each
 // layer costs several promise jobs per message and per watcher; these wrappers forward `next()`
 // with one reaction instead, which matters when one change goes out to a thousand watchers.
+
+/** What an interceptor calls on to: the next interceptor, or the handler. */
+export type Next = Parameters<Interceptor>[0];
+/** A request as interceptors see it. */
+export type AnyRequest = UnaryRequest | StreamRequest;
+
+/** `next(req)`, with a synchronous throw turned into a rejection. */
+export function callNext(next: Next, req: AnyRequest): ReturnType<Next> {
+  try {
+    return next(req);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * Whether calls to `method` answer with a stream (server-streaming and bidi methods). Interceptors
+ * that only act on streams pass other calls straight on, without a promise of their own.
+ */
+export function answersWithStream(method: DescMethod): boolean {
+  return method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+}
 
 /** How a stream ended, as its wrapper saw it. */
 export interface StreamEnd {

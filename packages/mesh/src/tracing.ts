@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   type Context,
@@ -6,11 +7,12 @@ import {
   ROOT_CONTEXT,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
 import { codeName } from "./metrics.ts";
-import { observeStream } from "./streams.ts";
+import { type AnyRequest, type Next, observeStream } from "./streams.ts";
 
 const tracer = trace.getTracer("@shop/mesh");
 
@@ -53,27 +55,47 @@ function endSpan(span: Span, system: string, error?: unknown): void {
   span.end();
 }
 
+// The name and options of each method's server spans, per RPC system, made once.
+const serverSpans = new WeakMap<
+  DescMethod,
+  Record<string, { name: string; options: SpanOptions }>
+>();
+
+function serverSpanOf(method: DescMethod, system: "grpc" | "connect_rpc") {
+  let bySystem = serverSpans.get(method);
+  if (bySystem === undefined) {
+    bySystem = {};
+    serverSpans.set(method, bySystem);
+  }
+  let found = bySystem[system];
+  if (found === undefined) {
+    const attributes = {
+      "rpc.system": system,
+      "rpc.service": method.parent.typeName,
+      "rpc.method": method.name,
+    };
+    found = {
+      name: `${method.parent.typeName}/${method.name}`,
+      options: { kind: SpanKind.SERVER, attributes: Object.freeze(attributes) },
+    };
+    bySystem[system] = found;
+  }
+  return found;
+}
+
 /**
  * Starts a SERVER span for every RPC a server handles, continuing the caller's trace from the W3C
  * `traceparent` header (sent the same way over gRPC, gRPC-web and Connect), with the attributes of
  * the OpenTelemetry RPC conventions. Without a configured SDK the API is a no-op.
  */
 export function createServerTracingInterceptor(): Interceptor {
-  return (next) => async (req) => {
-    const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
-    const system = rpcSystemOf(req.header.get("content-type"));
-    const span = tracer.startSpan(
-      `${req.service.typeName}/${req.method.name}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          "rpc.system": system,
-          "rpc.service": req.service.typeName,
-          "rpc.method": req.method.name,
-        },
-      },
-      parent,
-    );
+  const traced = async (
+    next: Next,
+    req: AnyRequest,
+    span: Span,
+    parent: Context,
+    system: string,
+  ) => {
     const ctx = trace.setSpan(parent, span);
     try {
       const res = await context.with(ctx, () => next(req));
@@ -94,6 +116,21 @@ export function createServerTracingInterceptor(): Interceptor {
       endSpan(span, system, error);
       throw error;
     }
+  };
+  return (next) => (req) => {
+    const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
+    const system = rpcSystemOf(req.header.get("content-type"));
+    const { name, options } = serverSpanOf(req.method, system);
+    const span = tracer.startSpan(name, options, parent);
+    if (
+      parent === ROOT_CONTEXT &&
+      !span.isRecording() &&
+      !trace.isSpanContextValid(span.spanContext())
+    ) {
+      // Nothing to record and no trace to continue (no SDK, say): the call runs as it is.
+      return next(req);
+    }
+    return traced(next, req, span, parent, system);
   };
 }
 
