@@ -25,8 +25,23 @@ export function createCallContextInterceptor(maxTimeoutMs: number): Interceptor 
     const timeout = timeoutOf(req.header);
     const deadline =
       timeout === undefined ? undefined : Date.now() + Math.min(timeout, maxTimeoutMs);
-    return storage.run({ deadline, signal: req.signal }, () => next(req));
+    return storage.run(new IncomingCall(deadline, req), () => next(req));
   };
+}
+
+/** An incoming call's context; its signal is read from the request when an outbound call asks. */
+class IncomingCall implements CallContext {
+  readonly deadline: number | undefined;
+  readonly #request: { signal: AbortSignal };
+
+  constructor(deadline: number | undefined, request: { signal: AbortSignal }) {
+    this.deadline = deadline;
+    this.#request = request;
+  }
+
+  get signal(): AbortSignal {
+    return this.#request.signal;
+  }
 }
 
 const grpcUnits: Record<string, number> = {

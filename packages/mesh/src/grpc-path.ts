@@ -1,5 +1,12 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  toBinary,
+} from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -13,6 +20,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { IncomingHeaders } from "./incoming-headers.ts";
 import { requestFaults } from "./request-guard.ts";
 import { stopStreamOn } from "./streams.ts";
 
@@ -105,100 +113,118 @@ export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
 function createCallServer(options: GrpcPathOptions) {
   const { interceptors, requestGate, maxMessageBytes, maxTimeoutMs } = options;
 
+  const answer = async (call: Call, spec: ServedSpec, timeoutError: ConnectError | undefined) => {
+    const method = spec.method;
+    if (requestGate) await requestGate(new CallContext(call, call));
+    if (timeoutError) throw timeoutError;
+    const input = decode(method.input, await readMessage(call.stream, maxMessageBytes));
+    if (call.ended) return;
+    if (spec.kind === "unary") {
+      const res = await invokeUnary(spec, call, input, interceptors);
+      if (call.ended) return;
+      call.sendUnary(encode(method.output, res.message, maxMessageBytes), res.header, res.trailer);
+    } else {
+      const res = await invokeServerStreaming(spec, call, input, interceptors);
+      if (call.ended) return;
+      await call.sendStream(res, (message) => frameOf(method.output, message, maxMessageBytes));
+    }
+  };
+
   return (
     spec: ServedSpec,
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     contentType: string,
   ): void => {
-    const method = spec.method;
-    const controller = new AbortController();
     const timeout = parseTimeout(header(headers["grpc-timeout"]), maxTimeoutMs);
     const deadline =
       timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
-    const context: HandlerContext = {
-      method,
-      service: method.parent,
-      signal: controller.signal,
-      timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-      requestMethod: "POST",
-      requestHeader: requestHeaders(headers),
-      responseHeader: new Headers(),
-      responseTrailer: new Headers(),
-      protocolName: "grpc",
-      values: options.contextValues(stream),
-      url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
-    };
-    const call = new Call(stream, contentType, context, controller);
-    let timer: NodeJS.Timeout | undefined;
-    if (deadline !== undefined) {
-      timer = setTimeout(
-        () => call.finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
-        deadline - Date.now(),
-      );
-    }
-    call.onEnd = () => clearTimeout(timer);
-
-    (async () => {
-      if (requestGate) await requestGate(context);
-      if (timeout.error) throw timeout.error;
-      const input = decode(method.input, await readMessage(stream, maxMessageBytes));
-      if (call.ended) return;
-      if (spec.kind === "unary") {
-        const res = await invokeUnary(spec, context, input, interceptors);
-        if (call.ended) return;
-        call.sendUnary(
-          encode(method.output, res.message, maxMessageBytes),
-          res.header,
-          res.trailer,
-        );
-      } else {
-        const res = await invokeServerStreaming(spec, context, input, interceptors);
-        if (call.ended) return;
-        await call.sendStream(res, (message) => frameOf(method.output, message, maxMessageBytes));
-      }
-    })().catch((error: unknown) => call.finish(error));
+    const call = new Call(
+      spec,
+      stream,
+      headers,
+      contentType,
+      deadline,
+      options.contextValues(stream),
+    );
+    answer(call, spec, timeout.error).catch((error: unknown) => call.finish(error));
   };
 }
 
-/** One call being answered on its HTTP/2 stream. */
+/**
+ * One call being answered on its HTTP/2 stream. What only some calls use is made when first asked
+ * for: the signal (and with it the watch for a client that goes away, for unary calls) and the URL.
+ */
 class Call {
   /** True once the call has been answered in full, failed, or abandoned by its client. */
   ended = false;
-  onEnd: () => void = () => {};
-  private headersSent = false;
-  private readonly stream: ServerHttp2Stream;
+  readonly method: DescMethod;
+  readonly stream: ServerHttp2Stream;
+  readonly header: Headers;
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  readonly contextValues: ContextValues;
+  /** Absolute deadline (Date.now() scale), if the client set a timeout. */
+  readonly deadline: number | undefined;
+  private readonly headers: IncomingHttpHeaders;
   private readonly contentType: string;
-  private readonly context: HandlerContext;
-  private readonly controller: AbortController;
+  private headersSent = false;
+  private controller: AbortController | undefined;
+  private endReason: ConnectError | undefined;
+  private watchingClient = false;
+  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
+    spec: ServedSpec,
     stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
     contentType: string,
-    context: HandlerContext,
-    controller: AbortController,
+    deadline: number | undefined,
+    contextValues: ContextValues,
   ) {
+    this.method = spec.method;
     this.stream = stream;
+    this.headers = headers;
+    this.header = new IncomingHeaders(headers);
     this.contentType = contentType;
-    this.context = context;
-    this.controller = controller;
-    stream.once("close", () => {
-      if (this.ended) return;
-      this.end(clientGone);
-    });
+    this.deadline = deadline;
+    this.contextValues = contextValues;
     // A reset or a broken connection; the stream closes next.
     stream.on("error", () => {});
+    // A stream's writes wait for a client that may go away meanwhile.
+    if (spec.kind === "server_streaming") this.watchClient();
+    if (deadline !== undefined) {
+      this.timer = setTimeout(
+        () => this.finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+        deadline - Date.now(),
+      );
+    }
+  }
+
+  /** Aborted when the call ends, with why; made when first asked for. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.endReason !== undefined) this.controller.abort(this.endReason);
+      else this.watchClient();
+    }
+    return this.controller.signal;
+  }
+
+  get url(): string {
+    return `http://${this.headers[":authority"] ?? "localhost"}${this.headers[":path"]}`;
   }
 
   sendUnary(frame: Buffer, header: Headers, trailer: Headers): void {
     const stream = this.stream;
-    if (stream.destroyed) return;
-    this.headersSent = true;
-    stream.respond(this.responseHeaders(header), { waitForTrailers: true });
-    stream.once("wantTrailers", () => {
-      stream.sendTrailers(toObject(trailer, { "grpc-status": "0" }));
-    });
-    stream.end(frame);
+    if (!stream.destroyed) {
+      this.headersSent = true;
+      stream.respond(this.responseHeaders(header), { waitForTrailers: true });
+      stream.once("wantTrailers", () => {
+        stream.sendTrailers(toObject(trailer, { "grpc-status": "0" }));
+      });
+      stream.end(frame);
+    }
     this.end(callEnded);
   }
 
@@ -207,7 +233,7 @@ class Call {
     const stream = this.stream;
     // The call's end (client gone, deadline) ends the wait for the next message too.
     const messages = stopStreamOn(res.message, (stop) => {
-      const signal = this.controller.signal;
+      const signal = this.signal;
       const onAbort = () => stop(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
       return () => signal.removeEventListener("abort", onAbort);
@@ -232,7 +258,7 @@ class Call {
   }
 
   /** Ends the call with `error`, or with success and `trailer`; later calls do nothing. */
-  finish(error: unknown, trailer: Headers = this.context.responseTrailer): void {
+  finish(error: unknown, trailer: Headers = this.responseTrailer): void {
     if (this.ended) return;
     const stream = this.stream;
     const status = error === undefined ? undefined : toConnectError(error);
@@ -242,7 +268,7 @@ class Call {
     if (!this.headersSent) {
       // Trailers-only: the status goes with the headers, and nothing follows.
       this.headersSent = true;
-      stream.respond(toObject(fields, this.responseHeaders(this.context.responseHeader)), {
+      stream.respond(toObject(fields, this.responseHeaders(this.responseHeader)), {
         endStream: true,
       });
     } else {
@@ -255,13 +281,84 @@ class Call {
 
   private end(reason: ConnectError): void {
     this.ended = true;
-    this.onEnd();
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    this.endReason = reason;
+    clearTimeout(this.timer);
+    const controller = this.controller;
+    if (controller !== undefined && !controller.signal.aborted) controller.abort(reason);
+  }
+
+  /** Ends the call when its client goes away (closes or resets the stream) before it is answered. */
+  private watchClient(): void {
+    if (this.watchingClient) return;
+    this.watchingClient = true;
+    if (this.stream.closed) {
+      this.end(clientGone);
+      return;
+    }
+    this.stream.once("close", () => {
+      if (!this.ended) this.end(clientGone);
+    });
   }
 
   private responseHeaders(header: Headers): Record<string, string | number> {
     return toObject(header, { ":status": 200, "content-type": this.contentType });
   }
+}
+
+/**
+ * The context a handler (and the request gate) runs with: the call's, with the request header,
+ * signal and context values the interceptors passed on in `req`.
+ */
+class CallContext implements HandlerContext {
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  private readonly call: Call;
+  private readonly req: RequestParts;
+
+  constructor(call: Call, req: RequestParts) {
+    this.call = call;
+    this.req = req;
+    this.method = call.method;
+    this.service = call.method.parent;
+  }
+
+  get signal(): AbortSignal {
+    return this.req.signal;
+  }
+
+  get requestHeader(): Headers {
+    return this.req.header;
+  }
+
+  get values(): ContextValues {
+    return this.req.contextValues;
+  }
+
+  get responseHeader(): Headers {
+    return this.call.responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    return this.call.responseTrailer;
+  }
+
+  get url(): string {
+    return this.call.url;
+  }
+
+  timeoutMs(): number | undefined {
+    const deadline = this.call.deadline;
+    return deadline === undefined ? undefined : deadline - Date.now();
+  }
+}
+
+/** What of a request (as the interceptors passed it on) a handler's context is made of. */
+interface RequestParts {
+  header: Headers;
+  signal: AbortSignal;
+  contextValues: ContextValues;
 }
 
 /**
@@ -377,55 +474,50 @@ function frameOf(schema: DescMessage, message: unknown, maxMessageBytes: number)
   return frame;
 }
 
-async function invokeUnary(
+function invokeUnary(
   spec: Extract<ServedSpec, { kind: "unary" }>,
-  context: HandlerContext,
+  call: Call,
   input: unknown,
   interceptors: readonly Interceptor[],
 ): Promise<UnaryResponse> {
-  const handler = async (req: HandlerRequest<unknown>) => ({
+  const handler = async (req: RequestParts & { message: unknown }) => ({
     stream: false as const,
     service: spec.method.parent,
     method: spec.method,
-    header: context.responseHeader,
-    trailer: context.responseTrailer,
+    header: call.responseHeader,
+    trailer: call.responseTrailer,
     message: create(
       spec.method.output,
-      await spec.impl(req.message as never, handlerContext(context, req)),
+      await spec.impl(req.message as never, new CallContext(call, req)),
     ),
   });
-  const res = await chain(
-    interceptors,
-    handler,
-  )({ ...requestOf(context), stream: false, message: input });
-  return res as UnaryResponse;
+  return chain(interceptors, handler)(requestOf(call, false, input)) as Promise<UnaryResponse>;
 }
 
-async function invokeServerStreaming(
+function invokeServerStreaming(
   spec: Extract<ServedSpec, { kind: "server_streaming" }>,
-  context: HandlerContext,
+  call: Call,
   input: unknown,
   interceptors: readonly Interceptor[],
 ): Promise<StreamResponse> {
-  const handler = async (req: HandlerRequest<AsyncIterable<unknown>>) => {
+  const handler = async (req: RequestParts & { message: AsyncIterable<unknown> }) => {
     const first = await req.message[Symbol.asyncIterator]().next();
     return {
       stream: true as const,
       service: spec.method.parent,
       method: spec.method,
-      header: context.responseHeader,
-      trailer: context.responseTrailer,
+      header: call.responseHeader,
+      trailer: call.responseTrailer,
       message: spec.impl(
         first.value as never,
-        handlerContext(context, req),
+        new CallContext(call, req),
       ) as AsyncIterable<unknown>,
     };
   };
-  const res = await chain(
+  return chain(
     interceptors,
     handler,
-  )({ ...requestOf(context), stream: true, message: single(input) });
-  return res as StreamResponse;
+  )(requestOf(call, true, single(input))) as Promise<StreamResponse>;
 }
 
 /** `handler` wrapped in `interceptors`, the first outermost, as connect-es applies them. */
@@ -437,32 +529,38 @@ function chain(interceptors: readonly Interceptor[], handler: unknown) {
   return next as (req: unknown) => Promise<UnaryResponse | StreamResponse>;
 }
 
-function requestOf(context: HandlerContext) {
-  return {
-    service: context.service,
-    method: context.method,
-    requestMethod: context.requestMethod,
-    url: context.url,
-    signal: context.signal,
-    header: context.requestHeader,
-    contextValues: context.values,
+const callOfRequest = Symbol("call");
+
+// The request's signal and URL are read from its call when asked for, also when an interceptor
+// copies the request ({ ...req }): own enumerable getters, shared by every request.
+const lazyRequestFields: PropertyDescriptorMap = {
+  signal: {
+    get(this: { [callOfRequest]: Call }) {
+      return this[callOfRequest].signal;
+    },
+    enumerable: true,
+  },
+  url: {
+    get(this: { [callOfRequest]: Call }) {
+      return this[callOfRequest].url;
+    },
+    enumerable: true,
+  },
+};
+
+/** The request the interceptors see, as connect-es makes it. */
+function requestOf(call: Call, stream: boolean, message: unknown) {
+  const req = {
+    stream,
+    service: call.method.parent,
+    method: call.method,
+    requestMethod: "POST",
+    header: call.header,
+    contextValues: call.contextValues,
+    message,
+    [callOfRequest]: call,
   };
-}
-
-/** What of a request (as the interceptors passed it on) the implementation is called with. */
-interface HandlerRequest<M> {
-  message: M;
-  header: Headers;
-  signal: AbortSignal;
-  contextValues: ContextValues;
-}
-
-/** The handler's context, with what the interceptors changed in the request. */
-function handlerContext(
-  context: HandlerContext,
-  req: Omit<HandlerRequest<unknown>, "message">,
-): HandlerContext {
-  return { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
+  return Object.defineProperties(req, lazyRequestFields);
 }
 
 function single<T>(value: T): AsyncIterable<T> {
@@ -488,17 +586,6 @@ function toConnectError(error: unknown): ConnectError {
 
 function header(value: string | string[] | undefined): string | null {
   return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
-}
-
-function requestHeaders(headers: IncomingHttpHeaders): Headers {
-  const result = new Headers();
-  for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[name];
-    if (typeof value === "string") result.append(name, value);
-    else if (Array.isArray(value)) for (const item of value) result.append(name, item);
-  }
-  return result;
 }
 
 function toObject(

@@ -27,6 +27,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 // What the handlers saw, for the tests to look at.
 const seen = {
   slowSignal: undefined as AbortSignal | undefined,
+  answeredSignal: undefined as AbortSignal | undefined,
+  lateSignal: undefined as AbortSignal | undefined,
   watchSignals: [] as AbortSignal[],
   intercepted: [] as string[],
 };
@@ -55,6 +57,14 @@ before(async () => {
               seen.slowSignal = context.signal;
               await new Promise((resolve) => setTimeout(resolve, 3_000));
               return { user: { id: "slow" } };
+            case "answered":
+              seen.answeredSignal = context.signal;
+              return { user: { id: "answered" } };
+            case "late":
+              // Looks at its signal only once its client has gone.
+              await new Promise((resolve) => setTimeout(resolve, 300));
+              seen.lateSignal = context.signal;
+              return { user: { id: "late" } };
             case "missing":
               throw new ConnectError("no user missing", Code.NotFound, { "x-why": "absent" });
             case "crash":
@@ -274,6 +284,35 @@ describe("unary calls over gRPC", () => {
       message: "the handler's signal was never aborted",
     });
     assert.equal(ConnectError.from(seen.slowSignal?.reason).code, Code.DeadlineExceeded);
+  });
+
+  test("a handler's signal aborts once its call is answered", async () => {
+    const client = grpcJsClient();
+    const { error } = await grpcJsUnary(client, { id: "answered" });
+    client.close();
+    assert.equal(error, null);
+    await waitFor(() => seen.answeredSignal?.aborted === true, {
+      message: "the signal of an answered call never aborted",
+    });
+    assert.equal(ConnectError.from(seen.answeredSignal?.reason).code, Code.Canceled);
+  });
+
+  test("a handler that looks at its signal after its client has gone finds it aborted", async () => {
+    const session = http2.connect(`http://${address()}`);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": getUserPath,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    stream.on("error", () => {});
+    stream.end(envelope(getUserBytes("late")));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    await waitFor(() => seen.lateSignal !== undefined, { message: "the handler never went on" });
+    session.close();
+    assert.equal(seen.lateSignal?.aborted, true);
+    assert.equal(ConnectError.from(seen.lateSignal?.reason).code, Code.Canceled);
   });
 
   test("a timeout above the server's maximum is invalid_argument", async () => {

@@ -1,0 +1,96 @@
+import type { IncomingHttpHeaders } from "node:http2";
+
+/**
+ * A request's headers as Web `Headers`, read straight from the object Node parsed them into until
+ * something asks for more than `get` or `has`; then they are copied into a `Headers`, once, which
+ * answers from then on. Building a `Headers` validates and copies every header of every call,
+ * where most calls only look up two or three (content type, timeout, authorization).
+ * Pseudo-headers (`:path`, ...) are not headers and are left out, as connect-node leaves them out.
+ * It is not `instanceof Headers`; nothing that reads request headers here asks.
+ */
+export class IncomingHeaders implements Headers {
+  #incoming: IncomingHttpHeaders | undefined;
+  #copy: Headers | undefined;
+
+  constructor(incoming: IncomingHttpHeaders) {
+    this.#incoming = incoming;
+  }
+
+  get(name: string): string | null {
+    const incoming = this.#incoming;
+    if (incoming === undefined) return this.#headers().get(name);
+    return lookUp(incoming, name) ?? null;
+  }
+
+  has(name: string): boolean {
+    const incoming = this.#incoming;
+    if (incoming === undefined) return this.#headers().has(name);
+    return lookUp(incoming, name) !== undefined;
+  }
+
+  set(name: string, value: string): void {
+    this.#headers().set(name, value);
+  }
+
+  append(name: string, value: string): void {
+    this.#headers().append(name, value);
+  }
+
+  delete(name: string): void {
+    this.#headers().delete(name);
+  }
+
+  getSetCookie(): string[] {
+    return this.#headers().getSetCookie();
+  }
+
+  forEach(
+    callback: (value: string, key: string, parent: Headers) => void,
+    thisArg?: unknown,
+  ): void {
+    this.#headers().forEach((value, key) => {
+      callback.call(thisArg, value, key, this);
+    });
+  }
+
+  entries(): ReturnType<Headers["entries"]> {
+    return this.#headers().entries();
+  }
+
+  keys(): ReturnType<Headers["keys"]> {
+    return this.#headers().keys();
+  }
+
+  values(): ReturnType<Headers["keys"]> {
+    return this.#headers().values();
+  }
+
+  [Symbol.iterator](): ReturnType<Headers["entries"]> {
+    return this.#headers().entries();
+  }
+
+  #headers(): Headers {
+    if (this.#copy === undefined) {
+      const copy = new Headers();
+      const incoming = this.#incoming ?? {};
+      for (const name in incoming) {
+        if (name.charCodeAt(0) === colon) continue;
+        const value = incoming[name];
+        if (typeof value === "string") copy.append(name, value);
+        else if (Array.isArray(value)) for (const item of value) copy.append(name, item);
+      }
+      this.#copy = copy;
+      this.#incoming = undefined;
+    }
+    return this.#copy;
+  }
+}
+
+const colon = 58;
+
+function lookUp(incoming: IncomingHttpHeaders, name: string): string | undefined {
+  const key = name.toLowerCase();
+  if (key.charCodeAt(0) === colon) return undefined;
+  const value = incoming[key];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
