@@ -491,7 +491,10 @@ function invokeUnary(
       await spec.impl(req.message as never, new CallContext(call, req)),
     ),
   });
-  return chain(interceptors, handler)(requestOf(call, false, input)) as Promise<UnaryResponse>;
+  return chain(
+    interceptors,
+    handler,
+  )(new CallRequest(call, false, input)) as Promise<UnaryResponse>;
 }
 
 function invokeServerStreaming(
@@ -517,7 +520,7 @@ function invokeServerStreaming(
   return chain(
     interceptors,
     handler,
-  )(requestOf(call, true, single(input))) as Promise<StreamResponse>;
+  )(new CallRequest(call, true, single(input))) as Promise<StreamResponse>;
 }
 
 /** `handler` wrapped in `interceptors`, the first outermost, as connect-es applies them. */
@@ -531,36 +534,45 @@ function chain(interceptors: readonly Interceptor[], handler: unknown) {
 
 const callOfRequest = Symbol("call");
 
-// The request's signal and URL are read from its call when asked for, also when an interceptor
-// copies the request ({ ...req }): own enumerable getters, shared by every request.
-const lazyRequestFields: PropertyDescriptorMap = {
-  signal: {
-    get(this: { [callOfRequest]: Call }) {
-      return this[callOfRequest].signal;
-    },
-    enumerable: true,
+// A request's signal and URL are read from its call when asked for, also when an interceptor copies
+// the request ({ ...req }): own enumerable getters, the same two for every request.
+const signalField = {
+  get(this: CallRequest) {
+    return this[callOfRequest].signal;
   },
-  url: {
-    get(this: { [callOfRequest]: Call }) {
-      return this[callOfRequest].url;
-    },
-    enumerable: true,
+  enumerable: true,
+};
+const urlField = {
+  get(this: CallRequest) {
+    return this[callOfRequest].url;
   },
+  enumerable: true,
 };
 
-/** The request the interceptors see, as connect-es makes it. */
-function requestOf(call: Call, stream: boolean, message: unknown) {
-  const req = {
-    stream,
-    service: call.method.parent,
-    method: call.method,
-    requestMethod: "POST",
-    header: call.header,
-    contextValues: call.contextValues,
-    message,
-    [callOfRequest]: call,
-  };
-  return Object.defineProperties(req, lazyRequestFields);
+/** The request the interceptors see, with the fields connect-es gives it. */
+class CallRequest {
+  readonly stream: boolean;
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly requestMethod = "POST";
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+  readonly message: unknown;
+  readonly [callOfRequest]: Call;
+  declare readonly signal: AbortSignal;
+  declare readonly url: string;
+
+  constructor(call: Call, stream: boolean, message: unknown) {
+    this.stream = stream;
+    this.service = call.method.parent;
+    this.method = call.method;
+    this.header = call.header;
+    this.contextValues = call.contextValues;
+    this.message = message;
+    this[callOfRequest] = call;
+    Object.defineProperty(this, "signal", signalField);
+    Object.defineProperty(this, "url", urlField);
+  }
 }
 
 function single<T>(value: T): AsyncIterable<T> {
