@@ -157,10 +157,12 @@ export const defaultRetention: Retention = { minCount: 10_000, minAgeMs: 24 * 60
  * truth, so a lost notification or a dropped listener connection costs latency, never events: a
  * poll every `pollIntervalMs` catches up meanwhile, and postgres.js re-subscribes by itself.
  *
- * One reader per process reads each new change once into a window of the most recent
- * `windowSize` changes, from which every watch is served; a watch that falls behind the window
- * reads the log itself until it catches up. So memory is bounded by the window, not by the number
- * or the slowness of the watchers, and a slow watcher loses nothing.
+ * While anyone watches, one reader per process reads each new change once into a window of the
+ * most recent `windowSize` changes (up to half as many again between trims), from which every
+ * watch is served; a watch that falls behind the window reads the log itself until it catches
+ * up. So memory is bounded by the window, not by the number or the slowness of the watchers, and
+ * a slow watcher loses nothing. With no watch open, a change costs the feed nothing but its
+ * notification.
  */
 export async function createChangeFeed(options: {
   sql: Sql;
@@ -186,6 +188,8 @@ export async function createChangeFeed(options: {
   let window: ChangeRecord[] = [];
   let reading: Promise<void> | undefined;
   let closed = false;
+  /** Watches following the feed in this process: with none, nothing is read ahead. */
+  let watching = 0;
 
   async function readLatest(): Promise<bigint> {
     const [row] = await monitor<{ last: bigint }[]>`
@@ -208,8 +212,9 @@ export async function createChangeFeed(options: {
         while (read < committed && !closed) {
           const rows = await readRange(read, committed, 1_000);
           if (rows.length === 0) break;
-          window = window.concat(rows);
-          if (window.length > windowSize) window = window.slice(window.length - windowSize);
+          for (const row of rows) window.push(row);
+          // Trimmed in steps, so that each change is copied a bounded number of times.
+          if (window.length > windowSize * 1.5) window = window.slice(window.length - windowSize);
           read = rows.at(-1)?.revision ?? read;
           for (const wake of waiters) wake();
         }
@@ -227,7 +232,15 @@ export async function createChangeFeed(options: {
 
   const advance = (revision: bigint) => {
     if (revision > committed) committed = revision;
-    if (committed > read) void catchUp();
+    if (committed <= read) return;
+    if (watching === 0 && reading === undefined) {
+      // Nobody follows the feed, so nothing is read ahead: the next watch reads the log itself
+      // from its start revision, and the window fills again from then on.
+      window = [];
+      read = committed;
+      return;
+    }
+    void catchUp();
   };
   const listener = await sql.listen(
     channelOf(schema),
@@ -280,9 +293,11 @@ export async function createChangeFeed(options: {
 
   async function* watch(watch: WatchOptions): AsyncGenerator<WatchBatch> {
     activeWatches.inc({ schema });
+    watching++;
     try {
       yield* follow(watch);
     } finally {
+      watching--;
       activeWatches.dec({ schema });
     }
   }

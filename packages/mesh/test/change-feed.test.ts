@@ -213,3 +213,38 @@ test("an idle watch gets a first response at once and heartbeats carrying the cu
     await feed.close();
   }
 });
+
+test("with no watch open the feed reads nothing ahead; a watch opened later still gets every change", async () => {
+  // Counts the feed's reads of the log (the reader and the watches); the polls and the listener
+  // go through the same connection pool but are not reads of changes.
+  let reads = 0;
+  const counting = new Proxy(sql, {
+    apply(target, self, args: unknown[]) {
+      const strings = args[0];
+      if (Array.isArray(strings) && strings.join("").includes("entity_id as")) reads++;
+      return Reflect.apply(target, self, args);
+    },
+  });
+  const feed = await createChangeFeed({ sql: counting, schema, logger });
+  try {
+    const start = feed.latestRevision();
+    await write(200, 0, 1_000);
+    const deadline = Date.now() + 10_000;
+    while (feed.latestRevision() < start + 200n && Date.now() < deadline) await sleep(20);
+    assert.equal(feed.latestRevision(), start + 200n, "the feed heard of every change");
+    assert.equal(reads, 0, "the log was read with nobody watching");
+
+    const received = await collect(feed, start, 200);
+    assertContiguous(received, start + 1n);
+    assert.ok(reads > 0);
+
+    // With a watch open, the reader reads each new change once for everyone.
+    const readsBefore = reads;
+    const watching = collect(feed, start + 200n, 50);
+    await write(50, 1, 1_000);
+    assertContiguous(await watching, start + 201n);
+    assert.ok(reads > readsBefore);
+  } finally {
+    await feed.close();
+  }
+});
