@@ -30,6 +30,18 @@ export function createOrderStore(
 
   // Pending and compensating orders were never acknowledged: no read shows them.
   const acknowledged = inArray(orders.status, ["confirmed", "cancelled"]);
+  // The lookups of GetOrder and of every CreateOrder with a request id, built once and prepared
+  // on each connection by the driver, rather than built and planned for every call.
+  const byId = db
+    .select()
+    .from(orders)
+    .where(and(eq(orders.id, sql.placeholder("id")), acknowledged))
+    .prepare("orders_by_id");
+  const byRequestId = db
+    .select()
+    .from(orders)
+    .where(eq(orders.requestId, sql.placeholder("requestId")))
+    .prepare("orders_by_request_id");
 
   return {
     async begin(order: PendingOrder) {
@@ -129,15 +141,12 @@ export function createOrderStore(
     },
 
     async get(id) {
-      const [row] = await db
-        .select()
-        .from(orders)
-        .where(and(eq(orders.id, id), acknowledged));
+      const [row] = await byId.execute({ id });
       return row && toOrder(row);
     },
 
     async findByRequestId(requestId) {
-      const [row] = await db.select().from(orders).where(eq(orders.requestId, requestId));
+      const [row] = await byRequestId.execute({ requestId });
       return row && recordedOf(row);
     },
 

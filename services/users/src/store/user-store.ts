@@ -27,6 +27,13 @@ export function createUserStore(
 ): UserRepository {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
+  // The lookup every GetUser makes (and every order, through GetUser), built once and prepared
+  // on each connection by the driver, rather than built and planned for every call.
+  const byId = db
+    .select()
+    .from(users)
+    .where(eq(users.id, sql.placeholder("id")))
+    .prepare("users_by_id");
 
   return {
     async insert(newUsers: readonly NewUser[]) {
@@ -50,7 +57,7 @@ export function createUserStore(
     },
 
     async get(id) {
-      const [row] = await db.select().from(users).where(eq(users.id, id));
+      const [row] = await byId.execute({ id });
       return row && toUser(row);
     },
 
