@@ -1,10 +1,13 @@
 // The database limit of CreateOrder: the statements the three services issue for one order,
-// captured from PostgreSQL's statement log and issued here directly with the same driver
-// (postgres.js, one pool of 10 per service as the services have), in the same order and
-// transactions, at the same concurrency. JSON parameters go as objects, serialised by the driver
-// (drizzle serialises them itself and sends text: the same bytes reach the server). Run in a child process by bench/scenarios/create-order.ts;
-// prints one JSON line with the closed-loop result.
+// captured from PostgreSQL's statement log (the change log's append is the runtime's own
+// `appendStatement`) and issued here directly with the same driver (postgres.js, one pool of 10
+// per service as the services have, statements prepared as the driver does by default), in the
+// same order and transactions, at the same concurrency. JSON parameters go as objects, serialised
+// by the driver (drizzle serialises them itself and sends text: the same bytes reach the server).
+// Run in a child process by bench/scenarios/create-order.ts; prints one JSON line with the
+// closed-loop result.
 import { createHash, randomUUID } from "node:crypto";
+import { appendStatement } from "@shop/mesh";
 import postgres from "postgres";
 import { closedLoop } from "./closed-loop.ts";
 
@@ -38,18 +41,8 @@ const findReservation = `select "order_id", "status", "items", "create_time", "r
 const insertReservation = `insert into "inventory"."reservations" ("order_id", "status", "items", "create_time", "release_time") values ($1, $2, $3, default, default)`;
 const reserveProduct = `update "inventory"."products" set "stock" = "inventory"."products"."stock" + $1, "reserved" = "inventory"."products"."reserved" - $2, "version" = "inventory"."products"."version" + 1 where "inventory"."products"."sku" = $3 and "inventory"."products"."stock" >= $4 returning "sku", "name", "price_cents", "stock", "reserved", "version"`;
 const confirmOrder = `update "orders"."orders" set "items" = $1, "total_cents" = $2, "status" = $3, "create_time" = now(), "update_time" = now() where ("orders"."orders"."id" = $4 and "orders"."orders"."status" = $5) returning ${orderColumns}`;
-const appendChange = (schema: string) => `
-    with base as (select coalesce(max(revision), 0) as last from "${schema}".changes),
-    added as (
-      insert into "${schema}".changes (revision, entity_id, type, data, partition)
-      select base.last + v.ord, v.entity_id, v.type, v.data, v.partition
-      from base, (values ($1::bigint, $2::text, $3::text, $4::jsonb, $5::text)) as v(ord, entity_id, type, data, partition)
-      returning revision
-    )
-    select (select min(revision) from added)::text as first,
-           pg_notify($6, (select max(revision) from added)::text)`;
-const appendInventoryChange = appendChange("inventory");
-const appendOrderChange = appendChange("orders");
+const appendInventoryChange = appendStatement("inventory");
+const appendOrderChange = appendStatement("orders");
 
 type Row = Record<string, unknown>;
 
@@ -92,11 +85,10 @@ async function placeOrder(n: number): Promise<void> {
       version: String(row.version),
     };
     await tx.unsafe(appendInventoryChange, [
-      "1",
-      sku,
-      "updated",
-      data as postgres.JSONValue,
-      null,
+      [sku],
+      ["updated"],
+      [JSON.stringify(data)],
+      [null],
       "inventory_changes",
     ]);
     return row;
@@ -124,11 +116,10 @@ async function placeOrder(n: number): Promise<void> {
       requestId,
     };
     await tx.unsafe(appendOrderChange, [
-      "1",
-      id,
-      "created",
-      data as postgres.JSONValue,
-      userId,
+      [id],
+      ["created"],
+      [JSON.stringify(data)],
+      [userId],
       "orders_changes",
     ]);
   });

@@ -68,30 +68,66 @@ export async function appendChanges(
   changes: readonly NewChange[],
 ): Promise<bigint[]> {
   if (changes.length === 0) return [];
-  const table = drizzleSql.raw(`"${schema}".changes`);
+  const connection = connectionOf(tx);
   // The lock must be its own statement: a statement's snapshot is taken when it starts, so reading
   // max(revision) in the same statement that waits for the lock would miss the previous holder's
   // commit.
-  await tx.execute(drizzleSql`select pg_advisory_xact_lock(hashtext(${`changes:${schema}`}))`);
-  const values = changes.map(
-    (change, i) =>
-      drizzleSql`(${i + 1}::bigint, ${change.entityId}::text, ${change.type}::text, ${JSON.stringify(change.data)}::jsonb, ${change.partition ?? null}::text)`,
-  );
+  await lockTransaction(tx, `changes:${schema}`);
   // Numbering, inserting and notifying in one statement keeps the lock for one round trip.
-  const [row] = (await tx.execute(drizzleSql`
-    with base as (select coalesce(max(revision), 0) as last from ${table}),
+  const [row] = await connection.unsafe<{ first: string }[]>(
+    appendStatement(schema),
+    [
+      changes.map((change) => change.entityId),
+      changes.map((change) => change.type),
+      changes.map((change) => JSON.stringify(change.data)),
+      changes.map((change) => change.partition ?? null),
+      channelOf(schema),
+    ],
+    { prepare: true },
+  );
+  const first = BigInt(row?.first ?? "0");
+  return changes.map((_, i) => first + BigInt(i));
+}
+
+/**
+ * Takes a transaction-scoped advisory lock on `key` in the caller's transaction: it is held until
+ * the transaction ends.
+ */
+export async function lockTransaction(tx: AnyPgDatabase, key: string): Promise<void> {
+  await connectionOf(tx).unsafe("select pg_advisory_xact_lock(hashtext($1))", [key], {
+    prepare: true,
+  });
+}
+
+/**
+ * The one statement that numbers, records and announces a batch of changes: the same text for any
+ * batch (the changes go as arrays), so the driver prepares it once per connection.
+ */
+export function appendStatement(schema: string): string {
+  return `
+    with base as (select coalesce(max(revision), 0) as last from "${schema}".changes),
     added as (
-      insert into ${table} (revision, entity_id, type, data, partition)
-      select base.last + v.ord, v.entity_id, v.type, v.data, v.partition
-      from base, (values ${drizzleSql.join(values, drizzleSql`, `)}) as v(ord, entity_id, type, data, partition)
+      insert into "${schema}".changes (revision, entity_id, type, data, partition)
+      select base.last + v.ord, v.entity_id, v.type, v.data::jsonb, v.partition
+      from base, unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        with ordinality as v(entity_id, type, data, partition, ord)
       returning revision
     )
     select (select min(revision) from added)::text as first,
-           pg_notify(${channelOf(schema)}, (select max(revision) from added)::text)`)) as unknown as {
-    first: string;
-  }[];
-  const first = BigInt(row?.first ?? "0");
-  return changes.map((_, i) => first + BigInt(i));
+           pg_notify($5, (select max(revision) from added)::text)`;
+}
+
+/**
+ * The postgres.js connection a drizzle transaction runs on. drizzle sends the statements it
+ * builds unprepared; the change log's are the same text every time, so they go to the driver
+ * directly and are parsed and planned once per connection.
+ */
+function connectionOf(tx: AnyPgDatabase): Sql {
+  const client = (tx as unknown as { session?: { client?: unknown } }).session?.client;
+  if (typeof client !== "function") {
+    throw new Error("expected a drizzle postgres-js database or transaction");
+  }
+  return client as Sql;
 }
 
 /** The revision the caller's transaction sees: all changes up to it are visible, none after. */

@@ -9,12 +9,14 @@ export {
 export { type CallContext, createCallContextInterceptor, currentCall } from "./call-context.ts";
 export {
   appendChanges,
+  appendStatement,
   type ChangeFeed,
   type ChangeRecord,
   type ChangeType,
   changeLogTable,
   createChangeFeed,
   defaultRetention,
+  lockTransaction,
   type NewChange,
   type Retention,
   revisionOf,

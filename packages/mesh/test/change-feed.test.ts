@@ -248,3 +248,34 @@ test("with no watch open the feed reads nothing ahead; a watch opened later stil
     await feed.close();
   }
 });
+
+test("a batch of changes keeps its order and its data exactly, whatever characters it holds", async () => {
+  const feed = await createChangeFeed({ sql, schema, logger });
+  try {
+    const start = feed.latestRevision();
+    const awkward = [
+      'quote " and \\ backslash',
+      "{braces}, commas, 'apostrophes'",
+      "ünïcödé ✓",
+      "",
+    ];
+    const changes = awkward.map((text, i) => ({
+      entityId: `batch-${i} "${text}"`,
+      type: "updated" as const,
+      data: { text, nested: { list: [text, i] } },
+      partition: i % 2 === 0 ? null : `p "${i}"`,
+    }));
+    const revisions = await db().transaction((tx) => appendChanges(tx, schema, changes));
+    assert.deepEqual(
+      revisions,
+      changes.map((_, i) => start + 1n + BigInt(i)),
+    );
+    const received = await collect(feed, start, changes.length);
+    assert.deepEqual(
+      received.map(({ entityId, type, data, partition }) => ({ entityId, type, data, partition })),
+      changes,
+    );
+  } finally {
+    await feed.close();
+  }
+});

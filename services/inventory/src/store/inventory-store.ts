@@ -3,6 +3,7 @@ import {
   type ChangeFeed,
   type ChangeRecord,
   type Database,
+  lockTransaction,
   revisionOf,
 } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
@@ -130,7 +131,7 @@ export function createInventoryStore(
     async reserve(orderId, items) {
       return db.transaction(async (tx) => {
         // Concurrent reservations for one order wait for each other, so that exactly one holds.
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`reserve:${orderId}`}))`);
+        await lockTransaction(tx, `reserve:${orderId}`);
         const [existing] = await tx
           .select()
           .from(reservations)
@@ -196,7 +197,7 @@ export function createInventoryStore(
 
     async seed(catalog: readonly NewProduct[]) {
       await db.transaction(async (tx) => {
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`seed:${schema}`}))`);
+        await lockTransaction(tx, `seed:${schema}`);
         const [existing] = await tx.select({ n: count() }).from(products);
         if ((existing?.n ?? 0) > 0 || catalog.length === 0) return;
         const rows = await tx
