@@ -8,10 +8,11 @@ import {
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge } from "prom-client";
 import { currentCall } from "./call-context.ts";
+import { createGrpcUnaryCaller } from "./grpc-client.ts";
 import { processRegistry } from "./metrics.ts";
 import { startClientSpan } from "./tracing.ts";
 
@@ -123,14 +124,21 @@ export function createUpstream<T extends DescService>(
     .split(",")
     .map((url) => url.trim())
     .filter(Boolean)
-    .map((baseUrl) => ({
-      baseUrl,
-      transport: createGrpcTransport({
+    .map((baseUrl) => {
+      // One HTTP/2 connection per address, shared by unary calls (the runtime's own gRPC client)
+      // and streams (connect-node's transport).
+      const sessionManager = new Http2SessionManager(baseUrl);
+      return {
         baseUrl,
-        interceptors: credentials ? [withCredentials(credentials)] : [],
-      }),
-      downUntil: 0,
-    }));
+        unary: createGrpcUnaryCaller({ baseUrl, sessionManager }),
+        transport: createGrpcTransport({
+          baseUrl,
+          sessionManager,
+          interceptors: credentials ? [withCredentials(credentials)] : [],
+        }),
+        downUntil: 0,
+      };
+    });
   if (addresses.length === 0) throw new Error(`no address for upstream ${options.name}`);
   let turn = 0;
   const pick = () => {
@@ -210,7 +218,7 @@ export function createUpstream<T extends DescService>(
   };
 
   const transport: Transport = {
-    unary(method, signal, timeoutMs, header, input, contextValues) {
+    unary(method, signal, timeoutMs, header, input) {
       const { deadline, signal: callSignal } = budget(timeoutMs, signal);
       const repeatable =
         method.idempotency === Idempotency.NO_SIDE_EFFECTS ||
@@ -219,18 +227,11 @@ export function createUpstream<T extends DescService>(
       deposit(retry.budgetRatio);
       const span = startClientSpan(service.typeName, method.name, options.name, header);
       const call = throughBreaker(async () => {
+        if (credentials) span.header.set("authorization", `Bearer ${await credentials()}`);
         for (let attempt = 1; ; attempt++) {
           const address = pick();
           try {
-            const response = await address.transport.unary(
-              method,
-              callSignal,
-              remaining(deadline),
-              span.header,
-              input,
-              contextValues,
-            );
-            return response;
+            return await address.unary(method, callSignal, remaining(deadline), span.header, input);
           } catch (error) {
             if (!isTransient(error, callSignal)) throw error;
             address.downUntil = Date.now() + 1_000;

@@ -1,0 +1,304 @@
+import * as http2 from "node:http2";
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  fromBinary,
+  type MessageInitShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
+
+// Unary gRPC calls of the mesh's outbound clients, written straight to an HTTP/2 stream of
+// connect-node's session manager (which keeps the connection: connects, pings, reconnects).
+// connect-node's gRPC transport runs each call through its streaming machinery (a pipeline of
+// async iterables, a Web request and response, an AbortController and a DOMException per call);
+// service-to-service calls are almost all unary, and that machinery cost more CPU per order
+// than the calls' own work (bench/README.md). Streams still go through connect-node's transport,
+// on the same session. This is the client-side counterpart of grpc-path.ts; no library offers a
+// leaner unary call that plugs into connect-es's clients, hence this code.
+
+/** One unary call: what connect-es's `Transport.unary` gets, without its context values. */
+export type UnaryCaller = <I extends DescMessage, O extends DescMessage>(
+  method: DescMethodUnary<I, O>,
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+  header: Headers,
+  input: MessageInitShape<I>,
+) => Promise<UnaryResponse<I, O>>;
+
+const envelopeHeaderBytes = 5;
+// The largest timeout the grpc-timeout header carries in milliseconds (8 digits).
+const maxTimeoutMs = 99_999_999;
+
+/** Creates the unary caller of one upstream address. */
+export function createGrpcUnaryCaller(options: {
+  baseUrl: string;
+  sessionManager: Http2SessionManager;
+}): UnaryCaller {
+  const prefix = new URL(options.baseUrl).pathname.replace(/\/+$/, "");
+  const { sessionManager } = options;
+  return async <I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: Headers,
+    input: MessageInitShape<I>,
+  ): Promise<UnaryResponse<I, O>> => {
+    if (signal?.aborted) throw abortError(signal);
+    const headers: http2.OutgoingHttpHeaders = {
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+    };
+    if (timeoutMs !== undefined) {
+      headers["grpc-timeout"] = `${Math.min(maxTimeoutMs, Math.max(1, Math.ceil(timeoutMs)))}m`;
+    }
+    header.forEach((value, name) => {
+      headers[name] = value;
+    });
+    const body = envelope(toBinary(method.input, create(method.input, input)));
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = await sessionManager.request(
+        "POST",
+        `${prefix}/${method.parent.typeName}/${method.name}`,
+        headers,
+        {},
+      );
+    } catch (error) {
+      throw connectionError(error);
+    }
+    return exchange(sessionManager, stream, method, body, signal, timeoutMs) as Promise<
+      UnaryResponse<I, O>
+    >;
+  };
+}
+
+/** Sends `body` on `stream` and reads the answer: headers, one message, trailers. */
+function exchange(
+  sessionManager: Http2SessionManager,
+  stream: http2.ClientHttp2Stream,
+  method: DescMethodUnary,
+  body: Buffer,
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+): Promise<UnaryResponse> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let responseHeaders: http2.IncomingHttpHeaders | undefined;
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => fail(abortError(signal as AbortSignal));
+    const cleanUp = () => {
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const fail = (error: ConnectError) => {
+      if (settled) return;
+      cleanUp();
+      // The call is over for this side: the stream is cancelled if it is still open.
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      reject(error);
+    };
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => fail(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+        timeoutMs,
+      );
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+
+    stream.on("response", (headers) => {
+      responseHeaders = headers;
+    });
+    stream.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      sessionManager.notifyResponseByteRead(stream);
+    });
+    stream.on("trailers", (fields) => {
+      trailers = fields;
+    });
+    stream.on("error", (error: Error) => fail(connectionError(error)));
+    stream.on("close", () => {
+      if (settled) return;
+      const reset =
+        stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+      if (responseHeaders === undefined || (reset && trailers === undefined)) {
+        // Reset (or the connection lost) before the answer was complete.
+        fail(streamClosedError(stream.rstCode));
+        return;
+      }
+      try {
+        const message = answer(method, responseHeaders, trailers, chunks);
+        cleanUp();
+        resolve({
+          stream: false,
+          service: method.parent,
+          method,
+          header: toHeaders(responseHeaders),
+          trailer: toHeaders(trailers ?? {}),
+          message: message as UnaryResponse["message"],
+        });
+      } catch (error) {
+        fail(ConnectError.from(error, Code.Internal));
+      }
+    });
+    stream.end(body);
+  });
+}
+
+/** The response message, or the error the answer carries, as connect-es reads a gRPC answer. */
+function answer(
+  method: DescMethodUnary,
+  headers: http2.IncomingHttpHeaders,
+  trailers: http2.IncomingHttpHeaders | undefined,
+  chunks: Buffer[],
+): unknown {
+  const status = Number(headers[":status"]);
+  if (status !== 200) {
+    throw new ConnectError(
+      `HTTP ${status}`,
+      codeFromHttpStatus(status),
+      metadataOf(headers, trailers),
+    );
+  }
+  const contentType = String(headers["content-type"] ?? "");
+  if (!contentType.startsWith("application/grpc")) {
+    throw new ConnectError(`unexpected content type "${contentType}"`, Code.Internal);
+  }
+  // Trailers-only answers carry the status with the headers.
+  const fields = trailers ?? headers;
+  const code = fields["grpc-status"];
+  if (code === undefined) {
+    throw new ConnectError("protocol error: missing status", Code.Internal);
+  }
+  if (code !== "0") {
+    const message = fields["grpc-message"];
+    throw new ConnectError(
+      typeof message === "string" ? decodeURIComponent(message) : "",
+      codeOf(Number(code)),
+      metadataOf(headers, trailers),
+    );
+  }
+  const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  if (body.length < envelopeHeaderBytes) {
+    throw new ConnectError(
+      "protocol error: missing output message for unary method",
+      Code.Unimplemented,
+    );
+  }
+  if ((body[0] ?? 0) & 0b1) {
+    throw new ConnectError(
+      "protocol error: received compressed output without encoding",
+      Code.Internal,
+    );
+  }
+  const length = body.readUInt32BE(1);
+  if (body.length !== envelopeHeaderBytes + length) {
+    throw new ConnectError(
+      body.length > envelopeHeaderBytes + length
+        ? "protocol error: received extra output message for unary method"
+        : "protocol error: incomplete envelope",
+      body.length > envelopeHeaderBytes + length ? Code.Unimplemented : Code.Internal,
+    );
+  }
+  return fromBinary(method.output, body.subarray(envelopeHeaderBytes));
+}
+
+function envelope(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(envelopeHeaderBytes + bytes.byteLength);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.byteLength, 1);
+  frame.set(bytes, envelopeHeaderBytes);
+  return frame;
+}
+
+function codeOf(value: number): Code {
+  return Number.isInteger(value) && value >= 1 && value <= 16 ? (value as Code) : Code.Unknown;
+}
+
+/** The code of a non-200 HTTP answer, as the gRPC spec maps them. */
+function codeFromHttpStatus(status: number): Code {
+  switch (status) {
+    case 400:
+      return Code.Internal;
+    case 401:
+      return Code.Unauthenticated;
+    case 403:
+      return Code.PermissionDenied;
+    case 404:
+      return Code.Unimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return Code.Unavailable;
+    default:
+      return Code.Unknown;
+  }
+}
+
+function abortError(signal: AbortSignal): ConnectError {
+  return ConnectError.from(
+    signal.reason ?? new ConnectError("the call was aborted", Code.Canceled),
+    Code.Canceled,
+  );
+}
+
+/**
+ * A connection or stream failure, as `unavailable` with the Node error as its cause (whose code
+ * the retry policy reads), except a stream the server cancelled, which is `canceled`.
+ */
+function connectionError(error: unknown): ConnectError {
+  if (error instanceof ConnectError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ConnectError(message, Code.Unavailable, undefined, undefined, error);
+}
+
+/** The error of a stream that closed before any answer, by its RST_STREAM code. */
+function streamClosedError(rstCode: number | undefined): ConnectError {
+  const cause = Object.assign(new Error(`stream closed with RST_STREAM code ${rstCode}`), {
+    code:
+      rstCode === http2.constants.NGHTTP2_CANCEL
+        ? "ERR_HTTP2_STREAM_CANCEL"
+        : "ERR_HTTP2_STREAM_ERROR",
+  });
+  switch (rstCode) {
+    case http2.constants.NGHTTP2_CANCEL:
+      return new ConnectError(cause.message, Code.Canceled, undefined, undefined, cause);
+    case http2.constants.NGHTTP2_REFUSED_STREAM:
+      return new ConnectError(cause.message, Code.Unavailable, undefined, undefined, cause);
+    case http2.constants.NGHTTP2_ENHANCE_YOUR_CALM:
+      return new ConnectError(cause.message, Code.ResourceExhausted, undefined, undefined, cause);
+    case http2.constants.NGHTTP2_INADEQUATE_SECURITY:
+      return new ConnectError(cause.message, Code.PermissionDenied, undefined, undefined, cause);
+    default:
+      return new ConnectError(cause.message, Code.Unavailable, undefined, undefined, cause);
+  }
+}
+
+function toHeaders(fields: http2.IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const name in fields) {
+    if (name.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = fields[name];
+    if (typeof value === "string") headers.append(name, value);
+    else if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+  }
+  return headers;
+}
+
+function metadataOf(
+  headers: http2.IncomingHttpHeaders,
+  trailers: http2.IncomingHttpHeaders | undefined,
+): Headers {
+  const metadata = toHeaders(headers);
+  if (trailers) {
+    for (const [name, value] of toHeaders(trailers)) metadata.append(name, value);
+  }
+  for (const name of ["grpc-status", "grpc-message", "content-type"]) metadata.delete(name);
+  return metadata;
+}

@@ -1,0 +1,196 @@
+// The outbound clients' unary gRPC calls (src/grpc-client.ts, through createUpstream) against a
+// server nobody here wrote (@grpc/grpc-js): answers with their headers and trailers, errors with
+// their codes, messages and metadata, deadlines sent and kept, cancellation, a server that
+// resets the stream, and an address where nothing listens.
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { createUpstream } from "../src/index.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+// What the server saw, for the tests to look at.
+const seen = {
+  metadata: [] as grpc.Metadata[],
+  deadlines: [] as number[],
+  cancelled: [] as string[],
+};
+
+type Call = grpc.ServerUnaryCall<{ id: string }, unknown>;
+type Callback = grpc.sendUnaryData<unknown>;
+
+function getUser(call: Call, callback: Callback): void {
+  seen.metadata.push(call.metadata);
+  const deadline = call.getDeadline();
+  seen.deadlines.push(deadline instanceof Date ? deadline.getTime() : Number(deadline));
+  switch (call.request.id) {
+    case "missing": {
+      const metadata = new grpc.Metadata();
+      metadata.set("x-why", "absent");
+      callback({
+        code: grpc.status.NOT_FOUND,
+        details: "no user «missing» here: 100% sure",
+        metadata,
+      });
+      return;
+    }
+    case "slow": {
+      const timer = setTimeout(() => callback(null, { user: { id: "slow" } }), 5_000);
+      call.on("cancelled", () => {
+        clearTimeout(timer);
+        seen.cancelled.push("slow");
+      });
+      return;
+    }
+    case "reset":
+      // The server goes away in the middle of the call.
+      (call as unknown as { call: { stream: { close(code: number): void } } }).call.stream.close(2);
+      return;
+    default: {
+      const headers = new grpc.Metadata();
+      headers.set("x-served-by", "grpc-js");
+      call.sendMetadata(headers);
+      const trailers = new grpc.Metadata();
+      trailers.set("x-trailer", "done");
+      callback(null, { user: { id: call.request.id, name: `user ${call.request.id}` } }, trailers);
+    }
+  }
+}
+
+let server: grpc.Server;
+let port: number;
+before(async () => {
+  const definition = protoLoader.loadSync("shop/user/v1/user_service.proto", {
+    includeDirs: [path.join(root, "proto")],
+    keepCase: false,
+    longs: String,
+    defaults: true,
+  });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    shop: { user: { v1: { UserService: { service: grpc.ServiceDefinition } } } };
+  };
+  server = new grpc.Server();
+  server.addService(loaded.shop.user.v1.UserService.service, { getUser });
+  port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+});
+after(() => server.forceShutdown());
+
+const upstream = (options: { credentials?: () => Promise<string> } = {}) =>
+  createUpstream(UserService, {
+    name: "users",
+    baseUrl: `http://127.0.0.1:${port}`,
+    retry: { maxAttempts: 1 },
+    ...options,
+  }).client;
+
+test("an answer comes with the server's headers and trailers, and the caller's metadata goes", async () => {
+  let header: Headers | undefined;
+  let trailer: Headers | undefined;
+  const response = await upstream({ credentials: async () => "token-1" }).getUser(
+    { id: "u1" },
+    {
+      headers: { "x-probe": "p1" },
+      onHeader: (h) => {
+        header = h;
+      },
+      onTrailer: (t) => {
+        trailer = t;
+      },
+    },
+  );
+  assert.equal(response.user?.id, "u1");
+  assert.equal(response.user?.name, "user u1");
+  assert.equal(header?.get("x-served-by"), "grpc-js");
+  assert.equal(trailer?.get("x-trailer"), "done");
+  const metadata = seen.metadata.at(-1);
+  assert.deepEqual(metadata?.get("x-probe"), ["p1"]);
+  assert.deepEqual(metadata?.get("authorization"), ["Bearer token-1"]);
+});
+
+test("an error keeps its code, its message (percent-encoded on the wire) and its metadata", async () => {
+  const error = await upstream()
+    .getUser({ id: "missing" })
+    .then(
+      () => assert.fail("expected an error"),
+      (e: unknown) => ConnectError.from(e),
+    );
+  assert.equal(error.code, Code.NotFound);
+  assert.equal(error.rawMessage, "no user «missing» here: 100% sure");
+  assert.equal(error.metadata.get("x-why"), "absent");
+});
+
+test("the deadline goes to the server as grpc-timeout, and the call ends on time, cancelled there", async () => {
+  const started = Date.now();
+  const error = await upstream()
+    .getUser({ id: "slow" }, { timeoutMs: 300 })
+    .then(
+      () => assert.fail("expected an error"),
+      (e: unknown) => ConnectError.from(e),
+    );
+  const took = Date.now() - started;
+  assert.equal(error.code, Code.DeadlineExceeded);
+  assert.ok(took < 2_000, `ended after ${took} ms`);
+  const deadline = seen.deadlines.at(-1) ?? 0;
+  assert.ok(
+    Math.abs(deadline - (started + 300)) < 250,
+    `the server's deadline was ${deadline - started} ms after the call`,
+  );
+  await waitUntil(() => seen.cancelled.length > 0);
+});
+
+test("an aborted signal cancels the call at the server", async () => {
+  const before = seen.cancelled.length;
+  const controller = new AbortController();
+  const call = upstream().getUser({ id: "slow" }, { signal: controller.signal, timeoutMs: 10_000 });
+  setTimeout(() => controller.abort(), 100);
+  const error = await call.then(
+    () => assert.fail("expected an error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.equal(error.code, Code.Canceled);
+  await waitUntil(() => seen.cancelled.length > before);
+});
+
+test("a stream the server resets is a failure of the upstream, not a hang", async () => {
+  const error = await upstream()
+    .getUser({ id: "reset" }, { timeoutMs: 5_000 })
+    .then(
+      () => assert.fail("expected an error"),
+      (e: unknown) => ConnectError.from(e),
+    );
+  assert.notEqual(error.code, Code.DeadlineExceeded);
+  assert.ok(
+    [Code.Unavailable, Code.Internal, Code.Canceled].includes(error.code),
+    Code[error.code],
+  );
+});
+
+test("an address where nothing listens is unavailable, with the connection error as its cause", async () => {
+  const closed = createUpstream(UserService, {
+    name: "nowhere",
+    baseUrl: "http://127.0.0.1:1",
+    retry: { maxAttempts: 1 },
+  }).client;
+  const error = await closed.getUser({ id: "u1" }).then(
+    () => assert.fail("expected an error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.equal(error.code, Code.Unavailable);
+});
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail("the server never saw the cancellation");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
