@@ -121,14 +121,14 @@ function exchange(
     stream.on("trailers", (fields) => {
       trailers = fields;
     });
-    stream.on("error", (error: Error) => fail(connectionError(error)));
+    stream.on("error", (error: Error) => fail(streamError(error, stream.rstCode)));
     stream.on("close", () => {
       if (settled) return;
       const reset =
         stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
       if (responseHeaders === undefined || (reset && trailers === undefined)) {
         // Reset (or the connection lost) before the answer was complete.
-        fail(streamClosedError(stream.rstCode));
+        fail(resetError(stream.rstCode));
         return;
       }
       try {
@@ -248,35 +248,49 @@ function abortError(signal: AbortSignal): ConnectError {
   );
 }
 
-/**
- * A connection or stream failure, as `unavailable` with the Node error as its cause (whose code
- * the retry policy reads), except a stream the server cancelled, which is `canceled`.
- */
+/** A connection failure, as `unavailable` with the Node error as its cause (the retry policy reads its code). */
 function connectionError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new ConnectError(message, Code.Unavailable, undefined, undefined, error);
 }
 
-/** The error of a stream that closed before any answer, by its RST_STREAM code. */
-function streamClosedError(rstCode: number | undefined): ConnectError {
-  const cause = Object.assign(new Error(`stream closed with RST_STREAM code ${rstCode}`), {
-    code:
-      rstCode === http2.constants.NGHTTP2_CANCEL
-        ? "ERR_HTTP2_STREAM_CANCEL"
-        : "ERR_HTTP2_STREAM_ERROR",
-  });
+/** The error of a stream that failed: by its RST_STREAM code when the server reset it. */
+function streamError(error: unknown, rstCode: number | undefined): ConnectError {
+  const code = (error as { code?: unknown }).code;
+  if (code !== "ERR_HTTP2_STREAM_ERROR" || rstCode === undefined) return connectionError(error);
+  return resetError(rstCode, error);
+}
+
+/**
+ * A stream the server reset (or that closed before its answer was complete), with the codes of
+ * the gRPC spec for RST_STREAM: cancel is `canceled`, refused is `unavailable` (safe to retry),
+ * and so on; a close without a reset (the connection went away) is `unavailable`.
+ */
+function resetError(rstCode: number | undefined, cause?: unknown): ConnectError {
+  const reason =
+    cause ??
+    Object.assign(new Error(`stream closed with RST_STREAM code ${rstCode ?? "none"}`), {
+      code:
+        rstCode === http2.constants.NGHTTP2_CANCEL
+          ? "ERR_HTTP2_STREAM_CANCEL"
+          : "ERR_HTTP2_STREAM_ERROR",
+    });
+  const message = reason instanceof Error ? reason.message : String(reason);
+  const of = (code: Code) => new ConnectError(message, code, undefined, undefined, reason);
   switch (rstCode) {
-    case http2.constants.NGHTTP2_CANCEL:
-      return new ConnectError(cause.message, Code.Canceled, undefined, undefined, cause);
+    case undefined:
+    case http2.constants.NGHTTP2_NO_ERROR:
     case http2.constants.NGHTTP2_REFUSED_STREAM:
-      return new ConnectError(cause.message, Code.Unavailable, undefined, undefined, cause);
+      return of(Code.Unavailable);
+    case http2.constants.NGHTTP2_CANCEL:
+      return of(Code.Canceled);
     case http2.constants.NGHTTP2_ENHANCE_YOUR_CALM:
-      return new ConnectError(cause.message, Code.ResourceExhausted, undefined, undefined, cause);
+      return of(Code.ResourceExhausted);
     case http2.constants.NGHTTP2_INADEQUATE_SECURITY:
-      return new ConnectError(cause.message, Code.PermissionDenied, undefined, undefined, cause);
+      return of(Code.PermissionDenied);
     default:
-      return new ConnectError(cause.message, Code.Unavailable, undefined, undefined, cause);
+      return of(Code.Internal);
   }
 }
 
