@@ -327,48 +327,45 @@ export async function createChangeFeed(options: {
     return { rows, reached };
   }
 
+  // One generator per watch, not one inside another: every batch to every watcher passes here.
   async function* watch(watch: WatchOptions): AsyncGenerator<WatchBatch> {
     activeWatches.inc({ schema });
     watching++;
     try {
-      yield* follow(watch);
+      const heartbeatMs = watch.heartbeatMs ?? 5_000;
+      const batchSize = watch.batchSize ?? 100;
+      if (watch.after > 0n) {
+        const [row] = await sql<{ oldest: bigint | null }[]>`
+          select min(revision) as oldest from ${table}`;
+        const oldest = row?.oldest ?? null;
+        if (oldest !== null && watch.after < oldest - 1n) {
+          throw new ConnectError(
+            `revision ${watch.after} is no longer in the history; the oldest available is ${oldest}: list again and watch from the revision the list returns`,
+            Code.OutOfRange,
+          );
+        }
+      }
+      let cursor = watch.after;
+      let sentAt = 0;
+      while (!watch.signal.aborted && !closed) {
+        const { rows, reached } =
+          read > cursor
+            ? await next(cursor, batchSize, watch.partition)
+            : { rows: [], reached: cursor };
+        if (reached > cursor) cursor = reached;
+        const heartbeatDue = Date.now() - sentAt >= heartbeatMs;
+        if (rows.length > 0 || heartbeatDue) {
+          if (watch.signal.aborted) return;
+          sentAt = Date.now();
+          yield { records: rows, revision: cursor };
+          continue;
+        }
+        if (read > cursor) continue;
+        await waitForChange(cursor, watch.signal, Math.max(0, heartbeatMs - (Date.now() - sentAt)));
+      }
     } finally {
       watching--;
       activeWatches.dec({ schema });
-    }
-  }
-
-  async function* follow(watch: WatchOptions): AsyncGenerator<WatchBatch> {
-    const heartbeatMs = watch.heartbeatMs ?? 5_000;
-    const batchSize = watch.batchSize ?? 100;
-    if (watch.after > 0n) {
-      const [row] = await sql<{ oldest: bigint | null }[]>`
-        select min(revision) as oldest from ${table}`;
-      const oldest = row?.oldest ?? null;
-      if (oldest !== null && watch.after < oldest - 1n) {
-        throw new ConnectError(
-          `revision ${watch.after} is no longer in the history; the oldest available is ${oldest}: list again and watch from the revision the list returns`,
-          Code.OutOfRange,
-        );
-      }
-    }
-    let cursor = watch.after;
-    let sentAt = 0;
-    while (!watch.signal.aborted && !closed) {
-      const { rows, reached } =
-        read > cursor
-          ? await next(cursor, batchSize, watch.partition)
-          : { rows: [], reached: cursor };
-      if (reached > cursor) cursor = reached;
-      const heartbeatDue = Date.now() - sentAt >= heartbeatMs;
-      if (rows.length > 0 || heartbeatDue) {
-        if (watch.signal.aborted) return;
-        sentAt = Date.now();
-        yield { records: rows, revision: cursor };
-        continue;
-      }
-      if (read > cursor) continue;
-      await waitForChange(cursor, watch.signal, Math.max(0, heartbeatMs - (Date.now() - sentAt)));
     }
   }
 

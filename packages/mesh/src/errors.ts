@@ -213,7 +213,8 @@ export function mapDomainErrors<T extends object>(
       } catch (error) {
         throw map(error);
       }
-      if (isAsyncIterable(result)) return mapStream(result, map);
+      // A stream's error is mapped as it passes, without a generator of its own per message.
+      if (isAsyncIterable(result)) return observeStream(result, { mapError: map });
       return Promise.resolve(result).catch((error: unknown) => {
         throw map(error);
       });
@@ -224,12 +225,4 @@ export function mapDomainErrors<T extends object>(
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === "function";
-}
-
-async function* mapStream<T>(messages: AsyncIterable<T>, map: (error: unknown) => unknown) {
-  try {
-    yield* messages;
-  } catch (error) {
-    throw map(error);
-  }
 }
