@@ -138,7 +138,10 @@ export async function revisionOf(tx: AnyPgDatabase, schema: string): Promise<big
   return BigInt(row?.revision ?? "0");
 }
 
-/** One response of a watch: the changes after the previous one and the revision now reached. */
+/**
+ * One response of a watch: the changes after the previous one and the revision now reached. Watches
+ * at the same place get the same object: it is not to be changed.
+ */
 export interface WatchBatch {
   records: ChangeRecord[];
   revision: bigint;
@@ -309,22 +312,37 @@ export async function createChangeFeed(options: {
       signal.addEventListener("abort", done);
     });
 
+  // The batches served from the window while `read` stays where it is, by where they start: the
+  // watches at the same place get the same batch object, so that the layers above (conversion to
+  // events and messages, encoding) do their work once for all of them.
+  let servedAt = read;
+  const served = new Map<string, WatchBatch>();
+
   /** The changes after `cursor` up to `read`, from the window when it reaches back far enough. */
-  async function next(cursor: bigint, limit: number, partition?: string) {
+  async function next(cursor: bigint, limit: number, partition?: string): Promise<WatchBatch> {
     const upTo = read;
     const first = window[0];
     if (first === undefined || first.revision > cursor + 1n) {
       // Behind the window (or nothing read yet): this watcher reads the log itself.
       const rows = await readRange(cursor, upTo, limit, partition);
       const reached = rows.length === limit ? (rows.at(-1)?.revision ?? upTo) : upTo;
-      return { rows, reached };
+      return { records: rows, revision: reached };
     }
+    if (servedAt !== upTo) {
+      served.clear();
+      servedAt = upTo;
+    }
+    const key = `${cursor}/${limit}/${partition ?? ""}`;
+    const known = served.get(key);
+    if (known !== undefined) return known;
     const start = firstAfter(window, cursor);
     const slice = window.slice(start, start + limit);
     const reached = start + limit < window.length ? (slice.at(-1)?.revision ?? upTo) : upTo;
     const rows =
       partition === undefined ? slice : slice.filter((row) => row.partition === partition);
-    return { rows, reached };
+    const batch = { records: rows, revision: reached };
+    served.set(key, batch);
+    return batch;
   }
 
   // One generator per watch, not one inside another: every batch to every watcher passes here.
@@ -348,16 +366,13 @@ export async function createChangeFeed(options: {
       let cursor = watch.after;
       let sentAt = 0;
       while (!watch.signal.aborted && !closed) {
-        const { rows, reached } =
-          read > cursor
-            ? await next(cursor, batchSize, watch.partition)
-            : { rows: [], reached: cursor };
-        if (reached > cursor) cursor = reached;
+        const batch = read > cursor ? await next(cursor, batchSize, watch.partition) : undefined;
+        if (batch !== undefined && batch.revision > cursor) cursor = batch.revision;
         const heartbeatDue = Date.now() - sentAt >= heartbeatMs;
-        if (rows.length > 0 || heartbeatDue) {
+        if ((batch !== undefined && batch.records.length > 0) || heartbeatDue) {
           if (watch.signal.aborted) return;
           sentAt = Date.now();
-          yield { records: rows, revision: cursor };
+          yield batch?.revision === cursor ? batch : { records: [], revision: cursor };
           continue;
         }
         if (read > cursor) continue;

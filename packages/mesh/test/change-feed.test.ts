@@ -279,3 +279,28 @@ test("a batch of changes keeps its order and its data exactly, whatever characte
     await feed.close();
   }
 });
+
+test("watches at the same place get the same batch object, so that the layers above convert it once", async () => {
+  const feed = await createChangeFeed({ sql, schema, logger });
+  const controller = new AbortController();
+  try {
+    const start = feed.latestRevision();
+    const firstBatch = async () => {
+      for await (const batch of feed.watch({ after: start, signal: controller.signal })) {
+        if (batch.records.length > 0) return batch;
+      }
+      throw new Error("the watch ended");
+    };
+    const watches = [firstBatch(), firstBatch(), firstBatch()];
+    // Let every watch reach the window before anything is written.
+    await sleep(100);
+    await write(1, 7, 1_000);
+    const [a, b, c] = await Promise.all(watches);
+    assert.equal(a?.records[0]?.entityId, "w7-0");
+    assert.equal(a, b);
+    assert.equal(b, c);
+  } finally {
+    controller.abort();
+    await feed.close();
+  }
+});

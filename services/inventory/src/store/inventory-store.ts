@@ -5,6 +5,7 @@ import {
   type Database,
   lockTransaction,
   revisionOf,
+  type WatchBatch,
 } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
@@ -34,6 +35,11 @@ export function createInventoryStore(
 ): InventoryRepository {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
+  // Watches at the same place get the same batch from the feed, and so the same batch of events.
+  const sharedBatch = convertOnce((batch: WatchBatch) => ({
+    events: batch.records.map(sharedEvent),
+    revision: batch.revision,
+  }));
 
   /** Adds `delta` to stock and subtracts it from reserved (or the reverse), recording the change. */
   const moveStock = async (
@@ -214,7 +220,7 @@ export function createInventoryStore(
 
     async *changes(after, signal) {
       for await (const batch of feed.watch({ after, signal })) {
-        yield { events: batch.records.map(sharedEvent), revision: batch.revision };
+        yield sharedBatch(batch);
       }
     },
   };

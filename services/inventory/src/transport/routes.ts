@@ -3,7 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { ProductEventSchema } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
-import { convertOnce } from "@shop/mesh/watch";
+import { convertOnce, type EventBatch } from "@shop/mesh/watch";
 import { adjustStock } from "../domain/adjust-stock.ts";
 import { getProduct } from "../domain/get-product.ts";
 import { listProducts } from "../domain/list-products.ts";
@@ -21,6 +21,12 @@ export function inventoryRoutes(inventory: InventoryRepository) {
   const sharedProto = convertOnce((event: ProductEvent) =>
     create(ProductEventSchema, eventToProto(event)),
   );
+  // Watches at the same place get the same batch, and so the same response: encoded once for all
+  // of them on the gRPC path.
+  const sharedResponse = convertOnce((batch: EventBatch<ProductEvent>) => ({
+    events: batch.events.map(sharedProto),
+    revision: batch.revision,
+  }));
   return (router: ConnectRouter) =>
     router.service(
       InventoryService,
@@ -59,7 +65,7 @@ export function inventoryRoutes(inventory: InventoryRepository) {
               signal: context.signal,
             });
             for await (const batch of batches) {
-              yield { events: batch.events.map(sharedProto), revision: batch.revision };
+              yield sharedResponse(batch);
             }
           },
         },

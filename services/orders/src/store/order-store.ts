@@ -4,6 +4,7 @@ import {
   type ChangeRecord,
   type Database,
   revisionOf,
+  type WatchBatch,
 } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
@@ -26,6 +27,11 @@ export function createOrderStore(
 ): OrderRepository {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
+  // Watches at the same place get the same batch from the feed, and so the same batch of events.
+  const sharedBatch = convertOnce((batch: WatchBatch) => ({
+    events: batch.records.map(sharedEvent),
+    revision: batch.revision,
+  }));
   const readOnly = { isolationLevel: "repeatable read", accessMode: "read only" } as const;
 
   // Pending and compensating orders were never acknowledged: no read shows them.
@@ -219,7 +225,7 @@ export function createOrderStore(
 
     async *changes(after, signal, userId) {
       for await (const batch of feed.watch({ after, signal, partition: userId })) {
-        yield { events: batch.records.map(sharedEvent), revision: batch.revision };
+        yield sharedBatch(batch);
       }
     },
   };

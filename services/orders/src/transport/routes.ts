@@ -9,7 +9,7 @@ import {
   mapDomainErrors,
   pageSizeOf,
 } from "@shop/mesh";
-import { convertOnce } from "@shop/mesh/watch";
+import { convertOnce, type EventBatch } from "@shop/mesh/watch";
 import { cancelOrder } from "../domain/cancel-order.ts";
 import { type CreateOrderDeps, createOrder } from "../domain/create-order.ts";
 import { getOrder } from "../domain/get-order.ts";
@@ -27,6 +27,12 @@ export function orderRoutes(deps: CreateOrderDeps) {
   const sharedProto = convertOnce((event: OrderEvent) =>
     create(OrderEventSchema, eventToProto(event)),
   );
+  // Watches at the same place get the same batch, and so the same response: encoded once for all
+  // of them on the gRPC path.
+  const sharedResponse = convertOnce((batch: EventBatch<OrderEvent>) => ({
+    events: batch.events.map(sharedProto),
+    revision: batch.revision,
+  }));
   const { orders } = deps;
   return (router: ConnectRouter) =>
     router.service(
@@ -72,7 +78,7 @@ export function orderRoutes(deps: CreateOrderDeps) {
               scopeOf(context),
             );
             for await (const batch of batches) {
-              yield { events: batch.events.map(sharedProto), revision: batch.revision };
+              yield sharedResponse(batch);
             }
           },
           async *trackOrders(requests, context) {

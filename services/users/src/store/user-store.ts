@@ -4,6 +4,7 @@ import {
   type ChangeRecord,
   type Database,
   revisionOf,
+  type WatchBatch,
 } from "@shop/mesh";
 import { convertOnce } from "@shop/mesh/watch";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
@@ -27,6 +28,11 @@ export function createUserStore(
 ): UserRepository {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
+  // Watches at the same place get the same batch from the feed, and so the same batch of events.
+  const sharedBatch = convertOnce((batch: WatchBatch) => ({
+    events: batch.records.map(sharedEvent),
+    revision: batch.revision,
+  }));
   // The lookup every GetUser makes (and every order, through GetUser), built once and prepared
   // on each connection by the driver, rather than built and planned for every call.
   const byId = db
@@ -122,7 +128,7 @@ export function createUserStore(
 
     async *changes(after, signal): AsyncGenerator<UserEventBatch> {
       for await (const batch of feed.watch({ after, signal })) {
-        yield { events: batch.records.map(sharedEvent), revision: batch.revision };
+        yield sharedBatch(batch);
       }
     },
   };

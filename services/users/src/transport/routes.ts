@@ -3,7 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { UserEventSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
-import { convertOnce } from "@shop/mesh/watch";
+import { convertOnce, type EventBatch } from "@shop/mesh/watch";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
 import { getUser } from "../domain/get-user.ts";
@@ -20,6 +20,12 @@ export function userRoutes(users: UserRepository) {
   const sharedProto = convertOnce((event: UserEvent) =>
     create(UserEventSchema, eventToProto(event)),
   );
+  // Watches at the same place get the same batch, and so the same response: encoded once for all
+  // of them on the gRPC path.
+  const sharedResponse = convertOnce((batch: EventBatch<UserEvent>) => ({
+    events: batch.events.map(sharedProto),
+    revision: batch.revision,
+  }));
   return (router: ConnectRouter) =>
     router.service(
       UserService,
@@ -60,7 +66,7 @@ export function userRoutes(users: UserRepository) {
               signal: context.signal,
             });
             for await (const batch of batches) {
-              yield { events: batch.events.map(sharedProto), revision: batch.revision };
+              yield sharedResponse(batch);
             }
           },
           async batchCreateUsers(requests) {
