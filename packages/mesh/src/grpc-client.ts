@@ -58,21 +58,72 @@ export function createGrpcUnaryCaller(options: {
       headers[name] = value;
     });
     const body = envelope(toBinary(method.input, create(method.input, input)));
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = await sessionManager.request(
+    const started = Date.now();
+    // The deadline and the signal also bound the wait for a connection.
+    const stream = await untilDeadline(
+      sessionManager.request(
         "POST",
         `${prefix}/${method.parent.typeName}/${method.name}`,
         headers,
         {},
-      );
-    } catch (error) {
-      throw connectionError(error);
-    }
-    return exchange(sessionManager, stream, method, body, signal, timeoutMs) as Promise<
+      ),
+      signal,
+      timeoutMs,
+    );
+    const left = timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - started);
+    return exchange(sessionManager, stream, method, body, signal, left) as Promise<
       UnaryResponse<I, O>
     >;
   };
+}
+
+/**
+ * The stream `opening` resolves to, unless the deadline passes or `signal` aborts first; a stream
+ * that opens too late is cancelled.
+ */
+function untilDeadline(
+  opening: Promise<http2.ClientHttp2Stream>,
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+): Promise<http2.ClientHttp2Stream> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      if (settled) return;
+      settle();
+      reject(abortError(signal as AbortSignal));
+    };
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (settled) return;
+            settle();
+            reject(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+          }, timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    opening.then(
+      (stream) => {
+        if (settled) {
+          stream.on("error", () => {});
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        settle();
+        resolve(stream);
+      },
+      (error: unknown) => {
+        if (settled) return;
+        settle();
+        reject(connectionError(error));
+      },
+    );
+  });
 }
 
 /** Sends `body` on `stream` and reads the answer: headers, one message, trailers. */

@@ -7,9 +7,11 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { createGrpcUnaryCaller } from "../src/grpc-client.ts";
 import { createUpstream } from "../src/index.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -182,6 +184,35 @@ test("an address where nothing listens is unavailable, with the connection error
     (e: unknown) => ConnectError.from(e),
   );
   assert.equal(error.code, Code.Unavailable);
+});
+
+test("the deadline and the signal also bound the wait for a connection", async () => {
+  // A connection that never opens (a peer that drops the handshake, say).
+  const neverConnects = {
+    request: () => new Promise(() => {}),
+    notifyResponseByteRead: () => {},
+  } as unknown as Http2SessionManager;
+  const call = createGrpcUnaryCaller({
+    baseUrl: "http://10.0.0.1:1",
+    sessionManager: neverConnects,
+  });
+  const getUser = UserService.method.getUser;
+  const started = Date.now();
+  const late = await call(getUser, undefined, 150, new Headers(), { id: "u1" }).then(
+    () => assert.fail("expected an error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.equal(late.code, Code.DeadlineExceeded);
+  assert.ok(Date.now() - started < 1_000);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new ConnectError("the caller left", Code.Canceled)), 50);
+  const cancelled = await call(getUser, controller.signal, undefined, new Headers(), {
+    id: "u1",
+  }).then(
+    () => assert.fail("expected an error"),
+    (e: unknown) => ConnectError.from(e),
+  );
+  assert.equal(cancelled.code, Code.Canceled);
 });
 
 async function waitUntil(condition: () => boolean): Promise<void> {
