@@ -229,7 +229,7 @@ function answer(
   if (code !== "0") {
     const message = fields["grpc-message"];
     throw new ConnectError(
-      typeof message === "string" ? decodeURIComponent(message) : "",
+      typeof message === "string" ? percentDecoded(message) : "",
       codeOf(Number(code)),
       metadataOf(headers, trailers),
     );
@@ -257,6 +257,15 @@ function answer(
     );
   }
   return fromBinary(method.output, body.subarray(envelopeHeaderBytes));
+}
+
+/** A grpc-message as sent (percent-encoded), or as it came when its encoding is broken. */
+function percentDecoded(message: string): string {
+  try {
+    return decodeURIComponent(message);
+  } catch {
+    return message;
+  }
 }
 
 function envelope(bytes: Uint8Array): Buffer {

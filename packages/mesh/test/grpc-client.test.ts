@@ -3,6 +3,8 @@
 // their codes, messages and metadata, deadlines sent and kept, cancellation, a server that
 // resets the stream, and an address where nothing listens.
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -128,6 +130,39 @@ test("an error keeps its code, its message (percent-encoded on the wire) and its
   assert.equal(error.code, Code.NotFound);
   assert.equal(error.rawMessage, "no user «missing» here: 100% sure");
   assert.equal(error.metadata.get("x-why"), "absent");
+});
+
+test("a status message that is not valid percent-encoding keeps its code and arrives as sent", async () => {
+  // grpc-js encodes its messages properly; a hand-written server need not.
+  const sloppy = http2.createServer((_req, res) => {
+    res.stream.respond(
+      {
+        ":status": 200,
+        "content-type": "application/grpc",
+        "grpc-status": String(Code.FailedPrecondition),
+        "grpc-message": "100%",
+      },
+      { endStream: true },
+    );
+  });
+  await new Promise<void>((resolve) => sloppy.listen(0, "127.0.0.1", resolve));
+  const { port: sloppyPort } = sloppy.address() as AddressInfo;
+  try {
+    const error = await createUpstream(UserService, {
+      name: "sloppy",
+      baseUrl: `http://127.0.0.1:${sloppyPort}`,
+      retry: { maxAttempts: 1 },
+    })
+      .client.getUser({ id: "u1" })
+      .then(
+        () => assert.fail("expected an error"),
+        (e: unknown) => ConnectError.from(e),
+      );
+    assert.equal(error.code, Code.FailedPrecondition);
+    assert.equal(error.rawMessage, "100%");
+  } finally {
+    sloppy.close();
+  }
 });
 
 test("the deadline goes to the server as grpc-timeout, and the call ends on time, cancelled there", async () => {
