@@ -11,6 +11,7 @@ import { type Identity, InvalidTokenError, KeysUnavailableError, type Verifier }
 import { Counter } from "prom-client";
 import { codeName, processRegistry } from "./metrics.ts";
 import { type AnyRequest, answersWithStream, type Next, stopStreamOn } from "./streams.ts";
+import { convertOnce } from "./watch.ts";
 
 /** How a server authenticates and authorizes calls. */
 export interface AuthOptions {
@@ -141,15 +142,9 @@ export async function authenticateHttp(
 }
 
 // Reading an option decodes it from the descriptor, so each method's rule is read once.
-const rules = new WeakMap<DescMethod, AccessRule | null>();
-function ruleOf(method: DescMethod): AccessRule | null {
-  let rule = rules.get(method);
-  if (rule === undefined) {
-    rule = hasOption(method, access) ? getOption(method, access) : null;
-    rules.set(method, rule);
-  }
-  return rule;
-}
+const ruleOf = convertOnce((method: DescMethod): AccessRule | null =>
+  hasOption(method, access) ? getOption(method, access) : null,
+);
 
 function authorize(method: DescMethod, caller: Identity): void {
   const name = `${method.parent.typeName}/${method.name}`;

@@ -8,6 +8,7 @@ import {
   type Next,
   observeStream,
 } from "./streams.ts";
+import { convertOnce } from "./watch.ts";
 
 /**
  * Metrics of the process rather than of one server (outbound clients, change feeds); `/metrics`
@@ -42,16 +43,12 @@ export function createMetrics(service: string): Metrics {
     registers: [registry],
   });
   // The label sets of each method, made once: prom-client takes them as they are.
-  const labels = new WeakMap<DescMethod, MethodLabels>();
-  const labelsFor = (method: DescMethod): MethodLabels => {
-    let found = labels.get(method);
-    if (found === undefined) {
-      const call = { rpc_service: method.parent.typeName, rpc_method: method.name };
-      found = { call, outcome: new Map() };
-      labels.set(method, found);
-    }
-    return found;
-  };
+  const labelsFor = convertOnce(
+    (method: DescMethod): MethodLabels => ({
+      call: { rpc_service: method.parent.typeName, rpc_method: method.name },
+      outcome: new Map(),
+    }),
+  );
   const finish = (method: MethodLabels, start: number, error?: unknown) => {
     const code = error === undefined ? "ok" : codeName(ConnectError.from(error).code);
     let outcome = method.outcome.get(code);

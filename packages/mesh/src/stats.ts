@@ -9,6 +9,7 @@ import {
   type Next,
   observeStream,
 } from "./streams.ts";
+import { convertOnce } from "./watch.ts";
 
 const windowSeconds = 10;
 // Latency histogram: bucket i holds durations up to 0.01 ms * 1.15^i, about 7% resolution from
@@ -66,17 +67,11 @@ export function createRequestStats(): RequestStats {
   };
   // The state of each method, found by the method's descriptor; null for the runtime's own
   // services (health, reflection, stats), which are left out of the numbers.
-  const states = new WeakMap<DescMethod, MethodState | null>();
-  const stateFor = (method: DescMethod): MethodState | null => {
-    let state = states.get(method);
-    if (state === undefined) {
-      const service = method.parent.typeName;
-      const own = service.startsWith("grpc.") || service.startsWith("shop.mesh.");
-      state = own ? null : stateOf(`${service}/${method.name}`);
-      states.set(method, state);
-    }
-    return state;
-  };
+  const stateFor = convertOnce((method: DescMethod): MethodState | null => {
+    const service = method.parent.typeName;
+    const own = service.startsWith("grpc.") || service.startsWith("shop.mesh.");
+    return own ? null : stateOf(`${service}/${method.name}`);
+  });
   const now = () => Math.floor(Date.now() / 1000);
   const finish = (state: MethodState, started: number, error: unknown, unary: boolean) => {
     const code = error === undefined ? undefined : ConnectError.from(error).code;

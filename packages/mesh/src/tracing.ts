@@ -13,6 +13,7 @@ import {
 } from "@opentelemetry/api";
 import { codeName } from "./metrics.ts";
 import { type AnyRequest, type Next, observeStream } from "./streams.ts";
+import { convertOnce } from "./watch.ts";
 
 const tracer = trace.getTracer("@shop/mesh");
 
@@ -24,8 +25,10 @@ const headerSetter = {
   set: (carrier: Headers, key: string, value: string) => carrier.set(key, value),
 };
 
+type RpcSystem = "grpc" | "connect_rpc";
+
 /** The OpenTelemetry `rpc.system` of a request, from its content type. */
-function rpcSystemOf(contentType: string | null): "grpc" | "connect_rpc" {
+function rpcSystemOf(contentType: string | null): RpcSystem {
   return contentType?.startsWith("application/grpc") ? "grpc" : "connect_rpc";
 }
 
@@ -56,32 +59,21 @@ function endSpan(span: Span, system: string, error?: unknown): void {
 }
 
 // The name and options of each method's server spans, per RPC system, made once.
-const serverSpans = new WeakMap<
-  DescMethod,
-  Record<string, { name: string; options: SpanOptions }>
->();
-
-function serverSpanOf(method: DescMethod, system: "grpc" | "connect_rpc") {
-  let bySystem = serverSpans.get(method);
-  if (bySystem === undefined) {
-    bySystem = {};
-    serverSpans.set(method, bySystem);
-  }
-  let found = bySystem[system];
-  if (found === undefined) {
-    const attributes = {
-      "rpc.system": system,
-      "rpc.service": method.parent.typeName,
-      "rpc.method": method.name,
-    };
-    found = {
-      name: `${method.parent.typeName}/${method.name}`,
-      options: { kind: SpanKind.SERVER, attributes: Object.freeze(attributes) },
-    };
-    bySystem[system] = found;
-  }
-  return found;
-}
+const serverSpansOf = convertOnce((method: DescMethod) => {
+  const name = `${method.parent.typeName}/${method.name}`;
+  const spanOf = (system: RpcSystem) => ({
+    name,
+    options: {
+      kind: SpanKind.SERVER,
+      attributes: Object.freeze({
+        "rpc.system": system,
+        "rpc.service": method.parent.typeName,
+        "rpc.method": method.name,
+      }),
+    } satisfies SpanOptions,
+  });
+  return { grpc: spanOf("grpc"), connect_rpc: spanOf("connect_rpc") };
+});
 
 /**
  * Starts a SERVER span for every RPC a server handles, continuing the caller's trace from the W3C
@@ -120,7 +112,7 @@ export function createServerTracingInterceptor(): Interceptor {
   return (next) => (req) => {
     const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
     const system = rpcSystemOf(req.header.get("content-type"));
-    const { name, options } = serverSpanOf(req.method, system);
+    const { name, options } = serverSpansOf(req.method)[system];
     const span = tracer.startSpan(name, options, parent);
     if (
       parent === ROOT_CONTEXT &&
