@@ -9,6 +9,8 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { envelope, envelopeHeaderBytes } from "./grpc-path.ts";
+import { IncomingHeaders } from "./incoming-headers.ts";
 
 // Unary gRPC calls of the mesh's outbound clients, written straight to an HTTP/2 stream of
 // connect-node's session manager (which keeps the connection: connects, pings, reconnects).
@@ -28,7 +30,6 @@ export type UnaryCaller = <I extends DescMessage, O extends DescMessage>(
   input: MessageInitShape<I>,
 ) => Promise<UnaryResponse<I, O>>;
 
-const envelopeHeaderBytes = 5;
 // The largest timeout the grpc-timeout header carries in milliseconds (8 digits).
 const maxTimeoutMs = 99_999_999;
 
@@ -58,78 +59,26 @@ export function createGrpcUnaryCaller(options: {
       headers[name] = value;
     });
     const body = envelope(toBinary(method.input, create(method.input, input)));
-    const started = Date.now();
-    // The deadline and the signal also bound the wait for a connection.
-    const stream = await untilDeadline(
-      sessionManager.request(
-        "POST",
-        `${prefix}/${method.parent.typeName}/${method.name}`,
-        headers,
-        {},
-      ),
-      signal,
-      timeoutMs,
+    const opening = sessionManager.request(
+      "POST",
+      `${prefix}/${method.parent.typeName}/${method.name}`,
+      headers,
+      {},
     );
-    const left = timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - started);
-    return exchange(sessionManager, stream, method, body, signal, left) as Promise<
+    return exchange(sessionManager, opening, method, body, signal, timeoutMs) as Promise<
       UnaryResponse<I, O>
     >;
   };
 }
 
 /**
- * The stream `opening` resolves to, unless the deadline passes or `signal` aborts first; a stream
- * that opens too late is cancelled.
+ * Sends `body` on the stream `opening` resolves to and reads the answer: headers, one message,
+ * trailers. The deadline and `signal` bound the whole call, the wait for a connection included; a
+ * stream that opens after the call is over is cancelled.
  */
-function untilDeadline(
-  opening: Promise<http2.ClientHttp2Stream>,
-  signal: AbortSignal | undefined,
-  timeoutMs: number | undefined,
-): Promise<http2.ClientHttp2Stream> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const settle = () => {
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      if (settled) return;
-      settle();
-      reject(abortError(signal as AbortSignal));
-    };
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            if (settled) return;
-            settle();
-            reject(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-          }, timeoutMs);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    opening.then(
-      (stream) => {
-        if (settled) {
-          stream.on("error", () => {});
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-          return;
-        }
-        settle();
-        resolve(stream);
-      },
-      (error: unknown) => {
-        if (settled) return;
-        settle();
-        reject(connectionError(error));
-      },
-    );
-  });
-}
-
-/** Sends `body` on `stream` and reads the answer: headers, one message, trailers. */
 function exchange(
   sessionManager: Http2SessionManager,
-  stream: http2.ClientHttp2Stream,
+  opening: Promise<http2.ClientHttp2Stream>,
   method: DescMethodUnary,
   body: Buffer,
   signal: AbortSignal | undefined,
@@ -137,6 +86,7 @@ function exchange(
 ): Promise<UnaryResponse> {
   return new Promise((resolve, reject) => {
     let settled = false;
+    let stream: http2.ClientHttp2Stream | undefined;
     let responseHeaders: http2.IncomingHttpHeaders | undefined;
     let trailers: http2.IncomingHttpHeaders | undefined;
     const chunks: Buffer[] = [];
@@ -151,9 +101,48 @@ function exchange(
       if (settled) return;
       cleanUp();
       // The call is over for this side: the stream is cancelled if it is still open.
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (stream !== undefined && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       reject(error);
     };
+    const send = (stream: http2.ClientHttp2Stream) => {
+      stream.on("response", (headers) => {
+        responseHeaders = headers;
+      });
+      stream.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        sessionManager.notifyResponseByteRead(stream);
+      });
+      stream.on("trailers", (fields) => {
+        trailers = fields;
+      });
+      stream.on("error", (error: Error) => fail(streamError(error, stream.rstCode)));
+      stream.on("close", () => {
+        if (settled) return;
+        const reset =
+          stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+        if (responseHeaders === undefined || (reset && trailers === undefined)) {
+          // Reset (or the connection lost) before the answer was complete.
+          fail(resetError(stream.rstCode));
+          return;
+        }
+        try {
+          const message = answer(method, responseHeaders, trailers, chunks);
+          cleanUp();
+          resolve({
+            stream: false,
+            service: method.parent,
+            method,
+            header: new IncomingHeaders(responseHeaders),
+            trailer: new IncomingHeaders(trailers ?? {}),
+            message: message as UnaryResponse["message"],
+          });
+        } catch (error) {
+          fail(ConnectError.from(error, Code.Internal));
+        }
+      });
+      stream.end(body);
+    };
+
     if (timeoutMs !== undefined) {
       timer = setTimeout(
         () => fail(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
@@ -161,43 +150,18 @@ function exchange(
       );
     }
     signal?.addEventListener("abort", onAbort, { once: true });
-
-    stream.on("response", (headers) => {
-      responseHeaders = headers;
-    });
-    stream.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      sessionManager.notifyResponseByteRead(stream);
-    });
-    stream.on("trailers", (fields) => {
-      trailers = fields;
-    });
-    stream.on("error", (error: Error) => fail(streamError(error, stream.rstCode)));
-    stream.on("close", () => {
-      if (settled) return;
-      const reset =
-        stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
-      if (responseHeaders === undefined || (reset && trailers === undefined)) {
-        // Reset (or the connection lost) before the answer was complete.
-        fail(resetError(stream.rstCode));
-        return;
-      }
-      try {
-        const message = answer(method, responseHeaders, trailers, chunks);
-        cleanUp();
-        resolve({
-          stream: false,
-          service: method.parent,
-          method,
-          header: toHeaders(responseHeaders),
-          trailer: toHeaders(trailers ?? {}),
-          message: message as UnaryResponse["message"],
-        });
-      } catch (error) {
-        fail(ConnectError.from(error, Code.Internal));
-      }
-    });
-    stream.end(body);
+    opening.then(
+      (opened) => {
+        if (settled) {
+          opened.on("error", () => {});
+          opened.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        stream = opened;
+        send(opened);
+      },
+      (error: unknown) => fail(connectionError(error)),
+    );
   });
 }
 
@@ -266,14 +230,6 @@ function percentDecoded(message: string): string {
   } catch {
     return message;
   }
-}
-
-function envelope(bytes: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(envelopeHeaderBytes + bytes.byteLength);
-  frame[0] = 0;
-  frame.writeUInt32BE(bytes.byteLength, 1);
-  frame.set(bytes, envelopeHeaderBytes);
-  return frame;
 }
 
 function codeOf(value: number): Code {
@@ -354,24 +310,13 @@ function resetError(rstCode: number | undefined, cause?: unknown): ConnectError 
   }
 }
 
-function toHeaders(fields: http2.IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  for (const name in fields) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = fields[name];
-    if (typeof value === "string") headers.append(name, value);
-    else if (Array.isArray(value)) for (const item of value) headers.append(name, item);
-  }
-  return headers;
-}
-
 function metadataOf(
   headers: http2.IncomingHttpHeaders,
   trailers: http2.IncomingHttpHeaders | undefined,
 ): Headers {
-  const metadata = toHeaders(headers);
+  const metadata = new Headers(new IncomingHeaders(headers));
   if (trailers) {
-    for (const [name, value] of toHeaders(trailers)) metadata.append(name, value);
+    for (const [name, value] of new IncomingHeaders(trailers)) metadata.append(name, value);
   }
   for (const name of ["grpc-status", "grpc-message", "content-type"]) metadata.delete(name);
   return metadata;

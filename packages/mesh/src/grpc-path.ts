@@ -63,7 +63,8 @@ export interface GrpcPath {
 type ServedSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
 const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
-const envelopeHeaderBytes = 5;
+/** The bytes before each message of a gRPC body: a flags byte and the message's length. */
+export const envelopeHeaderBytes = 5;
 // Abort reasons: aborting without one makes Node construct a DOMException (with a stack) per call.
 const callEnded = new ConnectError("the call has ended", Code.Canceled);
 const clientGone = new ConnectError("the client closed the call", Code.Canceled);
@@ -136,13 +137,15 @@ function createCallServer(options: GrpcPathOptions) {
     headers: IncomingHttpHeaders,
     contentType: string,
   ): void => {
-    const timeout = parseTimeout(header(headers["grpc-timeout"]), maxTimeoutMs);
+    const header = new IncomingHeaders(headers);
+    const timeout = parseTimeout(header.get("grpc-timeout"), maxTimeoutMs);
     const deadline =
       timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
     const call = new Call(
       spec,
       stream,
       headers,
+      header,
       contentType,
       deadline,
       options.contextValues(stream),
@@ -178,6 +181,7 @@ class Call {
     spec: ServedSpec,
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
+    header: Headers,
     contentType: string,
     deadline: number | undefined,
     contextValues: ContextValues,
@@ -185,7 +189,7 @@ class Call {
     this.method = spec.method;
     this.stream = stream;
     this.headers = headers;
-    this.header = new IncomingHeaders(headers);
+    this.header = header;
     this.contentType = contentType;
     this.deadline = deadline;
     this.contextValues = contextValues;
@@ -450,6 +454,11 @@ function encode(schema: DescMessage, message: unknown, maxMessageBytes: number):
       Code.ResourceExhausted,
     );
   }
+  return envelope(bytes);
+}
+
+/** `bytes` as one uncompressed gRPC message: the envelope's header, then the message. */
+export function envelope(bytes: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(envelopeHeaderBytes + bytes.byteLength);
   frame[0] = 0;
   frame.writeUInt32BE(bytes.byteLength, 1);
@@ -594,10 +603,6 @@ function toConnectError(error: unknown): ConnectError {
   return error instanceof ConnectError
     ? error
     : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
-}
-
-function header(value: string | string[] | undefined): string | null {
-  return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
 }
 
 function toObject(

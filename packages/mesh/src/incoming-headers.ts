@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from "node:http2";
 
 /**
- * A request's headers as Web `Headers`, read straight from the object Node parsed them into until
- * something asks for more than `get` or `has`; then they are copied into a `Headers`, once, which
- * answers from then on. Building a `Headers` validates and copies every header of every call,
- * where most calls only look up two or three (content type, timeout, authorization).
+ * HTTP/2 headers (a request's, or an answer's headers or trailers) as Web `Headers`, read straight
+ * from the object Node parsed them into until something asks for more than `get` or `has`; then
+ * they are copied into a `Headers`, once, which answers from then on. Building a `Headers`
+ * validates and copies every header of every call, where most calls only look up two or three
+ * (content type, timeout, authorization).
  * Pseudo-headers (`:path`, ...) are not headers and are left out, as connect-node leaves them out.
  * It is not `instanceof Headers`; nothing that reads request headers here asks.
  */
