@@ -227,7 +227,7 @@ export function createUpstream<T extends DescService>(
       deposit(retry.budgetRatio);
       const span = startClientSpan(service.typeName, method.name, options.name, header);
       const call = throughBreaker(async () => {
-        if (credentials) span.header.set("authorization", `Bearer ${await credentials()}`);
+        if (credentials) await signIn(span.header, credentials);
         for (let attempt = 1; ; attempt++) {
           const address = pick();
           try {
@@ -298,9 +298,14 @@ export function createUpstreamClient<T extends DescService>(
 
 function withCredentials(credentials: () => Promise<string>): Interceptor {
   return (next) => async (req) => {
-    req.header.set("authorization", `Bearer ${await credentials()}`);
+    await signIn(req.header, credentials);
     return next(req);
   };
+}
+
+/** Puts this service's own bearer token on an outbound call's headers. */
+async function signIn(header: Headers, credentials: () => Promise<string>): Promise<void> {
+  header.set("authorization", `Bearer ${await credentials()}`);
 }
 
 function hasRequestId(input: unknown): boolean {
