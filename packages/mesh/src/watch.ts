@@ -42,6 +42,22 @@ export async function* snapshotThenChanges<T, E>(options: {
 }
 
 /**
+ * Converts whole batches once while they live, each into an event batch of `convert`ed items
+ * (`convert` being itself a `convertOnce`): the change feed hands every watch at the same place
+ * the same batch, so those watches share one converted batch, which the gRPC path then encodes
+ * once for all of them.
+ */
+export function convertBatchesOnce<T extends { revision: bigint }, A, B>(
+  itemsOf: (batch: T) => readonly A[],
+  convert: (item: A) => B,
+): (batch: T) => EventBatch<B> {
+  return convertOnce((batch: T) => ({
+    events: itemsOf(batch).map(convert),
+    revision: batch.revision,
+  }));
+}
+
+/**
  * Wraps a conversion so that each input object is converted once while it lives: the change feed
  * hands every watcher the same record objects, so every watcher then shares one converted event
  * instead of building its own copy (which, for many watchers catching up at once, costs megabytes

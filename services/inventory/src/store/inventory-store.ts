@@ -7,7 +7,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertOnce } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce } from "@shop/mesh/watch";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
 import {
   InsufficientStockError,
@@ -36,10 +36,7 @@ export function createInventoryStore(
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
   // Watches at the same place get the same batch from the feed, and so the same batch of events.
-  const sharedBatch = convertOnce((batch: WatchBatch) => ({
-    events: batch.records.map(sharedEvent),
-    revision: batch.revision,
-  }));
+  const sharedBatch = convertBatchesOnce((batch: WatchBatch) => batch.records, sharedEvent);
 
   /** Adds `delta` to stock and subtracts it from reserved (or the reverse), recording the change. */
   const moveStock = async (

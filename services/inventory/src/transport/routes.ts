@@ -3,7 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { ProductEventSchema } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
-import { convertOnce, type EventBatch } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, type EventBatch } from "@shop/mesh/watch";
 import { adjustStock } from "../domain/adjust-stock.ts";
 import { getProduct } from "../domain/get-product.ts";
 import { listProducts } from "../domain/list-products.ts";
@@ -23,10 +23,10 @@ export function inventoryRoutes(inventory: InventoryRepository) {
   );
   // Watches at the same place get the same batch, and so the same response: encoded once for all
   // of them on the gRPC path.
-  const sharedResponse = convertOnce((batch: EventBatch<ProductEvent>) => ({
-    events: batch.events.map(sharedProto),
-    revision: batch.revision,
-  }));
+  const sharedResponse = convertBatchesOnce(
+    (batch: EventBatch<ProductEvent>) => batch.events,
+    sharedProto,
+  );
   return (router: ConnectRouter) =>
     router.service(
       InventoryService,

@@ -6,7 +6,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertOnce } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce } from "@shop/mesh/watch";
 import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
 import type {
@@ -28,10 +28,7 @@ export function createOrderStore(
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
   // Watches at the same place get the same batch from the feed, and so the same batch of events.
-  const sharedBatch = convertOnce((batch: WatchBatch) => ({
-    events: batch.records.map(sharedEvent),
-    revision: batch.revision,
-  }));
+  const sharedBatch = convertBatchesOnce((batch: WatchBatch) => batch.records, sharedEvent);
   const readOnly = { isolationLevel: "repeatable read", accessMode: "read only" } as const;
 
   // Pending and compensating orders were never acknowledged: no read shows them.

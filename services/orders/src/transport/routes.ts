@@ -9,7 +9,7 @@ import {
   mapDomainErrors,
   pageSizeOf,
 } from "@shop/mesh";
-import { convertOnce, type EventBatch } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, type EventBatch } from "@shop/mesh/watch";
 import { cancelOrder } from "../domain/cancel-order.ts";
 import { type CreateOrderDeps, createOrder } from "../domain/create-order.ts";
 import { getOrder } from "../domain/get-order.ts";
@@ -29,10 +29,10 @@ export function orderRoutes(deps: CreateOrderDeps) {
   );
   // Watches at the same place get the same batch, and so the same response: encoded once for all
   // of them on the gRPC path.
-  const sharedResponse = convertOnce((batch: EventBatch<OrderEvent>) => ({
-    events: batch.events.map(sharedProto),
-    revision: batch.revision,
-  }));
+  const sharedResponse = convertBatchesOnce(
+    (batch: EventBatch<OrderEvent>) => batch.events,
+    sharedProto,
+  );
   const { orders } = deps;
   return (router: ConnectRouter) =>
     router.service(

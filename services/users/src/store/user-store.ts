@@ -6,7 +6,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertOnce } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce } from "@shop/mesh/watch";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
 import type {
@@ -29,10 +29,7 @@ export function createUserStore(
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
   // Watches at the same place get the same batch from the feed, and so the same batch of events.
-  const sharedBatch = convertOnce((batch: WatchBatch) => ({
-    events: batch.records.map(sharedEvent),
-    revision: batch.revision,
-  }));
+  const sharedBatch = convertBatchesOnce((batch: WatchBatch) => batch.records, sharedEvent);
   // The lookup every GetUser makes (and every order, through GetUser), built once and prepared
   // on each connection by the driver, rather than built and planned for every call.
   const byId = db

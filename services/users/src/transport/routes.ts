@@ -3,7 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { UserEventSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
-import { convertOnce, type EventBatch } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, type EventBatch } from "@shop/mesh/watch";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
 import { getUser } from "../domain/get-user.ts";
@@ -22,10 +22,10 @@ export function userRoutes(users: UserRepository) {
   );
   // Watches at the same place get the same batch, and so the same response: encoded once for all
   // of them on the gRPC path.
-  const sharedResponse = convertOnce((batch: EventBatch<UserEvent>) => ({
-    events: batch.events.map(sharedProto),
-    revision: batch.revision,
-  }));
+  const sharedResponse = convertBatchesOnce(
+    (batch: EventBatch<UserEvent>) => batch.events,
+    sharedProto,
+  );
   return (router: ConnectRouter) =>
     router.service(
       UserService,
