@@ -123,7 +123,7 @@ function createCallServer(options: GrpcPathOptions) {
     if (spec.kind === "unary") {
       const res = await invokeUnary(spec, call, input, interceptors);
       if (call.ended) return;
-      call.sendUnary(encode(method.output, res.message, maxMessageBytes), res.header, res.trailer);
+      call.sendUnary(encode(method.output, res.message, maxMessageBytes), res);
     } else {
       const res = await invokeServerStreaming(spec, call, input, interceptors);
       if (call.ended) return;
@@ -164,8 +164,6 @@ class Call {
   readonly method: DescMethod;
   readonly stream: ServerHttp2Stream;
   readonly header: Headers;
-  readonly responseHeader = new Headers();
-  readonly responseTrailer = new Headers();
   readonly contextValues: ContextValues;
   /** Absolute deadline (Date.now() scale), if the client set a timeout. */
   readonly deadline: number | undefined;
@@ -176,6 +174,9 @@ class Call {
   private endReason: ConnectError | undefined;
   private watchingClient = false;
   private readonly timer: NodeJS.Timeout | undefined;
+  // The response's header and trailer, made when a handler or interceptor first asks for them.
+  private setHeader: Headers | undefined;
+  private setTrailer: Headers | undefined;
 
   constructor(
     spec: ServedSpec,
@@ -219,9 +220,23 @@ class Call {
     return `http://${this.headers[":authority"] ?? "localhost"}${this.headers[":path"]}`;
   }
 
-  sendUnary(frame: Buffer, header: Headers, trailer: Headers): void {
+  get responseHeader(): Headers {
+    this.setHeader ??= new Headers();
+    return this.setHeader;
+  }
+
+  get responseTrailer(): Headers {
+    this.setTrailer ??= new Headers();
+    return this.setTrailer;
+  }
+
+  /** Answers with `res`: the handler's answer, or one an interceptor put in its place. */
+  sendUnary(frame: Buffer, res: UnaryResponse): void {
     const stream = this.stream;
     if (!stream.destroyed) {
+      const own = res instanceof Answer;
+      const header = own ? this.setHeader : res.header;
+      const trailer = own ? this.setTrailer : res.trailer;
       this.headersSent = true;
       stream.respond(this.responseHeaders(header), { waitForTrailers: true });
       stream.once("wantTrailers", () => {
@@ -262,7 +277,7 @@ class Call {
   }
 
   /** Ends the call with `error`, or with success and `trailer`; later calls do nothing. */
-  finish(error: unknown, trailer: Headers = this.responseTrailer): void {
+  finish(error: unknown, trailer: Headers | undefined = this.setTrailer): void {
     if (this.ended) return;
     const stream = this.stream;
     const status = error === undefined ? undefined : toConnectError(error);
@@ -272,7 +287,7 @@ class Call {
     if (!this.headersSent) {
       // Trailers-only: the status goes with the headers, and nothing follows.
       this.headersSent = true;
-      stream.respond(toObject(fields, this.responseHeaders(this.responseHeader)), {
+      stream.respond(toObject(fields, this.responseHeaders(this.setHeader)), {
         endStream: true,
       });
     } else {
@@ -304,7 +319,7 @@ class Call {
     });
   }
 
-  private responseHeaders(header: Headers): Record<string, string | number> {
+  private responseHeaders(header: Headers | undefined): Record<string, string | number> {
     return toObject(header, { ":status": 200, "content-type": this.contentType });
   }
 }
@@ -489,21 +504,42 @@ function invokeUnary(
   input: unknown,
   interceptors: readonly Interceptor[],
 ): Promise<UnaryResponse> {
-  const handler = async (req: RequestParts & { message: unknown }) => ({
-    stream: false as const,
-    service: spec.method.parent,
-    method: spec.method,
-    header: call.responseHeader,
-    trailer: call.responseTrailer,
-    message: create(
-      spec.method.output,
-      await spec.impl(req.message as never, new CallContext(call, req)),
-    ),
-  });
+  const handler = async (req: RequestParts & { message: unknown }) =>
+    new Answer(
+      call,
+      create(spec.method.output, await spec.impl(req.message as never, new CallContext(call, req))),
+    );
   return chain(
     interceptors,
     handler,
   )(new CallRequest(call, false, input)) as Promise<UnaryResponse>;
+}
+
+/**
+ * A unary handler's answer as the interceptors see it. Its header and trailer are the call's, made
+ * when first asked for: most calls set neither, and then send none.
+ */
+class Answer implements UnaryResponse {
+  readonly stream = false;
+  readonly service: DescService;
+  readonly method: UnaryResponse["method"];
+  readonly message: UnaryResponse["message"];
+  private readonly call: Call;
+
+  constructor(call: Call, message: UnaryResponse["message"]) {
+    this.call = call;
+    this.service = call.method.parent;
+    this.method = call.method as UnaryResponse["method"];
+    this.message = message;
+  }
+
+  get header(): Headers {
+    return this.call.responseHeader;
+  }
+
+  get trailer(): Headers {
+    return this.call.responseTrailer;
+  }
 }
 
 function invokeServerStreaming(
@@ -606,10 +642,10 @@ function toConnectError(error: unknown): ConnectError {
 }
 
 function toObject(
-  headers: Headers,
+  headers: Headers | undefined,
   into: Record<string, string | number>,
 ): Record<string, string | number> {
-  headers.forEach((value, name) => {
+  headers?.forEach((value, name) => {
     into[name] = value;
   });
   return into;
