@@ -10,8 +10,20 @@ export interface CallContext {
 }
 
 const storage = new AsyncLocalStorage<CallContext>();
+// Recording a call gives it a frame of async context of its own (in Node 24 a copy of the frame's
+// map): about 3 % of the CPU of a unary call (bench/README.md), for nothing in a process that calls
+// no upstream.
+let recording = false;
 
-/** The incoming call the current code runs on behalf of, if any. */
+/**
+ * Records every incoming call from now on, for currentCall(). Creating an upstream client does it,
+ * so that its calls inherit the deadline and cancellation of the call they are made for.
+ */
+export function recordCalls(): void {
+  recording = true;
+}
+
+/** The incoming call the current code runs on behalf of, if any (once recordCalls() was called). */
 export function currentCall(): CallContext | undefined {
   return storage.getStore();
 }
@@ -22,6 +34,7 @@ export function currentCall(): CallContext | undefined {
  */
 export function createCallContextInterceptor(maxTimeoutMs: number): Interceptor {
   return (next) => (req) => {
+    if (!recording) return next(req);
     const timeout = timeoutOf(req.header);
     const deadline =
       timeout === undefined ? undefined : Date.now() + Math.min(timeout, maxTimeoutMs);

@@ -11,7 +11,7 @@ import {
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge } from "prom-client";
-import { currentCall } from "./call-context.ts";
+import { currentCall, recordCalls } from "./call-context.ts";
 import { createGrpcUnaryCaller } from "./grpc-client.ts";
 import { processRegistry } from "./metrics.ts";
 import { startClientSpan } from "./tracing.ts";
@@ -116,6 +116,7 @@ export function createUpstream<T extends DescService>(
   service: T,
   options: UpstreamOptions,
 ): Upstream<T> {
+  recordCalls();
   const retry = { ...defaultRetry, ...options.retry };
   const breakerPolicy = { ...defaultBreaker, ...options.breaker };
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 2_000;

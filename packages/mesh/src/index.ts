@@ -6,7 +6,12 @@ export {
   createTokenExpiryInterceptor,
   methodsWithoutRule,
 } from "./auth.ts";
-export { type CallContext, createCallContextInterceptor, currentCall } from "./call-context.ts";
+export {
+  type CallContext,
+  createCallContextInterceptor,
+  currentCall,
+  recordCalls,
+} from "./call-context.ts";
 export {
   appendChanges,
   appendStatement,
