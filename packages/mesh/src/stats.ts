@@ -73,20 +73,21 @@ export function createRequestStats(): RequestStats {
     return own ? null : stateOf(`${service}/${method.name}`);
   });
   const now = () => Math.floor(Date.now() / 1000);
+  const logGrowth = Math.log(bucketGrowth);
   const finish = (state: MethodState, started: number, error: unknown, unary: boolean) => {
     const code = error === undefined ? undefined : ConnectError.from(error).code;
+    const slot = slotOf(state, now());
     // A client that goes away (ending its watch, say) is not a server error.
     if (code !== undefined && code !== Code.Canceled) {
       state.totalErrors++;
-      slotOf(state, now()).errors++;
+      slot.errors++;
     }
     if (unary) {
       const ms = performance.now() - started;
       const bucket = Math.min(
         bucketCount - 1,
-        Math.max(0, Math.ceil(Math.log(ms / bucketBase) / Math.log(bucketGrowth))),
+        Math.max(0, Math.ceil(Math.log(ms / bucketBase) / logGrowth)),
       );
-      const slot = slotOf(state, now());
       slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
     }
   };
