@@ -234,9 +234,11 @@ class Call {
   sendUnary(frame: Buffer, res: UnaryResponse): void {
     const stream = this.stream;
     if (!stream.destroyed) {
+      // The handler's own answer, or a copy of it ({ ...res }, which leaves out its getters), uses
+      // the call's header and trailer, if anything made them; another answer brings its own.
       const own = res instanceof Answer;
-      const header = own ? this.setHeader : res.header;
-      const trailer = own ? this.setTrailer : res.trailer;
+      const header: Headers | undefined = own ? this.setHeader : (res.header ?? this.setHeader);
+      const trailer: Headers | undefined = own ? this.setTrailer : (res.trailer ?? this.setTrailer);
       this.headersSent = true;
       stream.respond(this.responseHeaders(header), { waitForTrailers: true });
       stream.once("wantTrailers", () => {
@@ -517,7 +519,8 @@ function invokeUnary(
 
 /**
  * A unary handler's answer as the interceptors see it. Its header and trailer are the call's, made
- * when first asked for: most calls set neither, and then send none.
+ * when first asked for: most calls set neither, and then send none. (They are getters of the class,
+ * so a copy made with `{ ...res }` has neither; sendUnary then takes the call's.)
  */
 class Answer implements UnaryResponse {
   readonly stream = false;

@@ -43,6 +43,12 @@ const recordCalls: Interceptor = (next) => (req) => {
   return next(req);
 };
 
+// Answers with a copy of the response, as an interceptor that changes part of it would.
+const copyAnswers: Interceptor = (next) => async (req) => {
+  const res = await next(req);
+  return req.header.get("x-probe") === "copy" && !res.stream ? { ...res } : res;
+};
+
 let server: Server;
 before(async () => {
   server = await serve({
@@ -113,7 +119,7 @@ before(async () => {
     corsOrigins: [],
     logger: pino({ level: "silent" }),
     readiness: async () => ({}),
-    interceptors: [recordCalls],
+    interceptors: [recordCalls, copyAnswers],
   });
 });
 after(() => server.close(100));
@@ -245,6 +251,18 @@ describe("unary calls over gRPC", () => {
     assert.deepEqual(headers?.get("x-served-by"), ["test"]);
     assert.deepEqual(trailers?.get("x-trailer"), ["done"]);
     assert.ok(seen.intercepted.includes("GetUser unary"), "the router's interceptors ran");
+  });
+
+  test("the handler's headers and trailers go out when an interceptor answers with a copy", async () => {
+    const client = grpcJsClient();
+    const metadata = new grpc.Metadata();
+    metadata.set("x-probe", "copy");
+    const { error, headers, trailers } = await grpcJsUnary(client, { id: "headers" }, {}, metadata);
+    client.close();
+    assert.equal(error, null);
+    assert.deepEqual(headers?.get("x-served-by"), ["test"]);
+    assert.deepEqual(trailers?.get("x-trailer"), ["done"]);
+    assert.ok(seen.intercepted.includes("GetUser copy"));
   });
 
   test("an error before any message is answered trailers-only, with its code, message and metadata", async () => {
