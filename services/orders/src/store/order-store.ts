@@ -45,26 +45,36 @@ export function createOrderStore(
     .from(orders)
     .where(eq(orders.requestId, sql.placeholder("requestId")))
     .prepare("orders_by_request_id");
+  // The first step of every CreateOrder: record the order as pending (nothing happens when its
+  // request id is already recorded).
+  const insertPending = db
+    .insert(orders)
+    .values({
+      id: sql.placeholder("id"),
+      userId: sql.placeholder("userId"),
+      items: sql.placeholder("items"),
+      totalCents: 0n,
+      status: "pending",
+      requestId: sql.placeholder("requestId"),
+      requestFingerprint: sql.placeholder("requestFingerprint"),
+    })
+    .onConflictDoNothing()
+    .returning()
+    .prepare("orders_insert_pending");
 
   return {
     async begin(order: PendingOrder) {
-      const [row] = await db
-        .insert(orders)
-        .values({
-          id: order.id,
-          userId: order.userId,
-          items: order.items.map((item) => ({
-            sku: item.sku,
-            quantity: String(item.quantity),
-            unitPriceCents: "0",
-          })),
-          totalCents: 0n,
-          status: "pending",
-          requestId: order.requestId === "" ? null : order.requestId,
-          requestFingerprint: order.requestFingerprint,
-        })
-        .onConflictDoNothing()
-        .returning();
+      const [row] = await insertPending.execute({
+        id: order.id,
+        userId: order.userId,
+        items: order.items.map((item) => ({
+          sku: item.sku,
+          quantity: String(item.quantity),
+          unitPriceCents: "0",
+        })),
+        requestId: order.requestId === "" ? null : order.requestId,
+        requestFingerprint: order.requestFingerprint,
+      });
       if (row) return { created: true, recorded: recordedOf(row) };
       const [existing] = await db
         .select()
