@@ -113,6 +113,25 @@ export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
 
 function createCallServer(options: GrpcPathOptions) {
   const { interceptors, requestGate, maxMessageBytes, maxTimeoutMs } = options;
+  // Each method's handler wrapped in the interceptors, once: a call finds its Call on the request.
+  const unaryChains = new Map<ServedSpec, Chain<UnaryResponse>>();
+  const streamChains = new Map<ServedSpec, Chain<StreamResponse>>();
+  const unaryChainOf = (spec: Extract<ServedSpec, { kind: "unary" }>) => {
+    let chained = unaryChains.get(spec);
+    if (chained === undefined) {
+      chained = chain(interceptors, unaryHandler(spec));
+      unaryChains.set(spec, chained);
+    }
+    return chained;
+  };
+  const streamChainOf = (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => {
+    let chained = streamChains.get(spec);
+    if (chained === undefined) {
+      chained = chain(interceptors, serverStreamingHandler(spec));
+      streamChains.set(spec, chained);
+    }
+    return chained;
+  };
 
   const answer = async (call: Call, spec: ServedSpec, timeoutError: ConnectError | undefined) => {
     const method = spec.method;
@@ -121,11 +140,11 @@ function createCallServer(options: GrpcPathOptions) {
     const input = decode(method.input, await readMessage(call.stream, maxMessageBytes));
     if (call.ended) return;
     if (spec.kind === "unary") {
-      const res = await invokeUnary(spec, call, input, interceptors);
+      const res = await unaryChainOf(spec)(new CallRequest(call, false, input));
       if (call.ended) return;
       call.sendUnary(encode(method.output, res.message, maxMessageBytes), res);
     } else {
-      const res = await invokeServerStreaming(spec, call, input, interceptors);
+      const res = await streamChainOf(spec)(new CallRequest(call, true, single(input)));
       if (call.ended) return;
       await call.sendStream(res, (message) => frameOf(method.output, message, maxMessageBytes));
     }
@@ -500,21 +519,13 @@ function frameOf(schema: DescMessage, message: unknown, maxMessageBytes: number)
   return frame;
 }
 
-function invokeUnary(
-  spec: Extract<ServedSpec, { kind: "unary" }>,
-  call: Call,
-  input: unknown,
-  interceptors: readonly Interceptor[],
-): Promise<UnaryResponse> {
-  const handler = async (req: RequestParts & { message: unknown }) =>
-    new Answer(
-      call,
-      create(spec.method.output, await spec.impl(req.message as never, new CallContext(call, req))),
-    );
-  return chain(
-    interceptors,
-    handler,
-  )(new CallRequest(call, false, input)) as Promise<UnaryResponse>;
+/** The handler of a unary method, innermost in its chain. */
+function unaryHandler(spec: Extract<ServedSpec, { kind: "unary" }>) {
+  return async (req: CallRequest): Promise<UnaryResponse> => {
+    const call = callOf(req);
+    const output = await spec.impl(req.message as never, new CallContext(call, req));
+    return new Answer(call, create(spec.method.output, output));
+  };
 }
 
 /**
@@ -545,14 +556,11 @@ class Answer implements UnaryResponse {
   }
 }
 
-function invokeServerStreaming(
-  spec: Extract<ServedSpec, { kind: "server_streaming" }>,
-  call: Call,
-  input: unknown,
-  interceptors: readonly Interceptor[],
-): Promise<StreamResponse> {
-  const handler = async (req: RequestParts & { message: AsyncIterable<unknown> }) => {
-    const first = await req.message[Symbol.asyncIterator]().next();
+/** The handler of a server-streaming method, innermost in its chain. */
+function serverStreamingHandler(spec: Extract<ServedSpec, { kind: "server_streaming" }>) {
+  return async (req: CallRequest): Promise<StreamResponse> => {
+    const call = callOf(req);
+    const first = await (req.message as AsyncIterable<unknown>)[Symbol.asyncIterator]().next();
     return {
       stream: true as const,
       service: spec.method.parent,
@@ -562,25 +570,38 @@ function invokeServerStreaming(
       message: spec.impl(
         first.value as never,
         new CallContext(call, req),
-      ) as AsyncIterable<unknown>,
+      ) as StreamResponse["message"],
     };
   };
-  return chain(
-    interceptors,
-    handler,
-  )(new CallRequest(call, true, single(input))) as Promise<StreamResponse>;
 }
 
+type Chain<R> = (req: CallRequest) => Promise<R>;
+
 /** `handler` wrapped in `interceptors`, the first outermost, as connect-es applies them. */
-function chain(interceptors: readonly Interceptor[], handler: unknown) {
-  let next = handler as Parameters<Interceptor>[0];
+function chain<R>(interceptors: readonly Interceptor[], handler: Chain<R>): Chain<R> {
+  let next = handler as unknown as Parameters<Interceptor>[0];
   for (let index = interceptors.length - 1; index >= 0; index--) {
     next = (interceptors[index] as Interceptor)(next);
   }
-  return next as (req: unknown) => Promise<UnaryResponse | StreamResponse>;
+  return next as unknown as Chain<R>;
 }
 
 const callOfRequest = Symbol("call");
+
+/**
+ * The call of a request the interceptors passed on: the request made for it, or a copy
+ * (`{ ...req }` copies the symbol-keyed field too).
+ */
+function callOf(req: CallRequest): Call {
+  const call = req[callOfRequest];
+  if (call === undefined) {
+    throw new ConnectError(
+      "an interceptor passed on a request that is not a copy of the one it got ({ ...req })",
+      Code.Internal,
+    );
+  }
+  return call;
+}
 
 // A request's signal and URL are read from its call when asked for, also when an interceptor copies
 // the request ({ ...req }): own enumerable getters, the same two for every request.

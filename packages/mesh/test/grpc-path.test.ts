@@ -49,6 +49,14 @@ const copyAnswers: Interceptor = (next) => async (req) => {
   return req.header.get("x-probe") === "copy" && !res.stream ? { ...res } : res;
 };
 
+// Passes on a request rebuilt from its string-keyed fields only, not a copy of it.
+const rebuildRequests: Interceptor = (next) => (req) =>
+  next(
+    req.header.get("x-probe") === "rebuilt"
+      ? (Object.fromEntries(Object.entries(req)) as typeof req)
+      : req,
+  );
+
 let server: Server;
 before(async () => {
   server = await serve({
@@ -119,7 +127,7 @@ before(async () => {
     corsOrigins: [],
     logger: pino({ level: "silent" }),
     readiness: async () => ({}),
-    interceptors: [recordCalls, copyAnswers],
+    interceptors: [recordCalls, copyAnswers, rebuildRequests],
   });
 });
 after(() => server.close(100));
@@ -263,6 +271,17 @@ describe("unary calls over gRPC", () => {
     assert.deepEqual(headers?.get("x-served-by"), ["test"]);
     assert.deepEqual(trailers?.get("x-trailer"), ["done"]);
     assert.ok(seen.intercepted.includes("GetUser copy"));
+  });
+
+  test("a request an interceptor rebuilt instead of copying fails as internal, and the server serves on", async () => {
+    const client = grpcJsClient();
+    const metadata = new grpc.Metadata();
+    metadata.set("x-probe", "rebuilt");
+    const rebuilt = await grpcJsUnary(client, { id: "u1" }, {}, metadata);
+    const next = await grpcJsUnary(client, { id: "u1" });
+    client.close();
+    assert.equal(rebuilt.error?.code, grpc.status.INTERNAL);
+    assert.equal(next.error, null);
   });
 
   test("an error before any message is answered trailers-only, with its code, message and metadata", async () => {
