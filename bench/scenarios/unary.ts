@@ -109,6 +109,29 @@ async function verify(protocol: UnaryProtocol, target: UnaryTarget): Promise<voi
   assertSameUser(user, target.expected, `${target.label} (${protocol})`);
 }
 
+/**
+ * The order of `targets` in round `round`: the first round as given, then shuffled, the same for
+ * every run (a fixed seed per round). A rotation would keep each target behind the same neighbour
+ * in every round, and what a neighbour leaves behind (PostgreSQL's background work after a
+ * PostgreSQL-backed target, say) would then always fall on the same server.
+ */
+export function roundOrder<T>(targets: readonly T[], round: number): T[] {
+  const order = [...targets];
+  // A small linear congruential generator (Numerical Recipes' constants): reproducible, and
+  // nothing here needs better randomness.
+  let seed = (round + 1) * 2654435761;
+  const next = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  if (round === 0) return order;
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j] as T, order[i] as T];
+  }
+  return order;
+}
+
 /** Runs `targets` in alternation for `shape.rounds` rounds; every target is verified first and last. */
 export async function runUnary(options: {
   protocol: UnaryProtocol;
@@ -121,7 +144,7 @@ export async function runUnary(options: {
   for (const target of targets) await verify(protocol, target);
   const results = new Map<string, LoadResult[]>(targets.map((target) => [target.key, []]));
   for (let round = 0; round < shape.rounds; round++) {
-    const order = targets.map((_, i) => targets[(i + round) % targets.length] as UnaryTarget);
+    const order = roundOrder(targets, round);
     for (const target of order) {
       const warmupSeconds = shape.warmupSeconds + (round === 0 ? shape.firstWarmupSeconds : 0);
       const result =

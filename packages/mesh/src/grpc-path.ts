@@ -23,6 +23,7 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { requestFaults } from "./request-guard.ts";
 import { stopStreamOn } from "./streams.ts";
+import { convertOnce } from "./watch.ts";
 
 // The gRPC serving path of the runtime. connect-es serves gRPC through its streaming machinery for
 // every call: about ten async-iterable transforms per call and per streamed message, a Web
@@ -114,24 +115,12 @@ export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
 function createCallServer(options: GrpcPathOptions) {
   const { interceptors, requestGate, maxMessageBytes, maxTimeoutMs } = options;
   // Each method's handler wrapped in the interceptors, once: a call finds its Call on the request.
-  const unaryChains = new Map<ServedSpec, Chain<UnaryResponse>>();
-  const streamChains = new Map<ServedSpec, Chain<StreamResponse>>();
-  const unaryChainOf = (spec: Extract<ServedSpec, { kind: "unary" }>) => {
-    let chained = unaryChains.get(spec);
-    if (chained === undefined) {
-      chained = chain(interceptors, unaryHandler(spec));
-      unaryChains.set(spec, chained);
-    }
-    return chained;
-  };
-  const streamChainOf = (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => {
-    let chained = streamChains.get(spec);
-    if (chained === undefined) {
-      chained = chain(interceptors, serverStreamingHandler(spec));
-      streamChains.set(spec, chained);
-    }
-    return chained;
-  };
+  const unaryChainOf = convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
+    chain(interceptors, unaryHandler(spec)),
+  );
+  const streamChainOf = convertOnce((spec: Extract<ServedSpec, { kind: "server_streaming" }>) =>
+    chain(interceptors, serverStreamingHandler(spec)),
+  );
 
   const answer = async (call: Call, spec: ServedSpec, timeoutError: ConnectError | undefined) => {
     const method = spec.method;
