@@ -161,6 +161,17 @@ export class SeriesHistogram<L extends string> extends Histogram<L> {
     this.config = config;
   }
 
+  /** Zeroes every series, as prom-client's reset() empties its own (the series stay held). */
+  override reset(): void {
+    super.reset();
+    // Also called by prom-client's constructor, before this class's fields exist.
+    for (const series of this.all ?? []) {
+      series.counts.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
+  }
+
   /** A new series for `labels`, to observe into. */
   series(labels: Record<L, string>): HistogramSeries<L> {
     const counts = new Float64Array(this.config.buckets.length + 1);

@@ -65,6 +65,25 @@ test("the JSON the registry gives matches prom-client's Histogram", async () => 
   assert.deepEqual(withoutExemplars(await ours.getMetricsAsJSON()), expected);
 });
 
+test("reset() zeroes the series, which go on counting", async () => {
+  const registry = new Registry();
+  const histogram = new SeriesHistogram<Label>({
+    name: "reset_seconds",
+    help: "Reset.",
+    labelNames: ["method", "code"],
+    buckets,
+    registers: [registry],
+  });
+  const series = histogram.series({ method: "GetUser", code: "ok" });
+  histogram.observeInto(series, 0.5);
+  registry.resetMetrics();
+  histogram.observeInto(series, 0.005);
+  const text = await registry.metrics();
+  assert.match(text, /^reset_seconds_count\{method="GetUser",code="ok"\} 1$/m);
+  assert.match(text, /^reset_seconds_sum\{method="GetUser",code="ok"\} 0.005$/m);
+  assert.match(text, /^reset_seconds_bucket\{le="1",method="GetUser",code="ok"\} 1$/m);
+});
+
 test("a histogram with nothing observed shows only its help and type", async () => {
   const registry = new Registry();
   new SeriesHistogram<Label>({
