@@ -33,8 +33,9 @@ export function createOrderStore(
 
   // Pending and compensating orders were never acknowledged: no read shows them.
   const acknowledged = inArray(orders.status, ["confirmed", "cancelled"]);
-  // The lookups of GetOrder and of every CreateOrder with a request id, built once and prepared
-  // on each connection by the driver, rather than built and planned for every call.
+  // The lookups of GetOrder and of every CreateOrder with a request id (also when its pending
+  // insert met an order already recorded for it), built once and prepared on each connection by
+  // the driver, rather than built and planned for every call.
   const byId = db
     .select()
     .from(orders)
@@ -76,10 +77,7 @@ export function createOrderStore(
         requestFingerprint: order.requestFingerprint,
       });
       if (row) return { created: true, recorded: recordedOf(row) };
-      const [existing] = await db
-        .select()
-        .from(orders)
-        .where(eq(orders.requestId, order.requestId));
+      const [existing] = await byRequestId.execute({ requestId: order.requestId });
       if (!existing) throw new Error(`order ${order.id} conflicted but its request cannot be read`);
       return { created: false, recorded: recordedOf(existing) };
     },
