@@ -10,7 +10,7 @@ import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
 import { type Identity, InvalidTokenError, KeysUnavailableError, type Verifier } from "@shop/auth";
 import { Counter } from "prom-client";
 import { codeName, processRegistry } from "./metrics.ts";
-import { type AnyRequest, answersWithStream, type Next, stopStreamOn } from "./streams.ts";
+import { type AnyRequest, type Next, onStreamsOnly, stopStreamOn } from "./streams.ts";
 import { convertOnce } from "./watch.ts";
 
 /** How a server authenticates and authorizes calls. */
@@ -101,7 +101,7 @@ export function createTokenExpiryInterceptor(): Interceptor {
     if (!res.stream || expiresAt === undefined) return res;
     return { ...res, message: endAtExpiry(res.message, expiresAt) };
   };
-  return (next) => (req) => (answersWithStream(req.method) ? endingAtExpiry(next, req) : next(req));
+  return onStreamsOnly(endingAtExpiry);
 }
 
 async function authenticate(verifier: Verifier, header: string | null): Promise<Identity> {

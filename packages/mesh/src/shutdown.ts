@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { type AnyRequest, answersWithStream, type Next, stopStreamOn } from "./streams.ts";
+import { type AnyRequest, type Next, onStreamsOnly, stopStreamOn } from "./streams.ts";
 
 /**
  * Ends every open stream with `unavailable` when `signal` aborts, so that clients reconnect (to
@@ -7,7 +7,7 @@ import { type AnyRequest, answersWithStream, type Next, stopStreamOn } from "./s
  * to completion. A stream that simply stopped would look complete to its client.
  */
 export function createShutdownInterceptor(signal: AbortSignal): Interceptor {
-  return (next) => (req) => (answersWithStream(req.method) ? endOnShutdown(next, req) : next(req));
+  return onStreamsOnly(endOnShutdown);
 
   async function endOnShutdown(next: Next, req: AnyRequest) {
     const res = await next(req);

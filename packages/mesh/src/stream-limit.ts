@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { callerKey } from "./auth.ts";
-import { type AnyRequest, answersWithStream, type Next, observeStream } from "./streams.ts";
+import { type AnyRequest, type Next, observeStream, onStreamsOnly } from "./streams.ts";
 
 /** The address a call came from, set by the server for every request. */
 export const peerKey = createContextKey<string>("unknown", { description: "the peer address" });
@@ -17,7 +17,7 @@ export function createStreamLimitInterceptor(maxPerClient: number): Interceptor 
     if (left > 0) open.set(client, left);
     else open.delete(client);
   };
-  return (next) => (req) => (answersWithStream(req.method) ? limited(next, req) : next(req));
+  return onStreamsOnly(limited);
 
   async function limited(next: Next, req: AnyRequest) {
     const caller = req.contextValues.get(callerKey);

@@ -28,6 +28,16 @@ export function answersWithStream(method: DescMethod): boolean {
   return method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
 }
 
+/**
+ * An interceptor that acts on calls answering with a stream only (through `wrap`), and passes
+ * every other call straight on.
+ */
+export function onStreamsOnly(
+  wrap: (next: Next, req: AnyRequest) => ReturnType<Next>,
+): Interceptor {
+  return (next) => (req) => (answersWithStream(req.method) ? wrap(next, req) : next(req));
+}
+
 /** How a stream ended, as its wrapper saw it. */
 export interface StreamEnd {
   /** The error it failed with (after `mapError`), if it failed. */
