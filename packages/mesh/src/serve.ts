@@ -22,6 +22,7 @@ import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createGrpcPath, type GrpcPath } from "./grpc-path.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
+import { watchIdleSessions } from "./idle-sessions.ts";
 import { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
 import { guardRequestDecoding } from "./request-guard.ts";
@@ -246,11 +247,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
   grpcFirst(h2, grpcPath);
   if (secure) grpcFirst(secure, grpcPath);
   const sessions = new Set<http2.Http2Session>();
+  const idleSessions = watchIdleSessions(limits.idleTimeoutMs);
   for (const server of [h2, secure]) {
     server?.on("session", (session) => {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
-      session.setTimeout(limits.idleTimeoutMs, () => session.close());
+      idleSessions.add(session);
       // Activity resets the idle timeout, so a client trickling a HEADERS frame would hold the
       // connection forever: a session must have sent a whole request within headersTimeoutMs.
       // GOAWAY alone would wait for the stream being trickled, so the session ends soon after.
@@ -408,6 +410,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       for (const socket of sockets) socket.destroy();
+      idleSessions.stop();
     },
   };
 }
