@@ -22,7 +22,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { requestFaults } from "./request-guard.ts";
-import { stopStreamOn } from "./streams.ts";
+import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
 import { convertOnce } from "./watch.ts";
 
 // The gRPC serving path of the runtime. connect-es serves gRPC through its streaming machinery for
@@ -115,8 +115,10 @@ export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
 function createCallServer(options: GrpcPathOptions) {
   const { interceptors, requestGate, maxMessageBytes, maxTimeoutMs } = options;
   // Each method's handler wrapped in the interceptors, once: a call finds its Call on the request.
+  // Those that act on streams only would pass a unary call straight on; its chain leaves them out.
+  const unaryInterceptors = interceptors.filter((interceptor) => !actsOnStreamsOnly(interceptor));
   const unaryChainOf = convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
-    chain(interceptors, unaryHandler(spec)),
+    chain(unaryInterceptors, unaryHandler(spec)),
   );
   const streamChainOf = convertOnce((spec: Extract<ServedSpec, { kind: "server_streaming" }>) =>
     chain(interceptors, serverStreamingHandler(spec)),

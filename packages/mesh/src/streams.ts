@@ -35,7 +35,20 @@ export function answersWithStream(method: DescMethod): boolean {
 export function onStreamsOnly(
   wrap: (next: Next, req: AnyRequest) => ReturnType<Next>,
 ): Interceptor {
-  return (next) => (req) => (answersWithStream(req.method) ? wrap(next, req) : next(req));
+  const interceptor: Interceptor = (next) => (req) =>
+    answersWithStream(req.method) ? wrap(next, req) : next(req);
+  streamsOnly.add(interceptor);
+  return interceptor;
+}
+
+const streamsOnly = new WeakSet<Interceptor>();
+
+/**
+ * Whether `interceptor` passes every call that does not answer with a stream straight on (it was
+ * made by onStreamsOnly): a chain built for one unary method can leave it out.
+ */
+export function actsOnStreamsOnly(interceptor: Interceptor): boolean {
+  return streamsOnly.has(interceptor);
 }
 
 /** How a stream ended, as its wrapper saw it. */
