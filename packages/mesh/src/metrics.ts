@@ -1,5 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   Counter,
   collectDefaultMetrics,
@@ -9,13 +9,7 @@ import {
   type MetricValueWithName,
   Registry,
 } from "prom-client";
-import {
-  type AnyRequest,
-  answersWithStream,
-  callNext,
-  type Next,
-  observeStream,
-} from "./streams.ts";
+import type { CallObserver } from "./call-observers.ts";
 import { convertOnce } from "./watch.ts";
 
 /**
@@ -28,8 +22,8 @@ export const processRegistry = new Registry();
 export interface Metrics {
   /** The registry `/metrics` serves. */
   registry: Registry;
-  /** Records the duration and outcome of every RPC this server handles. */
-  interceptor: Interceptor;
+  /** Records the duration and outcome of every RPC this server handles (see observeCalls). */
+  observer: CallObserver<unknown>;
 }
 
 /** Creates the metrics of one service process, including Node's default process metrics. */
@@ -65,63 +59,31 @@ export function createMetrics(service: string): Metrics {
     methods.push(counts);
     return counts;
   });
-  const finish = (method: MethodCounts, start: number, error?: unknown) => {
+  const finish = (method: MethodCounts, durationMs: number, error: unknown) => {
     const code = error === undefined ? "ok" : codeName(ConnectError.from(error).code);
     let outcome = method.outcomes.get(code);
     if (outcome === undefined) {
       outcome = duration.series({ ...method.call, code });
       method.outcomes.set(code, outcome);
     }
-    duration.observeInto(outcome, (performance.now() - start) / 1000);
+    duration.observeInto(outcome, durationMs / 1000);
   };
-  const measureStream = async (
-    next: Next,
-    req: AnyRequest,
-    method: MethodCounts,
-    start: number,
-  ) => {
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        finish(method, start);
-        return res;
-      }
-      return {
-        ...res,
-        message: observeStream(res.message, {
-          // A stream that ends because the client went away (or its deadline passed) did not
-          // succeed, even when the handler returned quietly on its aborted signal; and one the
-          // server stops reading (return()) must be counted too.
-          onEnd: ({ error }) =>
-            finish(
-              method,
-              start,
-              error ?? (req.signal.aborted ? abortReason(req.signal) : undefined),
-            ),
-        }),
-      };
-    } catch (error) {
-      finish(method, start, error);
-      throw error;
-    }
+  const observer: CallObserver<MethodCounts> = {
+    start(req) {
+      const method = countsFor(req.method);
+      method.started++;
+      return method;
+    },
+    end(method, call, { error, durationMs }) {
+      // A stream that ends because the client went away (or its deadline passed) did not succeed,
+      // even when the handler returned quietly on its aborted signal; and one the server stops
+      // reading (return()) is counted too.
+      // (A unary call's signal is left alone: the gRPC path makes it only when asked for.)
+      const aborted = call.streaming && call.req.signal.aborted;
+      finish(method, durationMs, error ?? (aborted ? abortReason(call.req.signal) : undefined));
+    },
   };
-  const interceptor: Interceptor = (next) => (req) => {
-    const method = countsFor(req.method);
-    method.started++;
-    const start = performance.now();
-    if (answersWithStream(req.method)) return measureStream(next, req, method, start);
-    return callNext(next, req).then(
-      (res) => {
-        finish(method, start);
-        return res;
-      },
-      (error: unknown) => {
-        finish(method, start, error);
-        throw error;
-      },
-    );
-  };
-  return { registry, interceptor };
+  return { registry, observer };
 }
 
 type DurationLabel = "rpc_service" | "rpc_method" | "code";

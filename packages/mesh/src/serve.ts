@@ -18,6 +18,7 @@ import {
   createTokenExpiryInterceptor,
 } from "./auth.ts";
 import { createCallContextInterceptor } from "./call-context.ts";
+import { observeCalls } from "./call-observers.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createGrpcPath, type GrpcPath } from "./grpc-path.ts";
@@ -127,8 +128,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const stats = createRequestStats();
   const interceptors = [
     createServerTracingInterceptor(),
-    stats.interceptor,
-    metrics.interceptor,
+    observeCalls([stats.observer, metrics.observer]),
     createErrorInterceptor(logger),
     createShutdownInterceptor(shutdown.signal),
     createCallContextInterceptor(limits.maxTimeoutMs),

@@ -1,14 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
-import {
-  type AnyRequest,
-  answersWithStream,
-  callNext,
-  type Next,
-  observeStream,
-} from "./streams.ts";
+import type { CallObserver } from "./call-observers.ts";
 import { convertOnce } from "./watch.ts";
 
 const windowSeconds = 10;
@@ -34,8 +28,8 @@ interface MethodState {
 
 /** Per-method request rates, error rates and latencies of one server over a sliding window. */
 export interface RequestStats {
-  /** Counts every call this server handles; put it first so that it sees every outcome. */
-  interceptor: Interceptor;
+  /** Counts every call this server handles (see observeCalls); first, so that it sees every outcome. */
+  observer: CallObserver<unknown>;
   /** Adds `shop.mesh.v1.StatsService` (WatchStats) to `router`. */
   register(router: ConnectRouter, options: { service: string; shutdownSignal: AbortSignal }): void;
 }
@@ -74,7 +68,7 @@ export function createRequestStats(): RequestStats {
   });
   const now = () => Math.floor(Date.now() / 1000);
   const logGrowth = Math.log(bucketGrowth);
-  const finish = (state: MethodState, started: number, error: unknown, unary: boolean) => {
+  const finish = (state: MethodState, durationMs: number, error: unknown, unary: boolean) => {
     const code = error === undefined ? undefined : ConnectError.from(error).code;
     const slot = slotOf(state, now());
     // A client that goes away (ending its watch, say) is not a server error.
@@ -83,55 +77,33 @@ export function createRequestStats(): RequestStats {
       slot.errors++;
     }
     if (unary) {
-      const ms = performance.now() - started;
       const bucket = Math.min(
         bucketCount - 1,
-        Math.max(0, Math.ceil(Math.log(ms / bucketBase) / logGrowth)),
+        Math.max(0, Math.ceil(Math.log(durationMs / bucketBase) / logGrowth)),
       );
       slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
     }
   };
-  const countStream = async (next: Next, req: AnyRequest, state: MethodState, started: number) => {
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(req);
-    } catch (error) {
-      finish(state, started, error, !req.stream);
-      throw error;
-    }
-    if (!res.stream) {
-      finish(state, started, undefined, true);
-      return res;
-    }
-    state.activeStreams++;
-    return {
-      ...res,
-      message: observeStream(res.message, {
-        onEnd({ error, closed }) {
-          if (!closed) finish(state, started, error, false);
-          state.activeStreams--;
-        },
-      }),
-    };
-  };
-
-  const interceptor: Interceptor = (next) => (req) => {
-    const state = stateFor(req.method);
-    if (state === null) return next(req);
-    const started = performance.now();
-    state.totalRequests++;
-    slotOf(state, now()).started++;
-    if (answersWithStream(req.method)) return countStream(next, req, state, started);
-    return callNext(next, req).then(
-      (res) => {
-        finish(state, started, undefined, true);
-        return res;
-      },
-      (error: unknown) => {
-        finish(state, started, error, !req.stream);
-        throw error;
-      },
-    );
+  const observer: CallObserver<MethodState> = {
+    start(req) {
+      const state = stateFor(req.method);
+      if (state === null) return null;
+      state.totalRequests++;
+      slotOf(state, now()).started++;
+      return state;
+    },
+    streaming(state) {
+      state.activeStreams++;
+    },
+    end(state, call, { error, closed, durationMs }) {
+      if (call.streaming) {
+        // A stream its client closed was not finished by the server.
+        if (!closed) finish(state, durationMs, error, false);
+        state.activeStreams--;
+        return;
+      }
+      finish(state, durationMs, error, error === undefined || !call.req.stream);
+    },
   };
 
   const snapshot = () => {
@@ -161,7 +133,7 @@ export function createRequestStats(): RequestStats {
   };
 
   return {
-    interceptor,
+    observer,
     register(router, options) {
       router.service(StatsService, {
         async *watchStats(req, context) {
