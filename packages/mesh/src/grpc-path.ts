@@ -113,32 +113,18 @@ export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
 }
 
 function createCallServer(options: GrpcPathOptions) {
-  const { interceptors, requestGate, maxMessageBytes, maxTimeoutMs } = options;
+  const { interceptors, requestGate, maxTimeoutMs } = options;
   // Each method's handler wrapped in the interceptors, once: a call finds its Call on the request.
   // Those that act on streams only would pass a unary call straight on; its chain leaves them out.
   const unaryInterceptors = interceptors.filter((interceptor) => !actsOnStreamsOnly(interceptor));
-  const unaryChainOf = convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
-    chain(unaryInterceptors, unaryHandler(spec)),
-  );
-  const streamChainOf = convertOnce((spec: Extract<ServedSpec, { kind: "server_streaming" }>) =>
-    chain(interceptors, serverStreamingHandler(spec)),
-  );
-
-  const answer = async (call: Call, spec: ServedSpec, timeoutError: ConnectError | undefined) => {
-    const method = spec.method;
-    if (requestGate) await requestGate(new CallContext(call, call));
-    if (timeoutError) throw timeoutError;
-    const input = decode(method.input, await readMessage(call.stream, maxMessageBytes));
-    if (call.ended) return;
-    if (spec.kind === "unary") {
-      const res = await unaryChainOf(spec)(new CallRequest(call, false, input));
-      if (call.ended) return;
-      call.sendUnary(encode(method.output, res.message, maxMessageBytes), res);
-    } else {
-      const res = await streamChainOf(spec)(new CallRequest(call, true, single(input)));
-      if (call.ended) return;
-      await call.sendStream(res, (message) => frameOf(method.output, message, maxMessageBytes));
-    }
+  const shared: SharedByCalls = {
+    maxMessageBytes: options.maxMessageBytes,
+    unaryChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
+      chain(unaryInterceptors, unaryHandler(spec)),
+    ),
+    streamChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "server_streaming" }>) =>
+      chain(interceptors, serverStreamingHandler(spec)),
+    ),
   };
 
   return (
@@ -152,6 +138,7 @@ function createCallServer(options: GrpcPathOptions) {
     const deadline =
       timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
     const call = new Call(
+      shared,
       spec,
       stream,
       headers,
@@ -160,9 +147,46 @@ function createCallServer(options: GrpcPathOptions) {
       deadline,
       options.contextValues(stream),
     );
-    answer(call, spec, timeout.error).catch((error: unknown) => call.finish(error));
+    // The gate runs after the headers, before the body is read.
+    if (requestGate === undefined) call.read(timeout.error);
+    else {
+      requestGate(new CallContext(call, call)).then(
+        () => call.read(timeout.error),
+        (error: unknown) => call.finish(error),
+      );
+    }
   };
 }
+
+/** What the calls of one server share: each method's chain, and the message size limit. */
+interface SharedByCalls {
+  maxMessageBytes: number;
+  unaryChainOf: (spec: Extract<ServedSpec, { kind: "unary" }>) => Chain<UnaryResponse>;
+  streamChainOf: (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => Chain<StreamResponse>;
+}
+
+/** A call's HTTP/2 stream, which holds its call for the listeners below. */
+type CallStream = ServerHttp2Stream & { [callOfStream]?: Call };
+const callOfStream = Symbol("call");
+
+// The listeners every call puts on its stream: the same functions for all calls (the stream is
+// their `this`), instead of closures made for each call.
+function onCallData(this: CallStream, chunk: Buffer): void {
+  this[callOfStream]?.receive(chunk);
+}
+function onCallEnd(this: CallStream): void {
+  this[callOfStream]?.received();
+}
+function onCallClose(this: CallStream): void {
+  this[callOfStream]?.clientClosed();
+}
+function onWantTrailers(this: CallStream): void {
+  this[callOfStream]?.sendTrailers();
+}
+// A reset or a broken connection; the stream closes next.
+function ignore(): void {}
+
+const okTrailers = { "grpc-status": "0" };
 
 /**
  * One call being answered on its HTTP/2 stream. What only some calls use is made when first asked
@@ -177,6 +201,8 @@ class Call {
   readonly contextValues: ContextValues;
   /** Absolute deadline (Date.now() scale), if the client set a timeout. */
   readonly deadline: number | undefined;
+  private readonly shared: SharedByCalls;
+  private readonly spec: ServedSpec;
   private readonly headers: IncomingHttpHeaders;
   private readonly contentType: string;
   private headersSent = false;
@@ -187,8 +213,17 @@ class Call {
   // The response's header and trailer, made when a handler or interceptor first asks for them.
   private setHeader: Headers | undefined;
   private setTrailer: Headers | undefined;
+  // The trailers to send when the stream asks for them; the success status when undefined.
+  private trailersToSend: Record<string, string | number> | undefined;
+  // The request body as it comes: its first chunk, all of them once there is more than one, their
+  // size, and the message length its envelope announces (-1 until read).
+  private firstChunk: Buffer | undefined;
+  private chunks: Buffer[] | undefined;
+  private size = 0;
+  private announced = -1;
 
   constructor(
+    shared: SharedByCalls,
     spec: ServedSpec,
     stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
@@ -197,6 +232,8 @@ class Call {
     deadline: number | undefined,
     contextValues: ContextValues,
   ) {
+    this.shared = shared;
+    this.spec = spec;
     this.method = spec.method;
     this.stream = stream;
     this.headers = headers;
@@ -204,8 +241,8 @@ class Call {
     this.contentType = contentType;
     this.deadline = deadline;
     this.contextValues = contextValues;
-    // A reset or a broken connection; the stream closes next.
-    stream.on("error", () => {});
+    (stream as CallStream)[callOfStream] = this;
+    stream.on("error", ignore);
     // A stream's writes wait for a client that may go away meanwhile.
     if (spec.kind === "server_streaming") this.watchClient();
     if (deadline !== undefined) {
@@ -240,6 +277,103 @@ class Call {
     return this.setTrailer;
   }
 
+  /** Starts reading the request, unless `refusal` refuses the call (a timeout out of range). */
+  read(refusal: ConnectError | undefined): void {
+    if (refusal !== undefined) {
+      this.finish(refusal);
+      return;
+    }
+    if (this.ended) return;
+    this.stream.on("data", onCallData);
+    this.stream.on("end", onCallEnd);
+  }
+
+  /**
+   * Takes a chunk of the request body, which must be a single uncompressed envelope of at most
+   * `maxMessageBytes`: the call fails as soon as it cannot be.
+   */
+  receive(chunk: Buffer): void {
+    if (this.firstChunk === undefined) this.firstChunk = chunk;
+    else if (this.chunks === undefined) this.chunks = [this.firstChunk, chunk];
+    else this.chunks.push(chunk);
+    this.size += chunk.length;
+    if (this.announced < 0 && this.size >= envelopeHeaderBytes) {
+      const head = this.chunks === undefined ? chunk : Buffer.concat(this.chunks, this.size);
+      if ((head[0] ?? 0) & 0b1) {
+        this.finish(
+          new ConnectError(requestFaults.compressedWithoutEncoding, Code.InvalidArgument),
+        );
+        return;
+      }
+      this.announced = head.readUInt32BE(1);
+      const limit = this.shared.maxMessageBytes;
+      if (this.announced > limit) {
+        this.finish(
+          new ConnectError(
+            `message size ${this.announced} is larger than configured readMaxBytes ${limit}`,
+            Code.ResourceExhausted,
+          ),
+        );
+        return;
+      }
+    }
+    if (
+      this.announced >= 0 &&
+      this.size > envelopeHeaderBytes + this.announced + envelopeHeaderBytes
+    ) {
+      this.finish(extraMessage());
+    }
+  }
+
+  /** The request body has ended: answers its message, or fails the call when it is not whole. */
+  received(): void {
+    if (this.ended) return;
+    const { size, announced } = this;
+    if (size === 0) {
+      this.finish(
+        new ConnectError(
+          "protocol error: missing input message for unary method",
+          Code.Unimplemented,
+        ),
+      );
+      return;
+    }
+    const end = envelopeHeaderBytes + announced;
+    if (announced >= 0 && size - end >= envelopeHeaderBytes) {
+      this.finish(extraMessage());
+      return;
+    }
+    if (announced < 0 || size !== end) {
+      this.finish(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
+      return;
+    }
+    const body = this.chunks === undefined ? this.firstChunk : Buffer.concat(this.chunks, size);
+    this.firstChunk = undefined;
+    this.chunks = undefined;
+    void this.answer((body as Buffer).subarray(envelopeHeaderBytes));
+  }
+
+  /** Runs the method's chain on the request message and sends what it answers. */
+  private async answer(bytes: Uint8Array): Promise<void> {
+    const { spec, method, shared } = this;
+    try {
+      const input = decode(method.input, bytes);
+      if (spec.kind === "unary") {
+        const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
+        if (this.ended) return;
+        this.sendUnary(encode(method.output, res.message, shared.maxMessageBytes), res);
+      } else {
+        const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
+        if (this.ended) return;
+        await this.sendStream(res, (message) =>
+          frameOf(method.output, message, shared.maxMessageBytes),
+        );
+      }
+    } catch (error) {
+      this.finish(error);
+    }
+  }
+
   /** Answers with `res`: the handler's answer, or one an interceptor put in its place. */
   sendUnary(frame: Buffer, res: UnaryResponse): void {
     const stream = this.stream;
@@ -250,13 +384,17 @@ class Call {
       const header: Headers | undefined = own ? this.setHeader : (res.header ?? this.setHeader);
       const trailer: Headers | undefined = own ? this.setTrailer : (res.trailer ?? this.setTrailer);
       this.headersSent = true;
+      if (trailer !== undefined) this.trailersToSend = toObject(trailer, { "grpc-status": "0" });
       stream.respond(this.responseHeaders(header), { waitForTrailers: true });
-      stream.once("wantTrailers", () => {
-        stream.sendTrailers(toObject(trailer, { "grpc-status": "0" }));
-      });
+      stream.on("wantTrailers", onWantTrailers);
       stream.end(frame);
     }
     this.end(callEnded);
+  }
+
+  /** Sends the trailers the call ended with, when its stream asks for them. */
+  sendTrailers(): void {
+    this.stream.sendTrailers(this.trailersToSend ?? okTrailers);
   }
 
   /** Writes the messages of a server stream as they come, waiting for the client to read them. */
@@ -303,11 +441,19 @@ class Call {
         endStream: true,
       });
     } else {
-      stream.once("wantTrailers", () => stream.sendTrailers(toObject(fields, {})));
+      this.trailersToSend = toObject(fields, {});
+      stream.on("wantTrailers", onWantTrailers);
       stream.end();
     }
     // What the client still sends is not read.
+    stream.off("data", onCallData);
+    stream.off("end", onCallEnd);
     stream.resume();
+  }
+
+  /** The client closed or reset the stream. */
+  clientClosed(): void {
+    if (!this.ended) this.end(clientGone);
   }
 
   private end(reason: ConnectError): void {
@@ -326,9 +472,7 @@ class Call {
       this.end(clientGone);
       return;
     }
-    this.stream.once("close", () => {
-      if (!this.ended) this.end(clientGone);
-    });
+    this.stream.on("close", onCallClose);
   }
 
   private responseHeaders(header: Headers | undefined): Record<string, string | number> {
@@ -390,67 +534,6 @@ interface RequestParts {
   header: Headers;
   signal: AbortSignal;
   contextValues: ContextValues;
-}
-
-/**
- * Reads the one message of a unary or server-streaming request: the whole body, which must be a
- * single uncompressed envelope of at most `maxMessageBytes`.
- */
-function readMessage(stream: ServerHttp2Stream, maxMessageBytes: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let announced = -1;
-    const fail = (error: ConnectError) => {
-      stream.off("data", onData);
-      stream.off("end", onEnd);
-      reject(error);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (announced < 0 && size >= envelopeHeaderBytes) {
-        const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
-        if ((head[0] ?? 0) & 0b1) {
-          return fail(
-            new ConnectError(requestFaults.compressedWithoutEncoding, Code.InvalidArgument),
-          );
-        }
-        announced = head.readUInt32BE(1);
-        if (announced > maxMessageBytes) {
-          return fail(
-            new ConnectError(
-              `message size ${announced} is larger than configured readMaxBytes ${maxMessageBytes}`,
-              Code.ResourceExhausted,
-            ),
-          );
-        }
-      }
-      if (announced >= 0 && size > envelopeHeaderBytes + announced + envelopeHeaderBytes) {
-        return fail(extraMessage());
-      }
-    };
-    const onEnd = () => {
-      stream.off("data", onData);
-      if (size === 0) {
-        return reject(
-          new ConnectError(
-            "protocol error: missing input message for unary method",
-            Code.Unimplemented,
-          ),
-        );
-      }
-      const end = envelopeHeaderBytes + announced;
-      if (announced >= 0 && size - end >= envelopeHeaderBytes) return reject(extraMessage());
-      if (announced < 0 || size !== end) {
-        return reject(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
-      }
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-      resolve(body.subarray(envelopeHeaderBytes));
-    };
-    stream.on("data", onData);
-    stream.once("end", onEnd);
-  });
 }
 
 function extraMessage(): ConnectError {
