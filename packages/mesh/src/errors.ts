@@ -204,20 +204,23 @@ export function mapDomainErrors<T extends object>(
   map: (error: unknown) => unknown,
 ): T {
   const wrapped: Record<string, unknown> = {};
+  // One function for every call's rejection, not a closure per call.
+  const mapRejection = (error: unknown) => {
+    throw map(error);
+  };
   for (const [name, method] of Object.entries(implementation)) {
     if (typeof method !== "function") continue;
-    wrapped[name] = (...args: unknown[]) => {
+    // Every method of a service implementation takes its request (or requests) and a context.
+    wrapped[name] = (input: unknown, context: unknown) => {
       let result: unknown;
       try {
-        result = method.apply(implementation, args);
+        result = method.call(implementation, input, context);
       } catch (error) {
         throw map(error);
       }
       // A stream's error is mapped as it passes, without a generator of its own per message.
       if (isAsyncIterable(result)) return observeStream(result, { mapError: map });
-      return Promise.resolve(result).catch((error: unknown) => {
-        throw map(error);
-      });
+      return Promise.resolve(result).then(undefined, mapRejection);
     };
   }
   return wrapped as T;
