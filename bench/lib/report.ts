@@ -94,7 +94,10 @@ function unarySections(unary: UnaryScenario[], goals: Goal[]): string[] {
       String(row.errors),
     ]);
     const ratios = s.ratios
-      .map((r) => `- ${r.name}: **${ratio(r.value)}**${r.target ? ` (target ${r.target})` : ""}`)
+      .map(
+        (r) =>
+          `- ${r.name}: **${ratio(r.value)}**${r.target ? ` (target ${r.target})` : ""}${r.ofRounds === undefined ? "" : `; median of the rounds' own ratios ${ratio(r.ofRounds)}`}`,
+      )
       .join("\n");
     return `### ${s.name}\n\n${s.load}\n\n${table(["server", "req/s", "p50 ms", "p99 ms", "errors"], rows)}\n\n${ratios}`;
   });

@@ -71,9 +71,29 @@ export interface UnaryRow {
 /** A ratio between two rows (or a goal of issue 7 when it has a target). */
 export interface Ratio {
   name: string;
+  /** The ratio of the two rows' medians (what a target is judged on). */
   value: number;
+  /** The median of the ratios of each round (both measured in it), for comparison. */
+  ofRounds?: number;
   /** ">= 0.7", say. */
   target?: string;
+}
+
+/** The ratio of row `a` to row `b` of `rows` in requests per second. */
+export function ratioOf(
+  rows: readonly UnaryRow[],
+  name: string,
+  a: string,
+  b: string,
+  target?: string,
+): Ratio {
+  const rowA = rows.find((row) => row.key === a);
+  const rowB = rows.find((row) => row.key === b);
+  if (!rowA || !rowB) return { name, value: Number.NaN, target };
+  const ofRounds = median(
+    rowA.rounds.map((round, index) => round.rps / (rowB.rounds[index]?.rps ?? Number.NaN)),
+  );
+  return { name, value: rowA.rps / rowB.rps, ofRounds, target };
 }
 
 /** One protocol's table: its rows and the ratios between them. */
