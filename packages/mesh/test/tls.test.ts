@@ -1,9 +1,10 @@
 // With a certificate configured, the same port that serves cleartext HTTP/1.1 and h2c also serves
-// TLS, negotiating h2 or http/1.1 by ALPN.
+// TLS, negotiating h2 or http/1.1 by ALPN, with the same limits.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,7 +14,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import type { RunningService } from "@shop/mesh";
-import { createTestDatabase, startTestService, type TestDatabase } from "@shop/testing";
+import { createTestDatabase, startTestService, type TestDatabase, waitFor } from "@shop/testing";
 import { usersService } from "../../../services/users/src/app.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mesh-tls-"));
@@ -153,5 +154,46 @@ test("over TLS, an HTTP/1.1 client that trickles its headers is closed after HEA
   } finally {
     await strict.stop(100);
     await slowDatabase.drop();
+  }
+});
+
+test("over TLS, an HTTP/2 connection in use outlives IDLE_TIMEOUT_MS, and one left idle is closed after it", async () => {
+  const idleDatabase = await createTestDatabase();
+  const idleTimeoutMs = 600;
+  const idling = await startTestService(usersService, idleDatabase.url, {
+    TLS_CERT_FILE: certFile,
+    TLS_KEY_FILE: keyFile,
+    IDLE_TIMEOUT_MS: String(idleTimeoutMs),
+  });
+  const session = http2.connect(`https://localhost:${idling.server.port}`, { ca });
+  try {
+    session.on("error", () => {});
+    let goawayAt: number | undefined;
+    session.once("goaway", () => {
+      goawayAt = Date.now();
+    });
+    const get = async () => {
+      const req = session.request({ ":path": "/healthz" });
+      req.resume();
+      await once(req, "end");
+    };
+    // A request every quarter of the timeout, for three timeouts.
+    const busyUntil = Date.now() + idleTimeoutMs * 3;
+    while (Date.now() < busyUntil) {
+      await get();
+      await new Promise((resolve) => setTimeout(resolve, idleTimeoutMs / 4));
+    }
+    assert.equal(goawayAt, undefined, "the connection in use was closed");
+    const idleSince = Date.now();
+    await waitFor(() => goawayAt !== undefined, {
+      timeoutMs: idleTimeoutMs * 4,
+      message: "the idle connection was never closed",
+    });
+    const idled = (goawayAt ?? 0) - idleSince;
+    assert.ok(idled >= idleTimeoutMs - 200, `closed after ${idled} ms of idleness`);
+  } finally {
+    session.destroy();
+    await idling.stop(100);
+    await idleDatabase.drop();
   }
 });
