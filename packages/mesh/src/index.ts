@@ -13,6 +13,12 @@ export {
   recordCalls,
 } from "./call-context.ts";
 export {
+  type CallEnd,
+  type CallObserver,
+  type ObservedCall,
+  observeCalls,
+} from "./call-observers.ts";
+export {
   appendChanges,
   appendStatement,
   type ChangeFeed,
