@@ -1,6 +1,6 @@
 // Unary GetUser under load from h2load (gRPC and Connect binary over h2c) and wrk (Connect JSON over
-// HTTP/1.1), against several servers in alternation: each round runs every target once, in an order
-// rotated from round to round, and the report takes the median of the rounds.
+// HTTP/1.1), against several servers in alternation: each round runs every target once, in the order
+// `roundOrder` gives that round, and the report takes the median of the rounds.
 import type { User } from "@shop/api/shop/user/v1/user_pb";
 import { h1Load, h2Load, type LoadResult, type LoadTarget, type Tools } from "../lib/load.ts";
 import {
