@@ -1,6 +1,7 @@
 // `npm start` on a fresh data folder reaches SERVING on all three services, serves the dashboard
 // (configured at run time with the services' URLs) and prints the time it took; a second start
-// reuses the data (a user created in the first run is still there) and is ready in under 10 s.
+// reuses the data (a user created in the first run is still there). How fast it is lives in
+// `npm run bench` (the start-up scenario), not here: a busy machine must not turn this red.
 // Authentication is on with the local keys it makes: a call without a token is refused, one with a
 // token from `npm run token` works, and the orders service reaches the others with its own
 // identity. Runs scripts/start.ts exactly as `npm start` does, with its own data folder and ports
@@ -73,16 +74,12 @@ function clientOf<T extends DescService>(
 interface Started {
   child: ChildProcess;
   readySeconds: number;
-  wallMs: number;
-  /** From launch until the three services reported SERVING. */
-  servingMs: number;
   output: string[];
 }
 
 /** The first start may have to build the dashboard; later ones must not. */
 async function start(timeoutMs = 60_000): Promise<Started> {
   const { DATABASE_URL: _ignored, ...env } = process.env;
-  const began = performance.now();
   const child = spawn(process.execPath, [path.join(root, "scripts", "start.ts")], {
     cwd: root,
     env: {
@@ -99,20 +96,14 @@ async function start(timeoutMs = 60_000): Promise<Started> {
       reject(new Error(`not ready within ${timeoutMs / 1000} s:\n${output.join("")}`));
     }, timeoutMs);
     child.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-    let servingMs = Number.POSITIVE_INFINITY;
     child.stdout?.on("data", (chunk: Buffer) => {
       output.push(chunk.toString());
-      if (servingMs === Number.POSITIVE_INFINITY && /services SERVING in/.test(output.join(""))) {
-        servingMs = performance.now() - began;
-      }
       const ready = /shop ready in ([\d.]+) s/.exec(output.join(""));
       if (ready?.[1]) {
         clearTimeout(timer);
         resolve({
           child,
           readySeconds: Number(ready[1]),
-          wallMs: performance.now() - began,
-          servingMs,
           output,
         });
       }
@@ -170,7 +161,7 @@ async function assertAllServing(): Promise<void> {
   }
 }
 
-test("npm start brings up all three services and the dashboard on a fresh folder, and again on the same data in under 10 s", async () => {
+test("npm start brings up all three services and the dashboard on a fresh folder, and again on the same data", async () => {
   const first = await start(240_000);
   try {
     assert.ok(first.readySeconds > 0, "the time to ready is printed");
@@ -209,10 +200,6 @@ test("npm start brings up all three services and the dashboard on a fresh folder
   const second = await start();
   try {
     assert.match(second.output.join(""), /PostgreSQL reused/, "the data folder is reused");
-    assert.ok(
-      second.servingMs < 10_000,
-      `second start took ${Math.round(second.servingMs)} ms to SERVING`,
-    );
     await assertAllServing();
     await assertDashboardServed(second.output.join(""));
     const users = clientOf(UserService, ports.USERS_PORT, await mintToken());
