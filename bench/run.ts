@@ -4,7 +4,7 @@
 //
 //   npm run bench                      the full run (about 6 minutes on 2 cores)
 //   npm run bench -- --quick           one short round of everything (about a minute; for CI)
-//   npm run bench -- --only=unary,fan-out,create-order,startup
+//   npm run bench -- --only=unary,fan-out,snapshot-storm,create-order,startup
 //   npm run bench -- --cpu-prof        also profile every benchmark server (bench/results/cpuprofiles;
 //                                      summarise one with `node bench/profile.ts --analyze=<file>`)
 import { execFileSync } from "node:child_process";
@@ -46,6 +46,12 @@ import {
   fanOutRound,
   summariseFanOut,
 } from "./scenarios/fan-out.ts";
+import {
+  growUsers,
+  type StormRound,
+  stormRound,
+  summariseStorm,
+} from "./scenarios/snapshot-storm.ts";
 import { measureStartup } from "./scenarios/startup.ts";
 import {
   getUserTarget,
@@ -58,7 +64,7 @@ import {
   type UnaryTarget,
 } from "./scenarios/unary.ts";
 
-const scenarioNames = ["startup", "unary", "fan-out", "create-order"] as const;
+const scenarioNames = ["startup", "unary", "fan-out", "snapshot-storm", "create-order"] as const;
 type ScenarioName = (typeof scenarioNames)[number];
 
 const { values: flags } = parseArgs({
@@ -116,6 +122,16 @@ const settings = {
     users: 64,
   },
   startup: { samples: quick ? 1 : 3, settleMs: quick ? 1000 : 2000 },
+  // Ours at both sizes (does its memory grow with the table?), grpc-js over the same store at the
+  // smaller one (who serves the same snapshot faster?).
+  snapshotStorm: {
+    rounds: quick ? 1 : 2,
+    watchers: 100,
+    connections: 4,
+    smallRows: quick ? 2_000 : 10_000,
+    largeRows: quick ? 20_000 : 100_000,
+    quietSeconds: quick ? 1 : 2,
+  },
 };
 
 const log = (line: string) => console.log(line);
@@ -258,7 +274,7 @@ const startup = await scenario("startup", async () => {
   }
   return samples;
 });
-if (!startup && (only.has("unary") || only.has("fan-out"))) {
+if (!startup && (only.has("unary") || only.has("fan-out") || only.has("snapshot-storm"))) {
   // The servers over PostgreSQL need the users schema; one start of the service applies it.
   const users = await startService("users", { DATABASE_URL: databaseUrl }, pinning);
   await users.stop();
@@ -480,6 +496,57 @@ for (const running of servers.values()) await running.stop();
 servers.clear();
 
 // ---------------------------------------------------------------------------------------------
+// 100 watchers from revision 0 at once on 10,000 and 100,000 users.
+
+const snapshotStorm = await scenario("snapshot-storm", async () => {
+  const shape = settings.snapshotStorm;
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  cleanups.push(() => sql.end());
+  const peers = [
+    { key: "ours-postgres", label: "ours, PostgreSQL", script: "ours.ts" },
+    { key: "grpc-js-postgres", label: "grpc-js, PostgreSQL", script: "grpc-js.ts" },
+  ];
+  const runs: { key: string; label: string; rows: number; script: string }[] = [
+    ...peers.map((peer) => ({ ...peer, rows: shape.smallRows })),
+    { ...(peers[0] as (typeof peers)[number]), rows: shape.largeRows },
+  ];
+  const rounds = new Map<string, StormRound[]>(runs.map((run) => [`${run.key}/${run.rows}`, []]));
+  for (const rows of [shape.smallRows, shape.largeRows]) {
+    await growUsers(sql, rows);
+    const atSize = runs.filter((run) => run.rows === rows);
+    for (let round = 0; round < shape.rounds; round++) {
+      const order = round % 2 === 0 ? atSize : [...atSize].reverse();
+      for (const run of order) {
+        // A fresh process per round: what the storm needs is then new growth.
+        const fresh = await startServer({
+          name: run.label,
+          script: run.script,
+          args: ["--store=postgres"],
+          env: { DATABASE_URL: databaseUrl, MAX_WATCHES_PER_CLIENT: "1000" },
+          pinning,
+          nodeFlags: profileFlags(`snapshot-storm-${run.key}-${rows}-${round + 1}`),
+        });
+        cleanups.push(() => fresh.stop());
+        const result = await stormRound({
+          server: fresh,
+          rows,
+          watchers: shape.watchers,
+          connections: shape.connections,
+          quietSeconds: shape.quietSeconds,
+        }).finally(() => fresh.stop());
+        rounds.get(`${run.key}/${rows}`)?.push(result);
+        log(
+          `  ${rows.toLocaleString("en-US")} rows, round ${round + 1}/${shape.rounds} ${run.label.padEnd(20)} heap +${mib(result.heapAdded)} MiB (from ${mib(result.heapBefore)})  all snapshots in ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
+        );
+      }
+    }
+  }
+  return runs.map((run) =>
+    summariseStorm(run.key, run.label, run.rows, rounds.get(`${run.key}/${run.rows}`) ?? []),
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
 // CreateOrder end to end against the same SQL issued directly.
 
 const createOrder = await scenario("create-order", async () => {
@@ -543,6 +610,8 @@ const { markdown, goals } = buildReport({
   unary,
   fanOut,
   fanOutShape: settings.fanOut,
+  snapshotStorm,
+  snapshotStormShape: settings.snapshotStorm,
   createOrder,
   createOrderShape: settings.createOrder,
   startup,
@@ -572,6 +641,7 @@ writeFileSync(
       goals,
       unary,
       fanOut,
+      snapshotStorm,
       createOrder,
       startup,
       atRest,

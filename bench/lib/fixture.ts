@@ -24,7 +24,10 @@ export function createMemoryUserRepository(users: readonly User[] = [fixtureUser
     get: async (id) => byId.get(id),
     insert: unsupported,
     list: unsupported,
-    snapshot: unsupported,
+    snapshotPage: unsupported,
+    changesThrough() {
+      throw new Error("the benchmark's in-memory store has no change feed");
+    },
     update: unsupported,
     changes() {
       throw new Error("the benchmark's in-memory store has no change feed");

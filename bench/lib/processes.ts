@@ -119,6 +119,8 @@ export interface ServerProcess {
   startMs: number;
   /** Memory after a full GC, as the process reports it. */
   memory(): Promise<MemorySample>;
+  /** The most heap in use since the previous call (garbage included), and starts counting anew. */
+  peakHeap(): Promise<number>;
   /** Asks it to close and exit, and waits (killing it after 5 s). */
   stop(): Promise<void>;
 }
@@ -175,23 +177,39 @@ export async function startServer(options: {
     url: `http://127.0.0.1:${port}`,
     startMs,
     memory: () => askMemory(child),
+    peakHeap: () => askPeakHeap(child),
     stop: () => stopChild(child, { type: "stop" }),
   };
 }
 
-function askMemory(child: ChildProcess): Promise<MemorySample> {
+/** Sends `question` to a server process and waits for its answer of the same type. */
+function ask<T extends ServerMessage["type"]>(
+  child: ChildProcess,
+  question: DriverMessage & { type: T },
+): Promise<Extract<ServerMessage, { type: T }>> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no memory answer within 10 s")), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`no ${question.type} answer within 10 s`)),
+      10_000,
+    );
     const onMessage = (message: ServerMessage) => {
-      if (message.type !== "memory") return;
+      if (message.type !== question.type) return;
       clearTimeout(timer);
       child.off("message", onMessage);
-      const { type: _type, ...sample } = message;
-      resolve(sample);
+      resolve(message as Extract<ServerMessage, { type: T }>);
     };
     child.on("message", onMessage);
-    child.send({ type: "memory" } satisfies DriverMessage);
+    child.send(question);
   });
+}
+
+async function askMemory(child: ChildProcess): Promise<MemorySample> {
+  const { type: _type, ...sample } = await ask(child, { type: "memory" });
+  return sample;
+}
+
+async function askPeakHeap(child: ChildProcess): Promise<number> {
+  return (await ask(child, { type: "peak" })).heapUsed;
 }
 
 /** Sends `message` (or SIGTERM when none) and waits for the exit, with SIGKILL after 5 s. */

@@ -1,6 +1,7 @@
-// The Markdown report of a run: one table per scenario and the goals of issue 7, met or not.
+// The Markdown report of a run: one table per scenario and the issues' targets, met or not.
 import type { OrderRow } from "../scenarios/create-order.ts";
 import type { FanOutResult } from "../scenarios/fan-out.ts";
+import type { StormResult } from "../scenarios/snapshot-storm.ts";
 import type { StartupSample } from "../scenarios/startup.ts";
 import type { UnaryScenario } from "../scenarios/unary.ts";
 import { median } from "./stats.ts";
@@ -14,7 +15,7 @@ export interface ServerAtRest {
   heapUsed: number;
 }
 
-/** A goal of issue 7 and whether this run met it. */
+/** A target of an issue and whether this run met it. */
 export interface Goal {
   goal: string;
   measured: string;
@@ -31,6 +32,13 @@ export interface ReportInput {
     connections: number;
     warmupChanges: number;
     changes: number;
+  };
+  snapshotStorm: StormResult[] | undefined;
+  snapshotStormShape: {
+    rounds: number;
+    watchers: number;
+    connections: number;
+    quietSeconds: number;
   };
   createOrder: OrderRow[] | undefined;
   createOrderShape: {
@@ -148,6 +156,71 @@ function fanOutSection(
   )}`;
 }
 
+function snapshotStormSection(
+  storm: StormResult[],
+  shape: ReportInput["snapshotStormShape"],
+  goals: Goal[],
+): string {
+  const ours = storm.filter((row) => row.key === "ours-postgres").sort((a, b) => a.rows - b.rows);
+  const small = ours[0];
+  const large = ours.at(-1);
+  const peer = storm.find((row) => row.key === "grpc-js-postgres" && row.rows === small?.rows);
+  const rowsOf = (row: StormResult) => row.rows.toLocaleString("en-US");
+  if (small) {
+    goals.push({
+      goal: `snapshot storm: heap added by ${shape.watchers} watchers from revision 0, ${rowsOf(small)} rows <= 64 MiB`,
+      measured: `${mib(small.heapAdded)} MiB`,
+      met: small.heapAdded <= 64 * 2 ** 20,
+    });
+  }
+  if (small && large && large !== small) {
+    const growth = large.heapAdded / small.heapAdded;
+    goals.push({
+      goal: `snapshot storm: heap added, ${rowsOf(large)} rows / ${rowsOf(small)} rows <= 1.2`,
+      measured: `${mib(large.heapAdded)} / ${mib(small.heapAdded)} MiB (${ratio(growth)})`,
+      met: growth <= 1.2,
+    });
+  }
+  if (small && peer) {
+    goals.push({
+      goal: `snapshot storm: every watcher has the whole state, ${rowsOf(small)} rows: ours ahead of grpc-js`,
+      measured: `${fixed(small.allSnapshotsMs / 1000, 2)} s vs ${fixed(peer.allSnapshotsMs / 1000, 2)} s (${ratio(small.allSnapshotsMs / peer.allSnapshotsMs)})`,
+      met: small.allSnapshotsMs < peer.allSnapshotsMs,
+    });
+  }
+  for (const row of ours) {
+    goals.push({
+      goal: `snapshot storm, ${rowsOf(row)} rows: other calls, none fail and p99 <= 3x quiet`,
+      measured: `${row.stormFailures} failed; p99 ${fixed(row.stormP99Ms, 1)} ms vs ${fixed(row.quietP99Ms, 1)} ms quiet (${ratio(row.stormP99Ms / row.quietP99Ms)})`,
+      met: row.stormFailures === 0 && row.stormP99Ms <= 3 * row.quietP99Ms,
+    });
+  }
+  const rows = storm.map((row) => [
+    row.label,
+    rowsOf(row),
+    mib(row.heapAdded),
+    fixed(row.allSnapshotsMs / 1000, 2),
+    `${row.complete}/${shape.watchers}`,
+    fixed(row.quietP99Ms, 1),
+    fixed(row.stormP99Ms, 1),
+    String(row.stormFailures),
+  ]);
+  const method = `A fresh server process per round; ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap added: the most heap in use during the storm (sampled every 10 ms in the server, garbage included) minus the heap after a full GC before it. Other calls: ListUsers and GetUser in turn, 20 ms apart, from a client of their own, ${shape.quietSeconds} s before the storm (quiet) and during it. ${shape.rounds} round(s), medians.`;
+  return `### Snapshot storm: ${shape.watchers} watchers from revision 0 at once\n\n${method}\n\n${table(
+    [
+      "server",
+      "rows",
+      "heap added MiB",
+      "all snapshots s",
+      "complete",
+      "other calls quiet p99 ms",
+      "during storm p99 ms",
+      "failed",
+    ],
+    rows,
+  )}`;
+}
+
 function createOrderSection(
   createOrder: OrderRow[],
   shape: ReportInput["createOrderShape"],
@@ -215,13 +288,16 @@ export function buildReport(input: ReportInput): { markdown: string; goals: Goal
   const sections: string[] = [];
   if (input.unary) sections.push(...unarySections(input.unary, goals));
   if (input.fanOut) sections.push(fanOutSection(input.fanOut, input.fanOutShape, goals));
+  if (input.snapshotStorm) {
+    sections.push(snapshotStormSection(input.snapshotStorm, input.snapshotStormShape, goals));
+  }
   if (input.createOrder) {
     sections.push(createOrderSection(input.createOrder, input.createOrderShape, goals));
   }
   if (input.startup || input.atRest.length > 0) sections.push(startupSection(input));
   if (goals.length > 0) {
     sections.unshift(
-      `### Targets of issue 7\n\n${table(
+      `### Targets\n\n${table(
         ["goal", "measured", "met"],
         goals.map((g) => [g.goal, g.measured, g.met === undefined ? "–" : g.met ? "yes" : "no"]),
       )}`,

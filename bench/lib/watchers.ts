@@ -15,8 +15,10 @@ const heartbeatMaxBytes = 32;
 
 /** One watch stream as the client saw it. */
 export interface Watcher {
-  /** Every message, with performance.now() when its last byte arrived. */
+  /** Every message, with performance.now() when its last byte arrived (unless `onMessage`). */
   arrivals: { at: number; bytes: Uint8Array }[];
+  /** Messages received. */
+  messages: number;
   /** Messages that carried events. */
   eventMessages: number;
   /** Why the stream ended, when it did. */
@@ -59,6 +61,8 @@ export async function openWatchers(options: {
   count: number;
   connections: number;
   startRevision: bigint;
+  /** Takes each message as it arrives instead of keeping it in `arrivals`. */
+  onMessage?: (watcher: number, bytes: Uint8Array, at: number) => void;
 }): Promise<WatcherPool> {
   const request = grpcFrame(
     toBinary(
@@ -81,7 +85,7 @@ export async function openWatchers(options: {
   const watchers: Watcher[] = [];
   for (let i = 0; i < options.count; i++) {
     const session = sessions[i % sessions.length] as http2.ClientHttp2Session;
-    const watcher: Watcher = { arrivals: [], eventMessages: 0, ended: undefined };
+    const watcher: Watcher = { arrivals: [], messages: 0, eventMessages: 0, ended: undefined };
     const stream = session.request({
       ":method": "POST",
       ":path": userServicePath("WatchUsers"),
@@ -96,7 +100,9 @@ export async function openWatchers(options: {
         const length = pending.readUInt32BE(1);
         if (pending.length < 5 + length) break;
         const bytes = pending.subarray(5, 5 + length);
-        watcher.arrivals.push({ at, bytes });
+        watcher.messages++;
+        if (options.onMessage) options.onMessage(i, bytes, at);
+        else watcher.arrivals.push({ at, bytes });
         if (length > heartbeatMaxBytes) watcher.eventMessages++;
         pending = pending.subarray(5 + length);
       }
@@ -122,11 +128,11 @@ export async function openWatchers(options: {
         () => {
           const reason = failed();
           if (reason) throw new Error(`a watch stream ended early: ${reason}`);
-          return watchers.every((watcher) => watcher.arrivals.length > 0);
+          return watchers.every((watcher) => watcher.messages > 0);
         },
         timeoutMs,
         () =>
-          `${watchers.filter((watcher) => watcher.arrivals.length > 0).length} of ${watchers.length} watch streams answered`,
+          `${watchers.filter((watcher) => watcher.messages > 0).length} of ${watchers.length} watch streams answered`,
       ),
     allReceived: (count, timeoutMs) =>
       waitUntil(

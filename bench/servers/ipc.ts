@@ -12,12 +12,13 @@ export interface MemorySample {
 }
 
 /** A message from the driver to a server process. */
-export type DriverMessage = { type: "memory" } | { type: "stop" };
+export type DriverMessage = { type: "memory" } | { type: "peak" } | { type: "stop" };
 
 /** A message from a server process to the driver. */
 export type ServerMessage =
   | { type: "ready"; port: number }
   | ({ type: "memory" } & MemorySample)
+  | { type: "peak"; heapUsed: number }
   | { type: "failed"; error: string };
 
 function send(message: ServerMessage): void {
@@ -29,7 +30,19 @@ function send(message: ServerMessage): void {
  * server first.
  */
 export function reportReady(port: number, stop: () => Promise<void>): void {
+  // The most heap in use between two "peak" questions, garbage included (no GC is forced): what
+  // the process needed at its worst, sampled every 10 ms.
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().heapUsed);
+  }, 10);
+  sampler.unref();
   process.on("message", (message: DriverMessage) => {
+    if (message.type === "peak") {
+      send({ type: "peak", heapUsed: Math.max(peak, process.memoryUsage().heapUsed) });
+      peak = 0;
+      return;
+    }
     if (message.type === "memory") {
       const collect = (globalThis as { gc?: () => void }).gc;
       collect?.();

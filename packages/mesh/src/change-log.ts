@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { sql as drizzleSql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgSchema } from "drizzle-orm/pg-core";
 import { bigint, index, jsonb, text, timestamp } from "drizzle-orm/pg-core";
+import pLimit from "p-limit";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { Gauge } from "prom-client";
@@ -168,12 +169,45 @@ const activeWatches = new Gauge({
   registers: [processRegistry],
 });
 
+/** How the keys of a service's entities compare, as the change log's `entity_id` is cast. */
+export type EntityKeyType = "uuid" | "text";
+
+/** Options of `ChangeFeed.changesThrough`. */
+export interface ChangesThroughOptions {
+  /** Changes with revisions greater than this... */
+  after: bigint;
+  /** ...up to this one. */
+  upTo: bigint;
+  /** Only changes to entities whose key is at most this, compared as `keyType`. */
+  through: string;
+  keyType: EntityKeyType;
+  /** Only changes with this partition key, when set. */
+  partition?: string;
+}
+
 /** The change feed of one service, shared by every watch in the process. */
 export interface ChangeFeed {
   /** The newest revision this process has read from the log. */
   latestRevision(): bigint;
   /** Streams the changes after `options.after`, in revision order, each once. */
   watch(options: WatchOptions): AsyncGenerator<WatchBatch>;
+  /**
+   * Reads one page of a watch's initial state in its turn: at most `snapshotReaders` such reads
+   * run at once in the process, first come first served, so that a storm of watchers neither
+   * takes the connection pool nor starves other calls. Watches asking for the same page (`key`)
+   * while it is read, or within a second after while no newer change is known, share that read
+   * when it reflects `atLeast` or a later revision.
+   */
+  readPage<P extends { revision: bigint }>(
+    key: string,
+    atLeast: bigint,
+    read: () => Promise<P>,
+  ): Promise<P>;
+  /**
+   * The changes in (after, upTo] to the entities with keys up to `through`, in revision order, in
+   * bounded batches read in the same turns as pages; out_of_range when that history is gone.
+   */
+  changesThrough(options: ChangesThroughOptions): AsyncGenerator<WatchBatch>;
   /** Deletes history that is both older than the retention age and beyond the retained count. */
   prune(): Promise<number>;
   /** Stops listening. */
@@ -212,6 +246,8 @@ export async function createChangeFeed(options: {
   pollIntervalMs?: number;
   windowSize?: number;
   retention?: Retention;
+  /** How many reads of watches' initial state run at once (2). */
+  snapshotReaders?: number;
 }): Promise<ChangeFeed> {
   const { sql, schema, logger } = options;
   const monitor = options.monitor ?? sql;
@@ -384,9 +420,72 @@ export async function createChangeFeed(options: {
     }
   }
 
+  // Reads of initial state take their turn; pages read for one watch serve others at the same
+  // place for a moment, so that watchers opening together read each page once between them.
+  const inTurn = pLimit(options.snapshotReaders ?? 2);
+  const pages = new Map<string, { reading: Promise<{ revision: bigint }>; done: boolean }>();
+  const shareMs = 1_000;
+
+  async function readPage<P extends { revision: bigint }>(
+    key: string,
+    atLeast: bigint,
+    readOne: () => Promise<P>,
+  ): Promise<P> {
+    const shared = pages.get(key) as { reading: Promise<P>; done: boolean } | undefined;
+    if (shared !== undefined) {
+      const page = await shared.reading.catch(() => undefined);
+      // A read done before the newest change known here is no longer the current state.
+      const current = !shared.done || (page !== undefined && page.revision >= committed);
+      if (page !== undefined && page.revision >= atLeast && current) return page;
+    }
+    const entry = { reading: inTurn(readOne), done: false };
+    pages.set(key, entry);
+    const forget = () => {
+      if (pages.get(key) === entry) pages.delete(key);
+    };
+    entry.reading.then(() => {
+      entry.done = true;
+      setTimeout(forget, shareMs).unref();
+    }, forget);
+    return entry.reading;
+  }
+
+  async function* changesThrough(range: ChangesThroughOptions): AsyncGenerator<WatchBatch> {
+    if (range.upTo <= range.after) return;
+    const [row] = await inTurn(
+      () => sql<{ oldest: bigint | null }[]>`select min(revision) as oldest from ${table}`,
+    );
+    const oldest = row?.oldest ?? null;
+    if (oldest === null || oldest > range.after + 1n) {
+      throw new ConnectError(
+        `the changes made while the initial state was read are no longer in the history (oldest revision ${oldest ?? "none"}): watch again`,
+        Code.OutOfRange,
+      );
+    }
+    const limit = 500;
+    const through =
+      range.keyType === "uuid"
+        ? sql`and entity_id::uuid <= ${range.through}::uuid`
+        : sql`and entity_id <= ${range.through}`;
+    let cursor = range.after;
+    while (cursor < range.upTo) {
+      const rows = await inTurn(
+        () => sql<ChangeRecord[]>`
+          select revision, entity_id as "entityId", type, data, partition from ${table}
+          where revision > ${String(cursor)} and revision <= ${String(range.upTo)} ${through}
+          ${range.partition === undefined ? sql`` : sql`and partition = ${range.partition}`}
+          order by revision limit ${limit}`,
+      );
+      cursor = rows.length === limit ? (rows.at(-1)?.revision ?? range.upTo) : range.upTo;
+      if (rows.length > 0) yield { records: rows, revision: cursor };
+    }
+  }
+
   return {
     latestRevision: () => read,
     watch,
+    readPage,
+    changesThrough,
     async prune() {
       const deleted = await sql`
         delete from ${table}

@@ -11,34 +11,126 @@ export class InvalidStartRevisionError extends Error {
   override name = "InvalidStartRevisionError";
 }
 
+/** One page of a collection's current state, read in one transaction. */
+export interface SnapshotPage<T> {
+  items: T[];
+  /** The revision the page reflects. */
+  revision: bigint;
+  /** The key of the page's last item when more may follow; undefined on the last page. */
+  next: string | undefined;
+}
+
 /**
- * The events of a watch that starts after `startRevision`. With 0 the watcher first gets the
- * current state, as snapshot events in batches of `batchSize`, then every change after the revision
- * that state reflects; otherwise it gets every change after `startRevision`.
+ * The page of `rows` read with a limit of `limit + 1`: the first `limit`, converted, and the key
+ * of the last of them when a row beyond them shows that more follow.
+ */
+export function snapshotPageOf<R, T>(
+  rows: readonly R[],
+  limit: number,
+  revision: bigint,
+  toItem: (row: R) => T,
+  keyOf: (row: R) => string,
+): SnapshotPage<T> {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(toItem),
+    revision,
+    next: rows.length > limit && last !== undefined ? keyOf(last) : undefined,
+  };
+}
+
+/** How many items one snapshot page holds by default: the most a watcher has in hand at once. */
+export const defaultSnapshotPageSize = 250;
+
+/**
+ * The events of a watch that starts after `startRevision`; with 0, the current state first.
+ *
+ * The state is read in pages in key order, each page in a short transaction of its own and only
+ * when the stream has taken the previous one, so a watcher holds one page at a time however large
+ * the collection and however slow the reader, and holds no database connection between pages.
+ * Pages read at different revisions still add up to one consistent state: before page k (read at
+ * revision Rk) goes out, the changes in (R(k-1), Rk] to the entities of the pages already sent
+ * (keys up to the previous page's last key) go out, as snapshot events of their own revision (or
+ * deletions). So after each page the watcher holds every key up to that page's last key as of
+ * Rk; after the last page, everything as of its revision, from which every later change follows
+ * exactly once, in order. Revisions of responses and events never go back.
  */
 export async function* snapshotThenChanges<T, E>(options: {
   startRevision: bigint;
-  snapshot: () => Promise<{ items: T[]; revision: bigint }>;
+  /** Reads the page of items with keys after `after` that reflects `atLeast` or a later revision. */
+  page: (request: {
+    after: string | undefined;
+    limit: number;
+    atLeast: bigint;
+  }) => Promise<SnapshotPage<T>>;
   toSnapshotEvent: (item: T, revision: bigint) => E;
+  /** The changes in (after, upTo] to the entities with keys up to `through`, in order. */
+  changesThrough: (request: {
+    after: bigint;
+    upTo: bigint;
+    through: string;
+  }) => AsyncIterable<EventBatch<E>>;
+  /** A change to an entity the watcher already has, as an event of the state (not deletions). */
+  asSnapshotEvent: (event: E) => E;
   changes: (after: bigint) => AsyncIterable<EventBatch<E>>;
-  batchSize?: number;
+  pageSize?: number;
 }): AsyncGenerator<EventBatch<E>> {
   if (options.startRevision < 0n) {
     throw new InvalidStartRevisionError("start_revision must not be negative");
   }
   let after = options.startRevision;
   if (after === 0n) {
-    const batchSize = options.batchSize ?? 500;
-    const { items, revision } = await options.snapshot();
-    for (let i = 0; i < items.length; i += batchSize) {
-      const events = items
-        .slice(i, i + batchSize)
-        .map((item) => options.toSnapshotEvent(item, revision));
-      yield { events, revision };
+    const limit = options.pageSize ?? defaultSnapshotPageSize;
+    /** The last key the watcher has, and the revision it has every key up to it at. */
+    let through: string | undefined;
+    let at = 0n;
+    for (;;) {
+      const page = await options.page({ after: through, limit, atLeast: at });
+      if (page.revision < at) {
+        // The keys sent so far would be ahead of this page's, and its changes meanwhile lost.
+        throw new Error(`a snapshot page at revision ${page.revision} was read after one at ${at}`);
+      }
+      if (through !== undefined && page.revision > at) {
+        for await (const batch of options.changesThrough({
+          after: at,
+          upTo: page.revision,
+          through,
+        })) {
+          yield { events: batch.events.map(options.asSnapshotEvent), revision: batch.revision };
+        }
+      }
+      at = page.revision;
+      // The first response goes out at once, even for an empty collection; a later page can be
+      // empty only when the rows after the previous one went away meanwhile.
+      if (through === undefined || page.items.length > 0) {
+        yield snapshotBatchOf(page, options.toSnapshotEvent);
+      }
+      if (page.next === undefined) break;
+      through = page.next;
     }
-    after = revision;
+    after = at;
   }
   yield* options.changes(after);
+}
+
+// Watches opening together share the pages they read (ChangeFeed.readPage): each shared page
+// becomes one batch of events for all of them, which the layers above then convert and encode once.
+const snapshotBatches = new WeakMap<SnapshotPage<unknown>, EventBatch<unknown>>();
+
+function snapshotBatchOf<T, E>(
+  page: SnapshotPage<T>,
+  toSnapshotEvent: (item: T, revision: bigint) => E,
+): EventBatch<E> {
+  let batch = snapshotBatches.get(page) as EventBatch<E> | undefined;
+  if (batch === undefined) {
+    batch = {
+      events: page.items.map((item) => toSnapshotEvent(item, page.revision)),
+      revision: page.revision,
+    };
+    snapshotBatches.set(page, batch);
+  }
+  return batch;
 }
 
 /**

@@ -304,3 +304,146 @@ test("watches at the same place get the same batch object, so that the layers ab
     await feed.close();
   }
 });
+
+test("changesThrough: the changes of a revision range to keys up to a bound, compared as their type, in order", async () => {
+  const feed = await createChangeFeed({ sql, schema, logger });
+  try {
+    const start = feed.latestRevision();
+    // Text keys compare as the database orders text; uuids as uuids (here in the same order).
+    const keys = ["MUG", "TEA", "MUG", "CUP", "ZZZ", "TEA"];
+    await db().transaction((tx) =>
+      appendChanges(
+        tx,
+        schema,
+        keys.map((entityId, i) => ({
+          entityId,
+          type: "updated",
+          data: { i },
+          partition: i % 2 === 0 ? "even" : "odd",
+        })),
+      ),
+    );
+    const read = async (options: {
+      after: bigint;
+      upTo: bigint;
+      through: string;
+      partition?: string;
+    }) => {
+      const got: [string, number][] = [];
+      for await (const batch of feed.changesThrough({ ...options, keyType: "text" })) {
+        got.push(
+          ...batch.records.map((r): [string, number] => [r.entityId, (r.data as { i: number }).i]),
+        );
+      }
+      return got;
+    };
+    assert.deepEqual(await read({ after: start, upTo: start + 6n, through: "MUG" }), [
+      ["MUG", 0],
+      ["MUG", 2],
+      ["CUP", 3],
+    ]);
+    assert.deepEqual(await read({ after: start + 1n, upTo: start + 5n, through: "TEA" }), [
+      ["TEA", 1],
+      ["MUG", 2],
+      ["CUP", 3],
+    ]);
+    assert.deepEqual(
+      await read({ after: start, upTo: start + 6n, through: "TEA", partition: "even" }),
+      [
+        ["MUG", 0],
+        ["MUG", 2],
+      ],
+    );
+
+    const low = "00000000-0000-4000-8000-000000000001";
+    const high = "f0000000-0000-4000-8000-000000000001";
+    const from = feed.latestRevision() > start + 6n ? feed.latestRevision() : start + 6n;
+    await db().transaction((tx) =>
+      appendChanges(tx, schema, [
+        { entityId: high, type: "created", data: {} },
+        { entityId: low, type: "created", data: {} },
+      ]),
+    );
+    const uuids: string[] = [];
+    for await (const batch of feed.changesThrough({
+      after: from,
+      upTo: from + 2n,
+      through: "80000000-0000-4000-8000-000000000000",
+      keyType: "uuid",
+    })) {
+      uuids.push(...batch.records.map((r) => r.entityId));
+    }
+    assert.deepEqual(uuids, [low]);
+  } finally {
+    await feed.close();
+  }
+});
+
+test("changesThrough is out_of_range when the changes of the range are no longer in the history", async () => {
+  const feed = await createChangeFeed({ sql, schema, logger });
+  try {
+    const start = feed.latestRevision();
+    await write(3, 9, 1_000);
+    await sql.unsafe(`delete from ${schema}.changes where revision <= ${start + 1n}`);
+    const read = async () => {
+      for await (const _ of feed.changesThrough({
+        after: start,
+        upTo: start + 3n,
+        through: "zzz",
+        keyType: "text",
+      })) {
+        // Nothing is expected.
+      }
+    };
+    await assert.rejects(read(), (error: unknown) => {
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.code, Code.OutOfRange);
+      return true;
+    });
+  } finally {
+    await feed.close();
+  }
+});
+
+test("readPage: at most snapshotReaders reads at once, in turn; watches at the same page share a read that is recent enough", async () => {
+  const feed = await createChangeFeed({ sql, schema, logger, snapshotReaders: 2 });
+  try {
+    let running = 0;
+    let most = 0;
+    let reads = 0;
+    const started: string[] = [];
+    const read = (name: string, revision: bigint) => async () => {
+      started.push(name);
+      reads++;
+      most = Math.max(most, ++running);
+      await sleep(20);
+      running--;
+      return { name, revision };
+    };
+    const names = ["a", "b", "c", "d", "e", "f"];
+    await Promise.all(names.map((name) => feed.readPage(name, 0n, read(name, 1n))));
+    assert.equal(most, 2, "never more than two at once");
+    assert.deepEqual(started, names, "first come, first served");
+
+    reads = 0;
+    const now = feed.latestRevision();
+    const first = feed.readPage("shared", 0n, read("first", now));
+    const second = feed.readPage("shared", now, read("second", now + 1n));
+    assert.equal(await second, await first, "a read in progress is shared");
+    const again = await feed.readPage("shared", 0n, read("third", now));
+    assert.equal(again.name, "first", "a read just done is shared");
+    const newer = await feed.readPage("shared", now + 1n, read("fourth", now + 1n));
+    assert.equal(newer.name, "fourth", "a shared read older than the watch has is read again");
+    assert.equal(reads, 2);
+
+    // Once a newer change is known, a read done before it is not the current state any more.
+    const done = await feed.readPage("stale", 0n, read("before", feed.latestRevision()));
+    await write(1, 8, 1_000);
+    const deadline = Date.now() + 5_000;
+    while (feed.latestRevision() <= done.revision && Date.now() < deadline) await sleep(10);
+    const after = await feed.readPage("stale", 0n, read("after", feed.latestRevision()));
+    assert.equal(after.name, "after");
+  } finally {
+    await feed.close();
+  }
+});

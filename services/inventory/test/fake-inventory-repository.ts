@@ -1,3 +1,4 @@
+import { snapshotPageOf } from "@shop/mesh/watch";
 import {
   InsufficientStockError,
   ProductNotFoundError,
@@ -106,9 +107,18 @@ export function createFakeInventoryRepository(
       return product && copy(product);
     },
 
-    async snapshot() {
-      failIfAsked("snapshot");
-      return { products: sorted().map(copy), revision: BigInt(log.length) };
+    async snapshotPage({ after, limit }) {
+      failIfAsked("snapshotPage");
+      const rest = sorted().filter((product) => after === undefined || product.sku > after);
+      return snapshotPageOf(rest, limit, BigInt(log.length), copy, (product) => product.sku);
+    },
+
+    async *changesThrough({ after, upTo, through }) {
+      failIfAsked("changesThrough");
+      const events = log.filter(
+        (event) => event.revision > after && event.revision <= upTo && event.product.sku <= through,
+      );
+      if (events.length > 0) yield { events, revision: upTo };
     },
 
     async adjust(sku, delta) {

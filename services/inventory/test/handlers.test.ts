@@ -208,7 +208,7 @@ describe("unexpected failures", () => {
     repo.failNext("list", leak);
     const listed = await expectCode(client.listProducts({}), Code.Internal);
     assert.equal(listed.rawMessage, "internal error");
-    repo.failNext("snapshot", leak);
+    repo.failNext("snapshotPage", leak);
     const read = async () => {
       for await (const _ of client.watchStock({ startRevision: 0n })) return;
     };

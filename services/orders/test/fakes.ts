@@ -1,3 +1,4 @@
+import { snapshotPageOf } from "@shop/mesh/watch";
 import {
   OrderNotCancellableError,
   OrderNotFoundError,
@@ -219,9 +220,31 @@ export function createFakeOrderRepository(): FakeOrderRepository {
       };
     },
 
-    async snapshot(userId) {
-      failIfAsked("snapshot");
-      return { orders: visibleNewestFirst(userId).map(orderOf), revision: revision() };
+    async snapshotPage({ userId, after, limit }) {
+      failIfAsked("snapshotPage");
+      const rest = visibleNewestFirst(userId)
+        .map(orderOf)
+        .filter((order) => after === undefined || order.id > after)
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+      return snapshotPageOf(
+        rest,
+        limit,
+        revision(),
+        (order) => order,
+        (order) => order.id,
+      );
+    },
+
+    async *changesThrough({ userId, after, upTo, through }) {
+      failIfAsked("changesThrough");
+      const events = log.filter(
+        (event) =>
+          event.revision > after &&
+          event.revision <= upTo &&
+          event.order.id <= through &&
+          (userId === undefined || event.order.userId === userId),
+      );
+      if (events.length > 0) yield { events, revision: upTo };
     },
 
     async snapshotOf(ids) {

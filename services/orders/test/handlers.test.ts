@@ -244,7 +244,7 @@ describe("streams", () => {
   test("a repository error inside a stream is internal with a generic message", async () => {
     const { client, orders } = setup();
     orders.failNext(
-      "snapshot",
+      "snapshotPage",
       new Error("connection to /var/run/postgresql failed: permission denied"),
     );
     const read = async () => {

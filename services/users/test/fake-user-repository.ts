@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { snapshotPageOf } from "@shop/mesh/watch";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../src/domain/errors.ts";
 import type {
   NewUser,
@@ -100,9 +101,21 @@ export function createFakeUserRepository(): FakeUserRepository {
       };
     },
 
-    async snapshot() {
-      failIfAsked("snapshot");
-      return { users: users.map((user) => ({ ...user })), revision: BigInt(log.length) };
+    async snapshotPage({ after, limit }) {
+      failIfAsked("snapshotPage");
+      const sorted = users
+        .filter((user) => after === undefined || user.id > after)
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+      const copy = (user: User) => ({ ...user });
+      return snapshotPageOf(sorted, limit, BigInt(log.length), copy, (user) => user.id);
+    },
+
+    async *changesThrough({ after, upTo, through }) {
+      failIfAsked("changesThrough");
+      const events = log.filter(
+        (event) => event.revision > after && event.revision <= upTo && event.user.id <= through,
+      );
+      if (events.length > 0) yield { events, revision: upTo };
     },
 
     async update(id, expectedVersion, patch: UserPatch) {

@@ -249,7 +249,7 @@ describe("unexpected errors", () => {
     ],
     [
       "WatchUsers",
-      "snapshot",
+      "snapshotPage",
       async (client) => {
         for await (const _ of client.watchUsers({})) break;
       },

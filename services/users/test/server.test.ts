@@ -9,7 +9,7 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
-import { EventType, type UserEvent } from "@shop/api/shop/user/v1/user_pb";
+import { EventType, type User, type UserEvent } from "@shop/api/shop/user/v1/user_pb";
 import { UserService, type WatchUsersResponse } from "@shop/api/shop/user/v1/user_service_pb";
 import type { RunningService } from "@shop/mesh";
 import {
@@ -47,17 +47,17 @@ async function* requests<T>(items: T[]): AsyncGenerator<T> {
 }
 
 /** Every user, through as many ListUsers pages as it takes, and the revision of the first page. */
-async function listAll(): Promise<{ emails: string[]; revision: bigint }> {
-  const emails: string[] = [];
+async function listAll(): Promise<{ emails: string[]; users: User[]; revision: bigint }> {
+  const users: User[] = [];
   let pageToken = "";
   let revision: bigint | undefined;
   do {
     const page = await client.listUsers({ pageSize: 100, pageToken });
     revision ??= page.revision;
-    emails.push(...page.users.map((user) => user.email));
+    users.push(...page.users);
     pageToken = page.nextPageToken;
   } while (pageToken !== "");
-  return { emails, revision: revision ?? 0n };
+  return { emails: users.map((user) => user.email), users, revision: revision ?? 0n };
 }
 
 const protocols: [string, (baseUrl: string) => Transport][] = [
@@ -463,8 +463,10 @@ describe("WatchUsers", () => {
     const snapshot = watch.events.slice(0, listed.emails.length);
     assert.deepEqual(
       snapshot.map((event) => [EventType[event.type], event.user?.email, event.revision]),
-      listed.emails.map((email) => ["SNAPSHOT", email, listed.revision]),
-      "the snapshot is the listed state, in creation order, at the listed revision",
+      [...listed.users]
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .map((user) => ["SNAPSHOT", user.email, listed.revision]),
+      "the snapshot is the listed state, in id order, at the listed revision",
     );
     assert.equal(watch.responses[0]?.revision, listed.revision);
     assert.deepEqual(

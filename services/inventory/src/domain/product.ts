@@ -1,4 +1,4 @@
-import type { EventBatch } from "@shop/mesh/watch";
+import type { EventBatch, SnapshotPage } from "@shop/mesh/watch";
 
 /** An item the shop sells, with its stock. */
 export interface Product {
@@ -52,8 +52,21 @@ export interface InventoryRepository {
   /** Products ordered by sku after `cursor`, with the revision of the read. */
   list(options: { cursor: string | undefined; limit: number }): Promise<ProductPage>;
   get(sku: string): Promise<Product | undefined>;
-  /** Every product and the revision they reflect, read in one snapshot. */
-  snapshot(): Promise<{ products: Product[]; revision: bigint }>;
+  /**
+   * Up to `limit` products with skus after `after` (all when undefined), in sku order, read in
+   * one transaction at `atLeast` or a later revision; `next` is the last sku when more may follow.
+   */
+  snapshotPage(request: {
+    after: string | undefined;
+    limit: number;
+    atLeast: bigint;
+  }): Promise<SnapshotPage<Product>>;
+  /** The changes in (after, upTo] to products with skus up to `through`, in order. */
+  changesThrough(request: {
+    after: bigint;
+    upTo: bigint;
+    through: string;
+  }): AsyncIterable<EventBatch<ProductEvent>>;
   /** Adds `delta` to the stock; throws ProductNotFoundError or InsufficientStockError. */
   adjust(sku: string, delta: bigint): Promise<Product>;
   /**

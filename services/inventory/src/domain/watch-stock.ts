@@ -8,11 +8,10 @@ export function watchStock(
 ): AsyncGenerator<EventBatch<ProductEvent>> {
   return snapshotThenChanges({
     startRevision: request.startRevision,
-    snapshot: async () => {
-      const { products, revision } = await inventory.snapshot();
-      return { items: products, revision };
-    },
+    page: (request) => inventory.snapshotPage(request),
     toSnapshotEvent: (product, revision): ProductEvent => ({ type: "snapshot", product, revision }),
+    changesThrough: (request) => inventory.changesThrough(request),
+    asSnapshotEvent: (event) => (event.type === "deleted" ? event : { ...event, type: "snapshot" }),
     changes: (after) => inventory.changes(after, request.signal),
   });
 }

@@ -7,7 +7,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
 import {
   InsufficientStockError,
@@ -102,14 +102,28 @@ export function createInventoryStore(
       return row && toProduct(row);
     },
 
-    async snapshot() {
-      return db.transaction(
-        async (tx) => {
-          const rows = await tx.select().from(products).orderBy(asc(products.sku));
-          return { products: rows.map(toProduct), revision: await revisionOf(tx, schema) };
-        },
-        { isolationLevel: "repeatable read", accessMode: "read only" },
+    snapshotPage({ after, limit, atLeast }) {
+      return feed.readPage(`products/${after ?? ""}/${limit}`, atLeast, () =>
+        db.transaction(
+          async (tx) => {
+            const rows = await tx
+              .select()
+              .from(products)
+              .where(after === undefined ? undefined : gt(products.sku, after))
+              .orderBy(asc(products.sku))
+              .limit(limit + 1);
+            const revision = await revisionOf(tx, schema);
+            return snapshotPageOf(rows, limit, revision, toProduct, (row) => row.sku);
+          },
+          { isolationLevel: "repeatable read", accessMode: "read only" },
+        ),
       );
+    },
+
+    async *changesThrough(range) {
+      for await (const batch of feed.changesThrough({ ...range, keyType: "text" })) {
+        yield sharedBatch(batch);
+      }
     },
 
     async adjust(sku, delta) {

@@ -1,4 +1,4 @@
-import type { EventBatch } from "@shop/mesh/watch";
+import type { EventBatch, SnapshotPage } from "@shop/mesh/watch";
 
 /** One line of an order, priced when the order was placed. */
 export interface OrderItem {
@@ -92,8 +92,24 @@ export interface OrderRepository {
     cursor: string | undefined;
     limit: number;
   }): Promise<OrderPage>;
-  /** Every order (of one user, when given) and the revision they reflect, in one snapshot. */
-  snapshot(userId: string | undefined): Promise<{ orders: Order[]; revision: bigint }>;
+  /**
+   * Up to `limit` orders (of one user, when given) with ids after `after` (all when undefined), in
+   * id order, read in one transaction at `atLeast` or a later revision; `next` is the last id when
+   * more may follow.
+   */
+  snapshotPage(request: {
+    userId: string | undefined;
+    after: string | undefined;
+    limit: number;
+    atLeast: bigint;
+  }): Promise<SnapshotPage<Order>>;
+  /** The changes in (after, upTo] to orders (of one user, when given) with ids up to `through`. */
+  changesThrough(request: {
+    userId: string | undefined;
+    after: bigint;
+    upTo: bigint;
+    through: string;
+  }): AsyncIterable<EventBatch<OrderEvent>>;
   /** The given orders as they are, and the revision they reflect, in one snapshot. */
   snapshotOf(ids: readonly string[]): Promise<{ orders: Order[]; revision: bigint }>;
   /** Marks a confirmed order cancelled; throws OrderNotCancellableError when it is not confirmed. */

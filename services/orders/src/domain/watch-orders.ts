@@ -14,11 +14,10 @@ export function watchOrders(
   const request = { ...query, userId: userWithin(scope, query.userId) };
   return snapshotThenChanges({
     startRevision: request.startRevision,
-    snapshot: async () => {
-      const snapshot = await orders.snapshot(request.userId);
-      return { items: snapshot.orders, revision: snapshot.revision };
-    },
+    page: (page) => orders.snapshotPage({ ...page, userId: request.userId }),
     toSnapshotEvent: (order, revision): OrderEvent => ({ type: "snapshot", order, revision }),
+    changesThrough: (range) => orders.changesThrough({ ...range, userId: request.userId }),
+    asSnapshotEvent: (event) => (event.type === "deleted" ? event : { ...event, type: "snapshot" }),
     changes: (after) => orders.changes(after, request.signal, request.userId),
   });
 }

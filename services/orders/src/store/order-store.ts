@@ -6,8 +6,8 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce } from "@shop/mesh/watch";
-import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
+import { and, asc, desc, eq, gt, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
 import type {
   Order,
@@ -185,15 +185,35 @@ export function createOrderStore(
       }, readOnly);
     },
 
-    async snapshot(userId) {
-      return db.transaction(async (tx) => {
-        const rows = await tx
-          .select()
-          .from(orders)
-          .where(and(acknowledged, userId === undefined ? undefined : eq(orders.userId, userId)))
-          .orderBy(desc(orders.seq));
-        return { orders: rows.map(toOrder), revision: await revisionOf(tx, schema) };
-      }, readOnly);
+    snapshotPage({ userId, after, limit, atLeast }) {
+      return feed.readPage(`orders/${userId ?? ""}/${after ?? ""}/${limit}`, atLeast, () =>
+        db.transaction(async (tx) => {
+          const rows = await tx
+            .select()
+            .from(orders)
+            .where(
+              and(
+                acknowledged,
+                userId === undefined ? undefined : eq(orders.userId, userId),
+                after === undefined ? undefined : gt(orders.id, after),
+              ),
+            )
+            .orderBy(asc(orders.id))
+            .limit(limit + 1);
+          const revision = await revisionOf(tx, schema);
+          return snapshotPageOf(rows, limit, revision, toOrder, (row) => row.id);
+        }, readOnly),
+      );
+    },
+
+    async *changesThrough({ userId, ...range }) {
+      for await (const batch of feed.changesThrough({
+        ...range,
+        keyType: "uuid",
+        partition: userId,
+      })) {
+        yield sharedBatch(batch);
+      }
     },
 
     async snapshotOf(ids) {

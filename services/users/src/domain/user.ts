@@ -1,3 +1,5 @@
+import type { SnapshotPage } from "@shop/mesh/watch";
+
 /** Whether a user may place orders. */
 export type UserStatus = "active" | "suspended";
 
@@ -52,8 +54,21 @@ export interface UserRepository {
   get(id: string): Promise<User | undefined>;
   /** Users in creation order after `cursor`, with the revision of the read. */
   list(options: { cursor: string | undefined; limit: number }): Promise<UserPage>;
-  /** Every user and the revision they reflect, read in one snapshot. */
-  snapshot(): Promise<{ users: User[]; revision: bigint }>;
+  /**
+   * Up to `limit` users with ids after `after` (all when undefined), in id order, read in one
+   * transaction at `atLeast` or a later revision; `next` is the last id when more may follow.
+   */
+  snapshotPage(request: {
+    after: string | undefined;
+    limit: number;
+    atLeast: bigint;
+  }): Promise<SnapshotPage<User>>;
+  /** The changes in (after, upTo] to users with ids up to `through` (in id order), in order. */
+  changesThrough(request: {
+    after: bigint;
+    upTo: bigint;
+    through: string;
+  }): AsyncIterable<UserEventBatch>;
   /** Applies `patch` if the version is still `expectedVersion`. */
   update(id: string, expectedVersion: bigint, patch: UserPatch): Promise<User>;
   /** Changes after `after`, in revision order, until `signal` aborts. */

@@ -3,7 +3,7 @@ import type { UserEvent, UserEventBatch, UserRepository } from "./user.ts";
 
 /**
  * Streams user changes after `startRevision`; with 0, first the current state (as snapshot events,
- * in batches), then every change after it.
+ * page by page), then every change after it.
  */
 export function watchUsers(
   users: UserRepository,
@@ -11,11 +11,10 @@ export function watchUsers(
 ): AsyncGenerator<UserEventBatch> {
   return snapshotThenChanges({
     startRevision: request.startRevision,
-    snapshot: async () => {
-      const { users: items, revision } = await users.snapshot();
-      return { items, revision };
-    },
+    page: (request) => users.snapshotPage(request),
     toSnapshotEvent: (user, revision): UserEvent => ({ type: "snapshot", user, revision }),
+    changesThrough: (request) => users.changesThrough(request),
+    asSnapshotEvent: (event) => (event.type === "deleted" ? event : { ...event, type: "snapshot" }),
     changes: (after) => users.changes(after, request.signal),
   });
 }

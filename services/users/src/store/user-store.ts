@@ -6,7 +6,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
 import type {
@@ -87,14 +87,28 @@ export function createUserStore(
       );
     },
 
-    async snapshot() {
-      return db.transaction(
-        async (tx) => {
-          const rows = await tx.select().from(users).orderBy(asc(users.seq));
-          return { users: rows.map(toUser), revision: await revisionOf(tx, schema) };
-        },
-        { isolationLevel: "repeatable read", accessMode: "read only" },
+    snapshotPage({ after, limit, atLeast }) {
+      return feed.readPage(`users/${after ?? ""}/${limit}`, atLeast, () =>
+        db.transaction(
+          async (tx) => {
+            const rows = await tx
+              .select()
+              .from(users)
+              .where(after === undefined ? undefined : gt(users.id, after))
+              .orderBy(asc(users.id))
+              .limit(limit + 1);
+            const revision = await revisionOf(tx, schema);
+            return snapshotPageOf(rows, limit, revision, toUser, (row) => row.id);
+          },
+          { isolationLevel: "repeatable read", accessMode: "read only" },
+        ),
       );
+    },
+
+    async *changesThrough(range) {
+      for await (const batch of feed.changesThrough({ ...range, keyType: "uuid" })) {
+        yield sharedBatch(batch);
+      }
     },
 
     async update(id, expectedVersion, patch: UserPatch) {

@@ -1,0 +1,191 @@
+// Issue 21: a storm of watchers asking for the current state at once. 100 WatchUsers from revision
+// 0 open together on a users process over N users; how much heap the process needed at its worst
+// beyond what it held before, how long until every watcher had the whole state, and how the other
+// calls (ListUsers and GetUser from a client of their own) fared meanwhile against before.
+import { fromBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { EventType } from "@shop/api/shop/user/v1/user_pb";
+import { UserService, WatchUsersResponseSchema } from "@shop/api/shop/user/v1/user_service_pb";
+import type postgres from "postgres";
+import type { ServerProcess } from "../lib/processes.ts";
+import { median, percentile, sortedSamples } from "../lib/stats.ts";
+import { openWatchers } from "../lib/watchers.ts";
+
+/** What one storm measured on one server. */
+export interface StormRound {
+  rows: number;
+  watchers: number;
+  /** Heap in use after a full GC before the storm. */
+  heapBefore: number;
+  /** The most heap in use during the storm (garbage included) minus `heapBefore`. */
+  heapAdded: number;
+  /** From opening the streams until every watcher had the whole state. */
+  allSnapshotsMs: number;
+  /** Watchers whose snapshot held exactly `rows` users. */
+  complete: number;
+  /** The other calls: latencies before and during the storm, and failures during it. */
+  quietP99Ms: number;
+  stormP99Ms: number;
+  stormCalls: number;
+  stormFailures: number;
+  firstFailure: string | undefined;
+}
+
+/** Adds users straight to the users table until it holds `total`. */
+export async function growUsers(sql: postgres.Sql, total: number): Promise<void> {
+  const [row] = await sql<{ count: string }[]>`select count(*)::text as count from users.users`;
+  const missing = total - Number(row?.count ?? "0");
+  if (missing <= 0) return;
+  const tag = Date.now().toString(36);
+  await sql`
+    insert into users.users (name, email)
+    select 'Storm User ' || i, 'storm-' || ${tag} || '-' || i || '@example.com'
+    from generate_series(1, ${missing}) as i`;
+}
+
+/** Calls ListUsers and GetUser one after another, 20 ms apart, until stopped. */
+function callOthers(url: string) {
+  const client = createClient(UserService, createGrpcTransport({ baseUrl: url }));
+  const latencies: number[] = [];
+  const failures: string[] = [];
+  let running = true;
+  const done = (async () => {
+    let id = "";
+    while (running) {
+      const started = performance.now();
+      try {
+        if (id === "") {
+          const page = await client.listUsers({ pageSize: 20 }, { timeoutMs: 10_000 });
+          id = page.users[0]?.id ?? "";
+        } else {
+          await client.getUser({ id }, { timeoutMs: 10_000 });
+          id = "";
+        }
+        latencies.push(performance.now() - started);
+      } catch (error) {
+        failures.push(String(error));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  return {
+    /** The calls so far, and starts counting anew. */
+    take() {
+      return { latencies: latencies.splice(0), failures: failures.splice(0) };
+    },
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+/**
+ * One storm on a freshly started `server` over a table of `rows` users: `quietSeconds` of other
+ * calls alone, then `watchers` streams from revision 0 at once with the calls going on.
+ */
+export async function stormRound(options: {
+  server: ServerProcess;
+  rows: number;
+  watchers: number;
+  connections: number;
+  quietSeconds: number;
+}): Promise<StormRound> {
+  const { server } = options;
+  const others = callOthers(server.url);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, options.quietSeconds * 1000));
+    const quiet = others.take();
+    const heapBefore = (await server.memory()).heapUsed;
+    await server.peakHeap();
+
+    // Each watcher counts the users of its snapshot; the first response without snapshot events
+    // (the live feed's first, at once) ends it.
+    const counts = Array.from({ length: options.watchers }, () => 0);
+    const finishedAt: (number | undefined)[] = counts.map(() => undefined);
+    const opened = performance.now();
+    const pool = await openWatchers({
+      url: server.url,
+      count: options.watchers,
+      connections: options.connections,
+      startRevision: 0n,
+      onMessage(watcher, bytes, at) {
+        if (finishedAt[watcher] !== undefined) return;
+        const message = fromBinary(WatchUsersResponseSchema, bytes);
+        let snapshot = 0;
+        for (const event of message.events) if (event.type === EventType.SNAPSHOT) snapshot++;
+        if (snapshot === 0 && (counts[watcher] ?? 0) > 0) finishedAt[watcher] = at;
+        counts[watcher] = (counts[watcher] ?? 0) + snapshot;
+      },
+    });
+    try {
+      const deadline = performance.now() + 300_000;
+      while (finishedAt.some((at) => at === undefined)) {
+        if (performance.now() > deadline) {
+          throw new Error(
+            `${finishedAt.filter((at) => at !== undefined).length} of ${options.watchers} watchers had the whole state after 300 s`,
+          );
+        }
+        const ended = pool.watchers.find((watcher) => watcher.ended !== undefined);
+        if (ended) throw new Error(`a watch ended early: ${ended.ended}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    } finally {
+      await pool.close();
+    }
+    const allSnapshotsMs = Math.max(...finishedAt.map((at) => (at ?? 0) - opened));
+    const heapAdded = (await server.peakHeap()) - heapBefore;
+    const storm = others.take();
+    return {
+      rows: options.rows,
+      watchers: options.watchers,
+      heapBefore,
+      heapAdded,
+      allSnapshotsMs,
+      complete: counts.filter((count) => count === options.rows).length,
+      quietP99Ms: percentile(sortedSamples(quiet.latencies), 0.99),
+      stormP99Ms: percentile(sortedSamples(storm.latencies), 0.99),
+      stormCalls: storm.latencies.length + storm.failures.length,
+      stormFailures: storm.failures.length,
+      firstFailure: storm.failures[0],
+    };
+  } finally {
+    await others.stop();
+  }
+}
+
+/** One server's storms at one size, summarised over the rounds (medians). */
+export interface StormResult {
+  key: string;
+  label: string;
+  rows: number;
+  rounds: StormRound[];
+  heapAdded: number;
+  allSnapshotsMs: number;
+  quietP99Ms: number;
+  stormP99Ms: number;
+  stormFailures: number;
+  complete: number;
+}
+
+/** The medians of `rounds` (failures and incomplete snapshots added up). */
+export function summariseStorm(
+  key: string,
+  label: string,
+  rows: number,
+  rounds: StormRound[],
+): StormResult {
+  return {
+    key,
+    label,
+    rows,
+    rounds,
+    heapAdded: median(rounds.map((round) => round.heapAdded)),
+    allSnapshotsMs: median(rounds.map((round) => round.allSnapshotsMs)),
+    quietP99Ms: median(rounds.map((round) => round.quietP99Ms)),
+    stormP99Ms: median(rounds.map((round) => round.stormP99Ms)),
+    stormFailures: rounds.reduce((sum, round) => sum + round.stormFailures, 0),
+    complete: Math.min(...rounds.map((round) => round.complete)),
+  };
+}
