@@ -510,11 +510,18 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
     ...peers.map((peer) => ({ ...peer, rows: shape.smallRows })),
     { ...(peers[0] as (typeof peers)[number]), rows: shape.largeRows },
   ];
-  const rounds = new Map<string, StormRound[]>(runs.map((run) => [`${run.key}/${run.rows}`, []]));
+  const rounds = new Map<string, StormRound[]>();
+  const keyOf = (run: { key: string; rows: number }, memory: boolean) =>
+    `${run.key}/${run.rows}/${memory ? "memory" : "timing"}`;
   for (const rows of [shape.smallRows, shape.largeRows]) {
     await growUsers(sql, rows);
+    const userIds = (await sql<{ id: string }[]>`select id from users.users limit 50`).map(
+      (row) => row.id,
+    );
     const atSize = runs.filter((run) => run.rows === rows);
-    for (let round = 0; round < shape.rounds; round++) {
+    // The timing rounds, then one memory round each (its forced GCs would skew the times).
+    for (let round = 0; round <= shape.rounds; round++) {
+      const memory = round === shape.rounds;
       const order = round % 2 === 0 ? atSize : [...atSize].reverse();
       for (const run of order) {
         // A fresh process per round: what the storm needs is then new growth.
@@ -533,16 +540,25 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
           watchers: shape.watchers,
           connections: shape.connections,
           quietSeconds: shape.quietSeconds,
+          userIds,
+          memory,
         }).finally(() => fresh.stop());
-        rounds.get(`${run.key}/${rows}`)?.push(result);
+        const key = keyOf(run, memory);
+        rounds.set(key, [...(rounds.get(key) ?? []), result]);
         log(
-          `  ${rows.toLocaleString("en-US")} rows, round ${round + 1}/${shape.rounds} ${run.label.padEnd(20)} heap +${mib(result.heapAdded)} MiB (from ${mib(result.heapBefore)})  all snapshots in ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
+          `  ${rows.toLocaleString("en-US")} rows, ${memory ? "memory round" : `round ${round + 1}/${shape.rounds}`} ${run.label.padEnd(20)} ${memory ? `heap held +${mib(result.heapAdded)} MiB` : `heap in use +${mib(result.heapGrowth)} MiB`} (from ${mib(result.heapBefore)})  all snapshots in ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
         );
       }
     }
   }
   return runs.map((run) =>
-    summariseStorm(run.key, run.label, run.rows, rounds.get(`${run.key}/${run.rows}`) ?? []),
+    summariseStorm(
+      run.key,
+      run.label,
+      run.rows,
+      rounds.get(keyOf(run, false)) ?? [],
+      rounds.get(keyOf(run, true)) ?? [],
+    ),
   );
 });
 

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { DriverMessage, MemorySample, ServerMessage } from "../servers/ipc.ts";
+import type { DriverMessage, MemorySample, PeakHeap, ServerMessage } from "../servers/ipc.ts";
 
 /** Cores of the machine, read on import: once this process pins itself it sees only its own. */
 const availableCores = availableParallelism();
@@ -119,8 +119,11 @@ export interface ServerProcess {
   startMs: number;
   /** Memory after a full GC, as the process reports it. */
   memory(): Promise<MemorySample>;
-  /** The most heap in use since the previous call (garbage included), and starts counting anew. */
-  peakHeap(): Promise<number>;
+  /**
+   * The most heap in use since the previous call, and starts counting anew; with
+   * `collectEveryMs`, the heap held is sampled from then on after a full GC forced that often.
+   */
+  peakHeap(collectEveryMs?: number): Promise<PeakHeap>;
   /** Asks it to close and exit, and waits (killing it after 5 s). */
   stop(): Promise<void>;
 }
@@ -177,7 +180,7 @@ export async function startServer(options: {
     url: `http://127.0.0.1:${port}`,
     startMs,
     memory: () => askMemory(child),
-    peakHeap: () => askPeakHeap(child),
+    peakHeap: (collectEveryMs) => askPeakHeap(child, collectEveryMs),
     stop: () => stopChild(child, { type: "stop" }),
   };
 }
@@ -208,8 +211,9 @@ async function askMemory(child: ChildProcess): Promise<MemorySample> {
   return sample;
 }
 
-async function askPeakHeap(child: ChildProcess): Promise<number> {
-  return (await ask(child, { type: "peak" })).heapUsed;
+async function askPeakHeap(child: ChildProcess, collectEveryMs?: number): Promise<PeakHeap> {
+  const { type: _type, ...peak } = await ask(child, { type: "peak", collectEveryMs });
+  return peak;
 }
 
 /** Sends `message` (or SIGTERM when none) and waits for the exit, with SIGKILL after 5 s. */

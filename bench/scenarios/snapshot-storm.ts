@@ -1,7 +1,7 @@
 // Issue 21: a storm of watchers asking for the current state at once. 100 WatchUsers from revision
 // 0 open together on a users process over N users; how much heap the process needed at its worst
 // beyond what it held before, how long until every watcher had the whole state, and how the other
-// calls (ListUsers and GetUser from a client of their own) fared meanwhile against before.
+// calls (GetUser, which both servers serve, from a client of their own) fared meanwhile.
 import { fromBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -18,8 +18,13 @@ export interface StormRound {
   watchers: number;
   /** Heap in use after a full GC before the storm. */
   heapBefore: number;
-  /** The most heap in use during the storm (garbage included) minus `heapBefore`. */
+  /**
+   * In a memory round: the most heap held during the storm (right after full GCs forced every
+   * 200 ms) minus `heapBefore`; NaN in a timing round, which forces no GC.
+   */
   heapAdded: number;
+  /** The most heap in use during the storm, garbage included, minus `heapBefore`. */
+  heapGrowth: number;
   /** From opening the streams until every watcher had the whole state. */
   allSnapshotsMs: number;
   /** Watchers whose snapshot held exactly `rows` users. */
@@ -44,24 +49,17 @@ export async function growUsers(sql: postgres.Sql, total: number): Promise<void>
     from generate_series(1, ${missing}) as i`;
 }
 
-/** Calls ListUsers and GetUser one after another, 20 ms apart, until stopped. */
-function callOthers(url: string) {
+/** Calls GetUser for each of `ids` in turn, 20 ms apart, until stopped. */
+function callOthers(url: string, ids: readonly string[]) {
   const client = createClient(UserService, createGrpcTransport({ baseUrl: url }));
   const latencies: number[] = [];
   const failures: string[] = [];
   let running = true;
   const done = (async () => {
-    let id = "";
-    while (running) {
+    for (let i = 0; running; i++) {
       const started = performance.now();
       try {
-        if (id === "") {
-          const page = await client.listUsers({ pageSize: 20 }, { timeoutMs: 10_000 });
-          id = page.users[0]?.id ?? "";
-        } else {
-          await client.getUser({ id }, { timeoutMs: 10_000 });
-          id = "";
-        }
+        await client.getUser({ id: ids[i % ids.length] ?? "" }, { timeoutMs: 10_000 });
         latencies.push(performance.now() - started);
       } catch (error) {
         failures.push(String(error));
@@ -91,14 +89,18 @@ export async function stormRound(options: {
   watchers: number;
   connections: number;
   quietSeconds: number;
+  /** Users the other calls read. */
+  userIds: readonly string[];
+  /** A memory round: forces a full GC every 200 ms to see what is held (its times are not used). */
+  memory: boolean;
 }): Promise<StormRound> {
   const { server } = options;
-  const others = callOthers(server.url);
+  const others = callOthers(server.url, options.userIds);
   try {
     await new Promise((resolve) => setTimeout(resolve, options.quietSeconds * 1000));
     const quiet = others.take();
     const heapBefore = (await server.memory()).heapUsed;
-    await server.peakHeap();
+    await server.peakHeap(options.memory ? 200 : undefined);
 
     // Each watcher counts the users of its snapshot; the first response without snapshot events
     // (the live feed's first, at once) ends it.
@@ -135,13 +137,14 @@ export async function stormRound(options: {
       await pool.close();
     }
     const allSnapshotsMs = Math.max(...finishedAt.map((at) => (at ?? 0) - opened));
-    const heapAdded = (await server.peakHeap()) - heapBefore;
+    const peak = await server.peakHeap();
     const storm = others.take();
     return {
       rows: options.rows,
       watchers: options.watchers,
       heapBefore,
-      heapAdded,
+      heapAdded: options.memory ? peak.liveHeap - heapBefore : Number.NaN,
+      heapGrowth: peak.heapUsed - heapBefore,
       allSnapshotsMs,
       complete: counts.filter((count) => count === options.rows).length,
       quietP99Ms: percentile(sortedSamples(quiet.latencies), 0.99),
@@ -162,6 +165,7 @@ export interface StormResult {
   rows: number;
   rounds: StormRound[];
   heapAdded: number;
+  heapGrowth: number;
   allSnapshotsMs: number;
   quietP99Ms: number;
   stormP99Ms: number;
@@ -169,23 +173,28 @@ export interface StormResult {
   complete: number;
 }
 
-/** The medians of `rounds` (failures and incomplete snapshots added up). */
+/**
+ * The medians of the timing rounds `rounds` (failures and incomplete snapshots added up) and the
+ * heap held in the memory rounds `memory`.
+ */
 export function summariseStorm(
   key: string,
   label: string,
   rows: number,
   rounds: StormRound[],
+  memory: StormRound[],
 ): StormResult {
   return {
     key,
     label,
     rows,
-    rounds,
-    heapAdded: median(rounds.map((round) => round.heapAdded)),
+    rounds: [...rounds, ...memory],
+    heapAdded: median(memory.map((round) => round.heapAdded)),
+    heapGrowth: median(rounds.map((round) => round.heapGrowth)),
     allSnapshotsMs: median(rounds.map((round) => round.allSnapshotsMs)),
     quietP99Ms: median(rounds.map((round) => round.quietP99Ms)),
     stormP99Ms: median(rounds.map((round) => round.stormP99Ms)),
     stormFailures: rounds.reduce((sum, round) => sum + round.stormFailures, 0),
-    complete: Math.min(...rounds.map((round) => round.complete)),
+    complete: Math.min(...[...rounds, ...memory].map((round) => round.complete)),
   };
 }

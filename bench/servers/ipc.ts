@@ -11,14 +11,25 @@ export interface MemorySample {
   arrayBuffers: number;
 }
 
+/** The most heap a process used between two questions. */
+export interface PeakHeap {
+  /** Sampled every 10 ms, garbage included: what V8 let the heap grow to. */
+  heapUsed: number;
+  /** Right after full GCs forced every `collectEveryMs` (when asked): what was really held. */
+  liveHeap: number;
+}
+
 /** A message from the driver to a server process. */
-export type DriverMessage = { type: "memory" } | { type: "peak" } | { type: "stop" };
+export type DriverMessage =
+  | { type: "memory" }
+  | { type: "peak"; collectEveryMs?: number }
+  | { type: "stop" };
 
 /** A message from a server process to the driver. */
 export type ServerMessage =
   | { type: "ready"; port: number }
   | ({ type: "memory" } & MemorySample)
-  | { type: "peak"; heapUsed: number }
+  | ({ type: "peak" } & PeakHeap)
   | { type: "failed"; error: string };
 
 function send(message: ServerMessage): void {
@@ -30,17 +41,33 @@ function send(message: ServerMessage): void {
  * server first.
  */
 export function reportReady(port: number, stop: () => Promise<void>): void {
-  // The most heap in use between two "peak" questions, garbage included (no GC is forced): what
-  // the process needed at its worst, sampled every 10 ms.
+  // The most heap in use between two "peak" questions: sampled every 10 ms (garbage included), and,
+  // when the question asked for it, right after a full GC forced every so often (what was held).
   let peak = 0;
+  let livePeak = 0;
+  let collector: NodeJS.Timeout | undefined;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().heapUsed);
   }, 10);
   sampler.unref();
   process.on("message", (message: DriverMessage) => {
     if (message.type === "peak") {
-      send({ type: "peak", heapUsed: Math.max(peak, process.memoryUsage().heapUsed) });
+      send({
+        type: "peak",
+        heapUsed: Math.max(peak, process.memoryUsage().heapUsed),
+        liveHeap: livePeak,
+      });
       peak = 0;
+      livePeak = 0;
+      clearInterval(collector);
+      const collect = (globalThis as { gc?: () => void }).gc;
+      if (message.collectEveryMs !== undefined && collect) {
+        collector = setInterval(() => {
+          collect();
+          livePeak = Math.max(livePeak, process.memoryUsage().heapUsed);
+        }, message.collectEveryMs);
+        collector.unref();
+      }
       return;
     }
     if (message.type === "memory") {

@@ -195,8 +195,8 @@ export interface ChangeFeed {
    * Reads one page of a watch's initial state in its turn: at most `snapshotReaders` such reads
    * run at once in the process, first come first served, so that a storm of watchers neither
    * takes the connection pool nor starves other calls. Watches asking for the same page (`key`)
-   * while it is read, or within a second after while no newer change is known, share that read
-   * when it reflects `atLeast` or a later revision.
+   * while it is read, or within a second after while no newer change is known (of the 64 pages
+   * read last), share that read when it reflects `atLeast` or a later revision.
    */
   readPage<P extends { revision: bigint }>(
     key: string,
@@ -425,6 +425,7 @@ export async function createChangeFeed(options: {
   const inTurn = pLimit(options.snapshotReaders ?? 2);
   const pages = new Map<string, { reading: Promise<{ revision: bigint }>; done: boolean }>();
   const shareMs = 1_000;
+  const maxSharedPages = 64;
 
   async function readPage<P extends { revision: bigint }>(
     key: string,
@@ -446,6 +447,12 @@ export async function createChangeFeed(options: {
     entry.reading.then(() => {
       entry.done = true;
       setTimeout(forget, shareMs).unref();
+      // Pages kept for late-comers are bounded in number, not only in time: watchers spread over a
+      // large collection would otherwise keep a second's worth of pages, growing with its size.
+      let kept = 0;
+      for (const [other, shared] of [...pages].reverse()) {
+        if (shared.done && ++kept > maxSharedPages) pages.delete(other);
+      }
     }, forget);
     return entry.reading;
   }

@@ -41,7 +41,7 @@ export function snapshotPageOf<R, T>(
 }
 
 /** How many items one snapshot page holds by default: the most a watcher has in hand at once. */
-export const defaultSnapshotPageSize = 250;
+export const defaultSnapshotPageSize = 100;
 
 /**
  * The events of a watch that starts after `startRevision`; with 0, the current state first.
