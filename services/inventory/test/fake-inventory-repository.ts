@@ -164,7 +164,11 @@ export function createFakeInventoryRepository(
     async release(orderId) {
       failIfAsked("release");
       const existing = held.get(orderId);
-      if (!existing) return undefined;
+      if (!existing) {
+        // As the store does: a later reserve for this order is refused.
+        held.set(orderId, { orderId, items: [], status: "released" });
+        return undefined;
+      }
       if (existing.status === "held") {
         move(existing.items, -1n);
         existing.status = "released";

@@ -93,6 +93,17 @@ test("reserving twice for one order changes stock once; releasing twice gives it
   assert.deepEqual(await levels("TEA-GREEN-100G", "MUG-CERAMIC"), before);
 });
 
+test("a reservation that arrives after its order was released without one is refused", async () => {
+  // The orders sweeper rolls back a saga whose reserve is still on its way: the late reserve must
+  // not hold stock for an order that no longer exists.
+  const orderId = randomUUID();
+  const items = [{ sku: "TEA-GREEN-100G", quantity: 1n }];
+  const before = await levels("TEA-GREEN-100G");
+  await client.releaseStock({ orderId });
+  await expectCode(client.reserveStock({ orderId, items }), Code.Aborted);
+  assert.deepEqual(await levels("TEA-GREEN-100G"), before);
+});
+
 test("concurrent reservations for one order hold the stock once", async () => {
   const orderId = randomUUID();
   const items = [{ sku: "FILTER-PAPER-100", quantity: 7n }];

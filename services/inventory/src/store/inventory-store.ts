@@ -195,12 +195,21 @@ export function createInventoryStore(
 
     async release(orderId) {
       return db.transaction(async (tx) => {
+        // Serialised with reserve for the same order. A release that finds nothing leaves a
+        // released record: a reserve still in flight for that order (a saga the sweeper rolled
+        // back) is then refused instead of holding stock for an order that no longer exists.
+        await lockTransaction(tx, `reserve:${orderId}`);
         const [existing] = await tx
           .select()
           .from(reservations)
           .where(eq(reservations.orderId, orderId))
           .for("update");
-        if (!existing) return undefined;
+        if (!existing) {
+          await tx
+            .insert(reservations)
+            .values({ orderId, status: "released", items: [], releaseTime: sql`now()` });
+          return undefined;
+        }
         const held = toReservation(existing);
         if (held.status === "released") return held;
         await tx
