@@ -126,6 +126,7 @@ const settings = {
   // smaller one (who serves the same snapshot faster?).
   snapshotStorm: {
     rounds: quick ? 1 : 2,
+    memoryRounds: quick ? 1 : 2,
     watchers: 100,
     connections: 4,
     smallRows: quick ? 2_000 : 10_000,
@@ -519,9 +520,9 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
       (row) => row.id,
     );
     const atSize = runs.filter((run) => run.rows === rows);
-    // The timing rounds, then one memory round each (its forced GCs would skew the times).
-    for (let round = 0; round <= shape.rounds; round++) {
-      const memory = round === shape.rounds;
+    // The timing rounds, then the memory rounds (their forced GCs would skew the times).
+    for (let round = 0; round < shape.rounds + shape.memoryRounds; round++) {
+      const memory = round >= shape.rounds;
       const order = round % 2 === 0 ? atSize : [...atSize].reverse();
       for (const run of order) {
         // A fresh process per round: what the storm needs is then new growth.
@@ -546,7 +547,7 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
         const key = keyOf(run, memory);
         rounds.set(key, [...(rounds.get(key) ?? []), result]);
         log(
-          `  ${rows.toLocaleString("en-US")} rows, ${memory ? "memory round" : `round ${round + 1}/${shape.rounds}`} ${run.label.padEnd(20)} ${memory ? `heap held +${mib(result.heapAdded)} MiB` : `heap in use +${mib(result.heapGrowth)} MiB`} (from ${mib(result.heapBefore)})  all snapshots in ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
+          `  ${rows.toLocaleString("en-US")} rows, ${memory ? `memory round ${round - shape.rounds + 1}/${shape.memoryRounds}` : `round ${round + 1}/${shape.rounds}`} ${run.label.padEnd(20)} ${memory ? `heap held +${mib(result.heapAdded)} MiB` : `heap in use +${mib(result.heapGrowth)} MiB`} (from ${mib(result.heapBefore)})  all snapshots in ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
         );
       }
     }

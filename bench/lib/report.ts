@@ -36,6 +36,7 @@ export interface ReportInput {
   snapshotStorm: StormResult[] | undefined;
   snapshotStormShape: {
     rounds: number;
+    memoryRounds: number;
     watchers: number;
     connections: number;
     quietSeconds: number;
@@ -206,7 +207,7 @@ function snapshotStormSection(
     fixed(row.stormP99Ms, 1),
     String(row.stormFailures),
   ]);
-  const method = `A fresh server process per round; ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap held: in one more round, the most heap in use right after a full GC forced every 200 ms during the storm (what the process really held at its worst) minus the heap after a full GC before it; heap in use: the most heap in use in the timing rounds, sampled every 10 ms, garbage included (what V8 let the heap grow to before collecting it). Other calls: GetUser, 20 ms apart, from a client of their own, ${shape.quietSeconds} s before the storm (quiet) and during it. ${shape.rounds} timing round(s) and one memory round per server and size, medians.`;
+  const method = `A fresh server process per round; ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap held: in rounds of their own, the most heap in use right after a full GC forced every 100 ms during the storm (what the process really held at its worst) minus the heap after a full GC before it; heap in use: the most heap in use in the timing rounds, sampled every 10 ms, garbage included (what V8 let the heap grow to before collecting it). Other calls: GetUser, 20 ms apart, from a client of their own, ${shape.quietSeconds} s before the storm (quiet) and during it. ${shape.rounds} timing round(s) and ${shape.memoryRounds} memory round(s) per server and size, medians.`;
   return `### Snapshot storm: ${shape.watchers} watchers from revision 0 at once\n\n${method}\n\n${table(
     [
       "server",

@@ -20,7 +20,7 @@ export interface StormRound {
   heapBefore: number;
   /**
    * In a memory round: the most heap held during the storm (right after full GCs forced every
-   * 200 ms) minus `heapBefore`; NaN in a timing round, which forces no GC.
+   * 100 ms) minus `heapBefore`; NaN in a timing round, which forces no GC.
    */
   heapAdded: number;
   /** The most heap in use during the storm, garbage included, minus `heapBefore`. */
@@ -91,7 +91,7 @@ export async function stormRound(options: {
   quietSeconds: number;
   /** Users the other calls read. */
   userIds: readonly string[];
-  /** A memory round: forces a full GC every 200 ms to see what is held (its times are not used). */
+  /** A memory round: forces a full GC every 100 ms to see what is held (its times are not used). */
   memory: boolean;
 }): Promise<StormRound> {
   const { server } = options;
@@ -100,7 +100,7 @@ export async function stormRound(options: {
     await new Promise((resolve) => setTimeout(resolve, options.quietSeconds * 1000));
     const quiet = others.take();
     const heapBefore = (await server.memory()).heapUsed;
-    await server.peakHeap(options.memory ? 200 : undefined);
+    await server.peakHeap(options.memory ? 100 : undefined);
 
     // Each watcher counts the users of its snapshot; the first response without snapshot events
     // (the live feed's first, at once) ends it.

@@ -413,10 +413,13 @@ class Call {
     })[Symbol.asyncIterator]();
     try {
       for (;;) {
-        const next = await messages.next();
+        let next: IteratorResult<unknown> | undefined = await messages.next();
         if (this.ended) return;
         if (next.done) break;
         const frame = frameOf(next.value);
+        // The message is let go of before waiting for a slow reader: a suspended async function
+        // keeps its locals alive (V8), and the bytes are all the stream needs now.
+        next = undefined;
         if (!this.headersSent) {
           this.headersSent = true;
           stream.respond(this.responseHeaders(res.header), withTrailers);

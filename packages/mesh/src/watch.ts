@@ -85,33 +85,83 @@ export async function* snapshotThenChanges<T, E>(options: {
     /** The last key the watcher has, and the revision it has every key up to it at. */
     let through: string | undefined;
     let at = 0n;
+    // What goes out is handed over through `out` and the page is let go of before each yield: a
+    // suspended generator keeps its locals alive (V8), and a watcher whose reader is slow would
+    // hold its last page of items, events and messages the whole time.
+    const out: { batch?: EventBatch<E> } = {};
     for (;;) {
-      const page = await options.page({ after: through, limit, atLeast: at });
+      let page: SnapshotPage<T> | undefined = await options.page({
+        after: through,
+        limit,
+        atLeast: at,
+      });
       if (page.revision < at) {
         // The keys sent so far would be ahead of this page's, and its changes meanwhile lost.
         throw new Error(`a snapshot page at revision ${page.revision} was read after one at ${at}`);
       }
       if (through !== undefined && page.revision > at) {
-        for await (const batch of options.changesThrough({
-          after: at,
-          upTo: page.revision,
-          through,
-        })) {
-          yield { events: batch.events.map(options.asSnapshotEvent), revision: batch.revision };
+        const changes = options
+          .changesThrough({ after: at, upTo: page.revision, through })
+          [Symbol.asyncIterator]();
+        for (;;) {
+          let step: IteratorResult<EventBatch<E>> | undefined = await changes.next();
+          if (step.done) break;
+          out.batch = {
+            events: step.value.events.map(options.asSnapshotEvent),
+            revision: step.value.revision,
+          };
+          step = undefined;
+          yield take(out);
         }
       }
       at = page.revision;
+      const next = page.next;
       // The first response goes out at once, even for an empty collection; a later page can be
       // empty only when the rows after the previous one went away meanwhile.
-      if (through === undefined || page.items.length > 0) {
-        yield snapshotBatchOf(page, options.toSnapshotEvent);
-      }
-      if (page.next === undefined) break;
-      through = page.next;
+      const send = through === undefined || page.items.length > 0;
+      out.batch = send ? snapshotBatchOf(page, options.toSnapshotEvent) : undefined;
+      page = undefined;
+      if (send) yield take(out);
+      if (next === undefined) break;
+      through = next;
     }
     after = at;
   }
   yield* options.changes(after);
+}
+
+/** The batch in `holder`, which no longer holds it. */
+function take<B>(holder: { batch?: B }): B {
+  const batch = holder.batch as B;
+  holder.batch = undefined;
+  return batch;
+}
+
+/**
+ * `source` with each item converted as it passes, by an iterator object rather than an async
+ * generator: a generator suspended at its yield keeps its locals alive (V8), so one that converts
+ * would hold the last batch for as long as the stream waits for a slow reader.
+ */
+export function mapStream<A, B>(
+  source: AsyncIterable<A>,
+  convert: (item: A) => B,
+): AsyncIterable<B> {
+  return {
+    [Symbol.asyncIterator]() {
+      const iterator = source[Symbol.asyncIterator]();
+      const map = (result: IteratorResult<A>): IteratorResult<B> =>
+        result.done ? result : { done: false, value: convert(result.value) };
+      return {
+        next: () => iterator.next().then(map),
+        return: (value?: unknown) =>
+          iterator.return
+            ? iterator.return(value).then(map)
+            : Promise.resolve({ done: true, value: undefined }),
+        throw: (error?: unknown) =>
+          iterator.throw ? iterator.throw(error).then(map) : Promise.reject(error),
+      };
+    },
+  };
 }
 
 // Watches opening together share the pages they read (ChangeFeed.readPage): each shared page

@@ -3,7 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { ProductEventSchema } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce, type EventBatch } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, type EventBatch, mapStream } from "@shop/mesh/watch";
 import { adjustStock } from "../domain/adjust-stock.ts";
 import { getProduct } from "../domain/get-product.ts";
 import { listProducts } from "../domain/list-products.ts";
@@ -59,14 +59,12 @@ export function inventoryRoutes(inventory: InventoryRepository) {
             const reservation = await releaseStock(inventory, req);
             return { reservation: reservation && reservationToProto(reservation) };
           },
-          async *watchStock(req, context) {
+          watchStock(req, context) {
             const batches = watchStock(inventory, {
               startRevision: req.startRevision,
               signal: context.signal,
             });
-            for await (const batch of batches) {
-              yield sharedResponse(batch);
-            }
+            return mapStream(batches, sharedResponse);
           },
         },
         toConnectError,

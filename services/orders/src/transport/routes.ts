@@ -9,7 +9,7 @@ import {
   mapDomainErrors,
   pageSizeOf,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce, type EventBatch } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, type EventBatch, mapStream } from "@shop/mesh/watch";
 import { cancelOrder } from "../domain/cancel-order.ts";
 import { type CreateOrderDeps, createOrder } from "../domain/create-order.ts";
 import { getOrder } from "../domain/get-order.ts";
@@ -71,15 +71,13 @@ export function orderRoutes(deps: CreateOrderDeps) {
           async cancelOrder(req, context) {
             return { order: orderToProto(await cancelOrder(deps, req.id, scopeOf(context))) };
           },
-          async *watchOrders(req, context) {
+          watchOrders(req, context) {
             const batches = watchOrders(
               orders,
               { startRevision: req.startRevision, userId: req.userId, signal: context.signal },
               scopeOf(context),
             );
-            for await (const batch of batches) {
-              yield sharedResponse(batch);
-            }
+            return mapStream(batches, sharedResponse);
           },
           async *trackOrders(requests, context) {
             const changes = (async function* () {

@@ -3,7 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { UserEventSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce, type EventBatch } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, type EventBatch, mapStream } from "@shop/mesh/watch";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
 import { getUser } from "../domain/get-user.ts";
@@ -60,14 +60,12 @@ export function userRoutes(users: UserRepository) {
             });
             return { user: userToProto(user) };
           },
-          async *watchUsers(req, context) {
+          watchUsers(req, context) {
             const batches = watchUsers(users, {
               startRevision: req.startRevision,
               signal: context.signal,
             });
-            for await (const batch of batches) {
-              yield sharedResponse(batch);
-            }
+            return mapStream(batches, sharedResponse);
           },
           async batchCreateUsers(requests) {
             return { users: (await batchCreateUsers(users, requests)).map(userToProto) };
