@@ -4,7 +4,9 @@
 // revisions it is told never go back, and every change after the snapshot arrives exactly once.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type SnapshotPage, snapshotThenChanges } from "@shop/mesh/watch";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { mapStream, type SnapshotPage, snapshotThenChanges } from "@shop/mesh/watch";
 import fc from "fast-check";
 
 interface Item {
@@ -177,4 +179,57 @@ test("a page older than what the watcher already has is refused rather than sent
   });
   await watch.next();
   await assert.rejects(watch.next(), /revision 4 was read after one at 5/);
+});
+
+test("a watch waiting for its reader holds neither the page it sent nor its items", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  let sent: WeakRef<SnapshotPage<Item>> | undefined;
+  const watch = snapshotThenChanges<Item, Event>({
+    startRevision: 0n,
+    page: async ({ after }) => {
+      const page: SnapshotPage<Item> = {
+        items: Array.from({ length: 1_000 }, (_, i) => ({ key: `${after ?? ""}${i}`, value: i })),
+        revision: 1n,
+        next: "more",
+      };
+      sent ??= new WeakRef(page);
+      return page;
+    },
+    toSnapshotEvent: (item, revision) => ({ type: "snapshot", item, revision }),
+    changesThrough: async function* () {},
+    asSnapshotEvent: (event) => event,
+    changes: async function* () {},
+  });
+  // The reader takes the first page and lets it go; the watch waits for it to ask again.
+  let first: unknown = await watch.next();
+  assert.ok(first);
+  first = undefined;
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  gc();
+  assert.equal(sent?.deref(), undefined, "the page was let go of");
+  await watch.return(undefined);
+});
+
+test("mapStream converts each item and passes the end and errors through", async () => {
+  const source = async function* () {
+    yield 1;
+    yield 2;
+    throw new Error("broken");
+  };
+  const seen: string[] = [];
+  await assert.rejects(async () => {
+    for await (const item of mapStream(source(), (n) => `#${n}`)) seen.push(item);
+  }, /broken/);
+  assert.deepEqual(seen, ["#1", "#2"]);
+  let returned = false;
+  const endless = async function* () {
+    try {
+      for (;;) yield 0;
+    } finally {
+      returned = true;
+    }
+  };
+  for await (const _ of mapStream(endless(), String)) break;
+  assert.ok(returned, "breaking out returns the source");
 });
