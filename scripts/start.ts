@@ -4,6 +4,7 @@
 // when missing or out of date) with `next start`, and prints the URLs and how long it took. Ctrl-C
 // stops everything in order. A process that crashes is restarted with backoff.
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -127,6 +128,40 @@ const dashboard: Managed = {
 };
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+
+// Every port this start will listen on must be free before anything starts: otherwise the services
+// would crash-loop on EADDRINUSE while whatever holds the port answered the health checks.
+const wanted: [variable: string, port: number][] = [
+  ...(env.DATABASE_URL
+    ? []
+    : [["LOCAL_POSTGRES_PORT", env.LOCAL_POSTGRES_PORT] as [string, number]]),
+  ["USERS_PORT", env.USERS_PORT],
+  ["ORDERS_PORT", env.ORDERS_PORT],
+  ["INVENTORY_PORT", env.INVENTORY_PORT],
+  ["DASHBOARD_PORT", env.DASHBOARD_PORT],
+];
+const taken = (
+  await Promise.all(
+    wanted.map(async ([variable, port]) => ({ variable, port, free: await isFree(port) })),
+  )
+).filter((entry) => !entry.free);
+if (taken.length > 0) {
+  for (const { variable, port } of taken) {
+    process.stderr.write(
+      `port ${port} is already in use (another npm start, or another program): stop what holds it, or choose another port with ${variable}=<port> npm start\n`,
+    );
+  }
+  process.exit(1);
+}
+
+/** Whether nothing listens on `port`, on any address (a listener on every address would clash). */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, () => probe.close(() => resolve(true)));
+  });
+}
 // The dashboard builds (only when its build is missing or out of date) while the rest starts.
 const built = ensureDashboardBuild(say);
 built.catch(() => {});
@@ -218,7 +253,10 @@ async function waitUntilServing(service: Managed): Promise<void> {
   for (;;) {
     try {
       const { status } = await health.check({ service: "" }, { timeoutMs: 1_000 });
-      if (status === HealthCheckResponse_ServingStatus.SERVING) return;
+      // Ready only when the process this start launched is the one running.
+      const child = children.get(service.name);
+      const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+      if (status === HealthCheckResponse_ServingStatus.SERVING && running) return;
     } catch {
       // Not listening yet.
     }
@@ -238,7 +276,8 @@ async function stop(signal: string): Promise<void> {
         new Promise<void>((resolve) => {
           child.once("exit", () => resolve());
           child.kill("SIGTERM");
-          setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+          // A service drains its calls for a moment; a stop never hangs on one that does not.
+          setTimeout(() => child.kill("SIGKILL"), 5_000).unref();
         }),
     ),
   );

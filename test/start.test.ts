@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -210,5 +211,39 @@ test("npm start brings up all three services and the dashboard on a fresh folder
     );
   } finally {
     await stop(second);
+  }
+});
+
+test("npm start refuses a port already taken, says which and how to move it, and exits non-zero", async () => {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const address = holder.address();
+  const takenPort = typeof address === "object" && address ? address.port : 0;
+  try {
+    const { DATABASE_URL: _ignored, ...env } = process.env;
+    const child = spawn(process.execPath, [path.join(root, "scripts", "start.ts")], {
+      cwd: root,
+      env: {
+        ...env,
+        ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+        ORDERS_PORT: String(takenPort),
+        SHOP_DATA_DIR: path.join(testDir, "taken"),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.notEqual(code, 0, output);
+    assert.match(output, new RegExp(`port ${takenPort} is already in use`));
+    assert.match(output, /ORDERS_PORT=<port> npm start/);
+    assert.doesNotMatch(output, /starting PostgreSQL|shop ready/, "nothing was started");
+  } finally {
+    holder.close();
   }
 });
