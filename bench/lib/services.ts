@@ -1,5 +1,6 @@
-// The shop's services as `npm start` runs them: services/<name>/src/main.ts in a process of its
-// own, configured by environment, pinned to the server cores, timed from spawn to SERVING.
+// The shop's services as `npm start` runs them: the bundle of services/<name>/src/main.ts
+// (scripts/build-services.ts) in a process of its own, configured by environment, pinned to the
+// server cores, timed from spawn to SERVING.
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,6 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import { freePort } from "@shop/testing";
+import { bundleOf } from "../../scripts/build-services.ts";
 import { childEnv, type Pinning, pinnedCommand, root, stopChild } from "./processes.ts";
 
 /** A service process of the shop. */
@@ -39,8 +41,8 @@ async function untilServing(port: number, child: ChildProcess, timeoutMs: number
 }
 
 /**
- * Starts services/<name>/src/main.ts with `env` (and `nodeFlags` for node) on a free port and
- * waits until it is SERVING.
+ * Starts the bundle of services/<name>/src/main.ts with `env` (and `nodeFlags` for node) on a
+ * free port and waits until it is SERVING. The bundles must have been built (buildServices).
  */
 export async function startService(
   name: "users" | "inventory" | "orders",
@@ -52,11 +54,17 @@ export async function startService(
   const started = performance.now();
   const [command, args] = pinnedCommand(pinning, pinning.serverCpus, process.execPath, [
     ...nodeFlags,
-    path.join(root, "services", name, "src", "main.ts"),
+    bundleOf(name),
   ]);
   const child = spawn(command, args, {
     cwd: root,
-    env: childEnv({ ...env, PORT: String(port), HOST: "127.0.0.1" }),
+    // With the compile cache npm start gives its services.
+    env: childEnv({
+      NODE_COMPILE_CACHE: path.join(root, ".data", "compile-cache"),
+      ...env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+    }),
     stdio: ["ignore", "ignore", "inherit"],
   });
   try {

@@ -436,10 +436,10 @@ test("readPage: at most snapshotReaders reads at once, in turn; watches at the s
     assert.equal(newer.name, "fourth", "a shared read older than the watch has is read again");
     assert.equal(reads, 2);
 
-    // Only the 64 pages read last are kept for late-comers.
+    // Only the 32 pages read last are kept for late-comers.
     const base = feed.latestRevision();
-    for (let i = 0; i < 65; i++) await feed.readPage(`page ${i}`, 0n, read(`first ${i}`, base));
-    assert.equal((await feed.readPage("page 64", 0n, read("again 64", base))).name, "first 64");
+    for (let i = 0; i < 33; i++) await feed.readPage(`page ${i}`, 0n, read(`first ${i}`, base));
+    assert.equal((await feed.readPage("page 32", 0n, read("again 32", base))).name, "first 32");
     assert.equal((await feed.readPage("page 0", 0n, read("again 0", base))).name, "again 0");
 
     // Once a newer change is known, a read done before it is not the current state any more.

@@ -1,4 +1,4 @@
-import { resolveDatabaseUrl } from "@shop/local-postgres";
+import { resolveDatabaseUrl } from "@shop/local-postgres/resolve";
 import {
   createLogger,
   serviceCredentials,

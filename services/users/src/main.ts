@@ -1,4 +1,4 @@
-import { resolveDatabaseUrl } from "@shop/local-postgres";
+import { resolveDatabaseUrl } from "@shop/local-postgres/resolve";
 import { createLogger, startService, startTelemetry, stopOnSignals } from "@shop/mesh";
 import { usersService } from "./app.ts";
 import { loadConfig } from "./config.ts";
