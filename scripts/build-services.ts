@@ -11,11 +11,11 @@
 // Left out of the bundle, loaded from node_modules only when used: the embedded PostgreSQL (only
 // without DATABASE_URL; it finds its binaries and data folder relative to its own files, see
 // packages/local-postgres/src/resolve.ts) and the OpenTelemetry SDK (only when tracing is on).
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type Plugin } from "esbuild";
+import { filesDigest, filesUnder } from "./files-digest.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const serviceNames = ["users", "inventory", "orders"] as const;
@@ -49,31 +49,17 @@ const builtinsByRequire: Plugin = {
 
 /** A digest of every source a service bundle is made from, and of the lock file. */
 function sourcesDigest(): string {
-  const hash = createHash("sha256");
   const folders = [
     "packages/api/src",
     "packages/auth/src",
     "packages/mesh/src",
     "packages/local-postgres/src",
+    ...serviceNames.map((name) => `services/${name}/src`),
   ];
-  for (const name of serviceNames) folders.push(`services/${name}/src`);
-  const files: string[] = ["package-lock.json"];
-  for (const folder of folders) {
-    const full = path.join(root, folder);
-    if (!existsSync(full)) continue;
-    for (const file of readdirSync(full, { recursive: true, encoding: "utf8" })) {
-      const relative = path.join(folder, file);
-      if (statSync(path.join(root, relative)).isFile()) files.push(relative);
-    }
-  }
-  for (const file of files.sort()) {
-    hash
-      .update(file)
-      .update("\0")
-      .update(readFileSync(path.join(root, file)))
-      .update("\0");
-  }
-  return hash.digest("hex");
+  return filesDigest(root, [
+    "package-lock.json",
+    ...folders.flatMap((folder) => filesUnder(root, folder)),
+  ]);
 }
 
 /** Builds the bundles unless they were built from these very sources; returns whether it built. */

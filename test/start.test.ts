@@ -78,18 +78,24 @@ interface Started {
   output: string[];
 }
 
-/** The first start may have to build the dashboard; later ones must not. */
-async function start(timeoutMs = 60_000): Promise<Started> {
+/** scripts/start.ts as `npm start` runs it, on this file's ports and data folder, with `extra`. */
+function spawnStart(extra: Record<string, string> = {}): ChildProcess {
   const { DATABASE_URL: _ignored, ...env } = process.env;
-  const child = spawn(process.execPath, [path.join(root, "scripts", "start.ts")], {
+  return spawn(process.execPath, [path.join(root, "scripts", "start.ts")], {
     cwd: root,
     env: {
       ...env,
       ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
       SHOP_DATA_DIR: dataDir,
+      ...extra,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+}
+
+/** The first start may have to build the dashboard; later ones must not. */
+async function start(timeoutMs = 60_000): Promise<Started> {
+  const child = spawnStart();
   const output: string[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -220,16 +226,9 @@ test("npm start refuses a port already taken, says which and how to move it, and
   const address = holder.address();
   const takenPort = typeof address === "object" && address ? address.port : 0;
   try {
-    const { DATABASE_URL: _ignored, ...env } = process.env;
-    const child = spawn(process.execPath, [path.join(root, "scripts", "start.ts")], {
-      cwd: root,
-      env: {
-        ...env,
-        ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
-        ORDERS_PORT: String(takenPort),
-        SHOP_DATA_DIR: path.join(testDir, "taken"),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const child = spawnStart({
+      ORDERS_PORT: String(takenPort),
+      SHOP_DATA_DIR: path.join(testDir, "taken"),
     });
     let output = "";
     child.stdout?.on("data", (chunk: Buffer) => {

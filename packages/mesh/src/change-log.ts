@@ -272,6 +272,13 @@ export async function createChangeFeed(options: {
     return BigInt(row?.last ?? 0n);
   }
 
+  /** The oldest revision still in the history; null when it is empty. */
+  async function oldestRevision(): Promise<bigint | null> {
+    const [row] = await sql<{ oldest: bigint | null }[]>`
+      select min(revision) as oldest from ${table}`;
+    return row?.oldest ?? null;
+  }
+
   function readRange(after: bigint, upTo: bigint, limit: number, partition?: string) {
     return sql<ChangeRecord[]>`
       select revision, entity_id as "entityId", type, data, partition from ${table}
@@ -389,9 +396,7 @@ export async function createChangeFeed(options: {
       const heartbeatMs = watch.heartbeatMs ?? 5_000;
       const batchSize = watch.batchSize ?? 100;
       if (watch.after > 0n) {
-        const [row] = await sql<{ oldest: bigint | null }[]>`
-          select min(revision) as oldest from ${table}`;
-        const oldest = row?.oldest ?? null;
+        const oldest = await oldestRevision();
         if (oldest !== null && watch.after < oldest - 1n) {
           throw new ConnectError(
             `revision ${watch.after} is no longer in the history; the oldest available is ${oldest}: list again and watch from the revision the list returns`,
@@ -459,10 +464,8 @@ export async function createChangeFeed(options: {
 
   async function* changesThrough(range: ChangesThroughOptions): AsyncGenerator<WatchBatch> {
     if (range.upTo <= range.after) return;
-    const [row] = await inTurn(
-      () => sql<{ oldest: bigint | null }[]>`select min(revision) as oldest from ${table}`,
-    );
-    const oldest = row?.oldest ?? null;
+    // Some of the range's changes exist (upTo > after), so an empty log means they are gone too.
+    const oldest = await inTurn(oldestRevision);
     if (oldest === null || oldest > range.after + 1n) {
       throw new ConnectError(
         `the changes made while the initial state was read are no longer in the history (oldest revision ${oldest ?? "none"}): watch again`,
