@@ -19,10 +19,14 @@ import {
 } from "@shop/api/connectrpc/conformance/v1/service_pb";
 import { conformanceRegistry } from "../src/conformance-service.ts";
 import { startControlServer } from "../src/control-server.ts";
+import { startServerUnderTest } from "../src/server-under-test.ts";
 import type { ConformanceTarget, StartTarget } from "../src/target.ts";
 import { createTlsMaterial, type TlsMaterial } from "../src/tls-material.ts";
 
-const targets: [string, StartTarget][] = [["connect-node control", startControlServer]];
+const targets: [string, StartTarget][] = [
+  ["connect-node control", startControlServer],
+  ["mesh runtime", startServerUnderTest],
+];
 
 const protocols = {
   connect: createConnectTransport,

@@ -4,7 +4,7 @@ import * as http2 from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescService, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
@@ -77,13 +77,26 @@ export interface ServeOptions {
   /** Address to bind; all interfaces when absent. */
   host?: string;
   /** PEM files; when given, TLS (with ALPN h2 and http/1.1) is served on the same port as well. */
-  tls?: { certFile: string; keyFile: string };
+  tls?: {
+    certFile: string;
+    keyFile: string;
+    /**
+     * The authority (PEM file) that signs client certificates; when given, a TLS client without a
+     * certificate it signed is refused during the handshake.
+     */
+    clientCaFile?: string;
+  };
   limits: Limits;
   /** Browser origins allowed by CORS (the dashboard). */
   corsOrigins: readonly string[];
   logger: Logger;
   /** Readiness checks (database reachable, migrations applied). */
   readiness: ReadinessCheck;
+  /**
+   * How Connect's JSON codec reads and writes messages; a service whose messages carry
+   * `google.protobuf.Any` gives the registry of the types packed in them.
+   */
+  jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
   /** Interceptors that run inside the runtime's own (metrics, errors), closest to the handler last. */
   interceptors?: Interceptor[];
   /**
@@ -159,6 +172,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     interceptors,
     contextValues: (req) => callValues(req.socket?.remoteAddress),
     requestGate,
+    jsonOptions: options.jsonOptions,
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
@@ -240,6 +254,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
           allowHTTP1: true,
           cert: readFileSync(options.tls.certFile),
           key: readFileSync(options.tls.keyFile),
+          ...(options.tls.clientCaFile
+            ? {
+                ca: readFileSync(options.tls.clientCaFile),
+                requestCert: true,
+                rejectUnauthorized: true,
+              }
+            : {}),
         },
         handle,
       )
