@@ -13,10 +13,15 @@ import {
 } from "@connectrpc/connect-node";
 import { Code as ConformanceCode } from "@shop/api/connectrpc/conformance/v1/config_pb";
 import {
+  type BidiStreamRequest,
+  BidiStreamRequestSchema,
+  type BidiStreamResponse,
+  ClientStreamRequestSchema,
   ConformancePayload_RequestInfoSchema,
   ConformanceService,
   UnaryRequestSchema,
 } from "@shop/api/connectrpc/conformance/v1/service_pb";
+import { createRequestStream } from "@shop/testing";
 import { conformanceRegistry } from "../src/conformance-service.ts";
 import { startControlServer } from "../src/control-server.ts";
 import { startServerUnderTest } from "../src/server-under-test.ts";
@@ -117,6 +122,148 @@ for (const [name, start] of targets) {
           assert.deepEqual(request?.requestData, new Uint8Array([9]));
         });
       }
+    }
+
+    // Streams over HTTP/2: gRPC with protobuf (the runtime's own gRPC path serves server streams)
+    // and Connect with JSON (connect-es serves them).
+    const streamWays = [
+      ["grpc", true],
+      ["connect", false],
+    ] as const;
+    for (const [protocol, binary] of streamWays) {
+      const clientOf = () =>
+        createClient(
+          ConformanceService,
+          transportFor(target, protocol, { tls: false, httpVersion: "2" }, binary),
+        );
+
+      test(`ServerStream (${protocol}): the data in order, the request info in the first only, then the error`, async () => {
+        let trailers = new Headers();
+        const received: Uint8Array[] = [];
+        let infos = 0;
+        const stream = clientOf().serverStream(
+          {
+            responseDefinition: {
+              responseTrailers: [{ name: "x-custom-trailer", value: ["end"] }],
+              responseData: [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])],
+              responseDelayMs: 5,
+              error: { code: ConformanceCode.ABORTED, message: "after three" },
+            },
+          },
+          { onTrailer: (t) => (trailers = t) },
+        );
+        const error = await (async () => {
+          for await (const response of stream) {
+            received.push(response.payload?.data ?? new Uint8Array());
+            if (response.payload?.requestInfo) infos++;
+          }
+        })().then(
+          () => assert.fail("expected the defined error"),
+          (reason: unknown) => ConnectError.from(reason),
+        );
+        assert.deepEqual(received, [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])]);
+        assert.equal(infos, 1);
+        assert.equal(error.code, Code.Aborted);
+        assert.equal(error.findDetails(ConformancePayload_RequestInfoSchema).length, 0);
+        assert.equal(
+          trailers.get("x-custom-trailer") ?? error.metadata.get("x-custom-trailer"),
+          "end",
+        );
+      });
+
+      test(`ServerStream (${protocol}): an error before any data carries the request info`, async () => {
+        const stream = clientOf().serverStream({
+          responseDefinition: { error: { code: ConformanceCode.NOT_FOUND, message: "none" } },
+        });
+        const error = await (async () => {
+          for await (const _ of stream) assert.fail("expected no message");
+        })().then(
+          () => assert.fail("expected the defined error"),
+          (reason: unknown) => ConnectError.from(reason),
+        );
+        assert.equal(error.code, Code.NotFound);
+        assert.equal(
+          error.findDetails(ConformancePayload_RequestInfoSchema)[0]?.requests.length,
+          1,
+        );
+      });
+
+      test(`ClientStream (${protocol}): every request echoed, the first one's definition answered`, async () => {
+        const response = await clientOf().clientStream(
+          (async function* () {
+            yield create(ClientStreamRequestSchema, {
+              responseDefinition: {
+                response: { case: "responseData", value: new Uint8Array([7]) },
+              },
+            });
+            yield create(ClientStreamRequestSchema, { requestData: new Uint8Array([1]) });
+            yield create(ClientStreamRequestSchema, { requestData: new Uint8Array([2]) });
+          })(),
+        );
+        assert.deepEqual(response.payload?.data, new Uint8Array([7]));
+        assert.equal(response.payload?.requestInfo?.requests.length, 3);
+      });
+
+      test(`BidiStream (${protocol}): full duplex answers each request as it comes`, async () => {
+        const requests = createRequestStream<BidiStreamRequest>();
+        const responses = clientOf().bidiStream(requests)[Symbol.asyncIterator]();
+        const next = async (): Promise<BidiStreamResponse> => {
+          const result = await responses.next();
+          assert.ok(!result.done, "expected a response");
+          return result.value;
+        };
+        requests.push(
+          create(BidiStreamRequestSchema, {
+            fullDuplex: true,
+            responseDefinition: {
+              responseData: [new Uint8Array([1]), new Uint8Array([2])],
+              error: { code: ConformanceCode.DATA_LOSS, message: "done" },
+            },
+          }),
+        );
+        const first = await next();
+        assert.deepEqual(first.payload?.data, new Uint8Array([1]));
+        assert.equal(first.payload?.requestInfo?.requests.length, 1);
+        assert.ok((first.payload?.requestInfo?.requestHeaders.length ?? 0) > 0);
+        // The second answer exists only once the second request has been sent.
+        requests.push(create(BidiStreamRequestSchema, { requestData: new Uint8Array([9]) }));
+        const second = await next();
+        assert.deepEqual(second.payload?.data, new Uint8Array([2]));
+        assert.equal(second.payload?.requestInfo?.requests.length, 1);
+        assert.equal(second.payload?.requestInfo?.requestHeaders.length, 0);
+        requests.push(create(BidiStreamRequestSchema, {}));
+        await assert.rejects(responses.next(), (error) => {
+          assert.equal(ConnectError.from(error).code, Code.DataLoss);
+          return true;
+        });
+        requests.close();
+      });
+
+      test(`BidiStream (${protocol}): half duplex answers once the client has sent everything`, async () => {
+        const requests = (async function* () {
+          yield create(BidiStreamRequestSchema, {
+            responseDefinition: { responseData: [new Uint8Array([1]), new Uint8Array([2])] },
+          });
+          yield create(BidiStreamRequestSchema, { requestData: new Uint8Array([5]) });
+        })();
+        const responses: BidiStreamResponse[] = [];
+        for await (const response of clientOf().bidiStream(requests)) responses.push(response);
+        assert.equal(responses.length, 2);
+        assert.equal(responses[0]?.payload?.requestInfo?.requests.length, 2);
+        assert.equal(responses[1]?.payload?.requestInfo, undefined);
+      });
+
+      test(`Unary (${protocol}): a response delay past the deadline ends in deadline_exceeded`, async () => {
+        const started = Date.now();
+        await assert.rejects(
+          clientOf().unary({ responseDefinition: { responseDelayMs: 2_000 } }, { timeoutMs: 200 }),
+          (error) => {
+            assert.equal(ConnectError.from(error).code, Code.DeadlineExceeded);
+            return true;
+          },
+        );
+        assert.ok(Date.now() - started < 1_500, "the deadline ended the call");
+      });
     }
 
     test("a defined error arrives with its code, message and the request info as a detail", async () => {
