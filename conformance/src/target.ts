@@ -19,7 +19,7 @@ export interface ConformanceTarget {
   httpVersions: { cleartext: ReadonlyArray<1 | 2>; tls: ReadonlyArray<1 | 2> };
   /** Largest request message the server accepts, in bytes. */
   maxReceiveBytes: number;
-  /** Whether the TLS transport asks for and verifies client certificates (signed by the same CA). */
+  /** Whether TLS asks for client certificates and refuses those `clientCaCertPem` did not sign. */
   verifiesClientCerts: boolean;
   close(): Promise<void>;
 }
