@@ -31,7 +31,7 @@ export const conformanceRegistry: Registry = createRegistry(file_connectrpc_conf
 
 type Payload = MessageInitShape<typeof ConformancePayloadSchema>;
 
-/** The implementation of `connectrpc.conformance.v1.ConformanceService`, for any connect-es router. */
+/** `connectrpc.conformance.v1.ConformanceService`, implemented for any connect-es router. */
 export const conformanceService: ServiceImpl<typeof ConformanceService> = {
   async unary(request, context) {
     const requests = [anyPack(UnaryRequestSchema, request)];
