@@ -94,9 +94,12 @@ export function connectTo(
         managers.push(manager);
         client = createNodeHttpClient({ httpVersion: "2", sessionProvider: () => manager });
       } else {
+        // A connection per call: a server that answers before reading a whole request body (a
+        // message over its limit) closes the connection after, and a reused one would then fail
+        // the next call with ECONNRESET, a race of the client's pool rather than a server fault.
         const agent = tls
-          ? new https.Agent({ keepAlive: true, ALPNProtocols: ["http/1.1"], ...tlsOptions })
-          : new http.Agent({ keepAlive: true });
+          ? new https.Agent({ keepAlive: false, ALPNProtocols: ["http/1.1"], ...tlsOptions })
+          : new http.Agent({ keepAlive: false });
         agents.push(agent);
         client = createNodeHttpClient({ httpVersion: "1.1", nodeOptions: { agent } });
       }
