@@ -8,7 +8,8 @@ COPY packages ./packages
 COPY services ./services
 COPY dashboard ./dashboard
 COPY scripts ./scripts
-RUN npm ci --no-audit --no-fund && npm cache clean --force
+# The images build what they need in their own stages: no prebuild at install (scripts/prebuild.ts).
+RUN SHOP_SKIP_PREBUILD=1 npm ci --no-audit --no-fund && npm cache clean --force
 # Mount points of the signing-key volumes, owned by the user the containers run as (a new named
 # volume takes the owner of the folder it is mounted on).
 RUN mkdir -p /auth/keys /auth/jwks /auth/orders /auth/sign-in && chown -R node:node /auth

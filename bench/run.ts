@@ -4,7 +4,7 @@
 //
 //   npm run bench                      the full run (about 6 minutes on 2 cores)
 //   npm run bench -- --quick           one short round of everything (about a minute; for CI)
-//   npm run bench -- --only=unary,fan-out,snapshot-storm,create-order,startup
+//   npm run bench -- --only=unary,fan-out,snapshot-storm,create-order,startup,npm-start
 //   npm run bench -- --cpu-prof        also profile every benchmark server (bench/results/cpuprofiles;
 //                                      summarise one with `node bench/profile.ts --analyze=<file>`)
 import { execFileSync } from "node:child_process";
@@ -47,6 +47,7 @@ import {
   fanOutRound,
   summariseFanOut,
 } from "./scenarios/fan-out.ts";
+import { measureNpmStart } from "./scenarios/npm-start.ts";
 import {
   growUsers,
   type StormRound,
@@ -65,7 +66,14 @@ import {
   type UnaryTarget,
 } from "./scenarios/unary.ts";
 
-const scenarioNames = ["startup", "unary", "fan-out", "snapshot-storm", "create-order"] as const;
+const scenarioNames = [
+  "startup",
+  "npm-start",
+  "unary",
+  "fan-out",
+  "snapshot-storm",
+  "create-order",
+] as const;
 type ScenarioName = (typeof scenarioNames)[number];
 
 const { values: flags } = parseArgs({
@@ -123,11 +131,12 @@ const settings = {
     users: 64,
   },
   startup: { samples: quick ? 1 : 3, settleMs: quick ? 1000 : 2000 },
+  npmStart: { samples: quick ? 1 : 3 },
   // Ours at both sizes (does its memory grow with the table?), grpc-js over the same store at the
   // smaller one (who serves the same snapshot faster?).
   snapshotStorm: {
     rounds: quick ? 1 : 2,
-    memoryRounds: quick ? 1 : 2,
+    memoryRounds: quick ? 1 : 3,
     watchers: 100,
     connections: 4,
     smallRows: quick ? 2_000 : 10_000,
@@ -279,6 +288,11 @@ const startup = await scenario("startup", async () => {
   }
   return samples;
 });
+// `npm start` itself, on data folders of its own (its own PostgreSQL, ports and compile cache).
+const npmStart = await scenario("npm-start", () =>
+  measureNpmStart({ samples: settings.npmStart.samples, log }),
+);
+
 if (!startup && (only.has("unary") || only.has("fan-out") || only.has("snapshot-storm"))) {
   // The servers over PostgreSQL need the users schema; one start of the service applies it.
   const users = await startService("users", { DATABASE_URL: databaseUrl }, pinning);
@@ -637,6 +651,7 @@ const { markdown, goals } = buildReport({
   createOrderShape: settings.createOrder,
   startup,
   startupShape: settings.startup,
+  npmStart,
   atRest,
 });
 const report = `${header}\n\n${markdown}\n`;
@@ -665,6 +680,7 @@ writeFileSync(
       snapshotStorm,
       createOrder,
       startup,
+      npmStart,
       atRest,
       failures,
       report,

@@ -11,7 +11,7 @@ import {
 import { InvalidStartRevisionError } from "./watch.ts";
 
 /**
- * Turns anything a handler throws that is not already a ConnectError into `internal` with a generic
+ * Turns anything a handler throws that is not a ConnectError into `internal` with a generic
  * message, keeping the original as `cause` for the log only; logs every failed call once. Client
  * mistakes are logged at debug level, server faults at error level. A request stream's message
  * that cannot be decoded is `invalid_argument`; what fails because the client went away (a write
@@ -95,12 +95,15 @@ const clientFaults = new Set([
 
 /** Returns the error a client may see for `error`, logging it with its full detail. */
 export function toPublicError(error: unknown, rpc: string, logger: Logger): ConnectError {
-  if (
-    error instanceof ConnectError &&
-    error.code !== Code.Internal &&
-    error.code !== Code.Unknown
-  ) {
-    const level = clientFaults.has(error.code) ? "debug" : "warn";
+  // A ConnectError is an answer someone chose (a handler, the runtime, a mapped domain error), its
+  // message written for the client, whatever its code: it goes out as it is, details included.
+  // Only what was thrown without a code is hidden behind a generic message.
+  if (error instanceof ConnectError) {
+    const level = clientFaults.has(error.code)
+      ? "debug"
+      : error.code === Code.Internal || error.code === Code.Unknown
+        ? "error"
+        : "warn";
     logger[level]({ rpc, code: Code[error.code], err: error.cause ?? error }, error.rawMessage);
     return error;
   }
