@@ -1,8 +1,10 @@
-// `npm start`: the whole shop on one machine. Starts the embedded PostgreSQL (unless DATABASE_URL
-// names another server), then the three services, each in its own process, waits until every one
-// reports SERVING over grpc.health.v1, then serves the dashboard's production build (built first
-// when missing or out of date) with `next start`, and prints the URLs and how long it took. Ctrl-C
-// stops everything in order. A process that crashes is restarted with backoff.
+// `npm start`: the whole shop on one machine. Checks that its ports are free, generates the API
+// when the contracts changed, starts the dashboard's production build with `next start` (built
+// first when missing or out of date) and, meanwhile, the embedded PostgreSQL (unless DATABASE_URL
+// names another server) and then the three services, each in its own process; waits until every
+// service reports SERVING over grpc.health.v1 and the dashboard answers, and prints the URLs and
+// how long it took. Ctrl-C stops everything in order. A process that crashes is restarted with
+// backoff.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import path from "node:path";
@@ -29,6 +31,7 @@ import {
   ensureDashboardBuild,
   waitForDashboard,
 } from "./dashboard.ts";
+import { generateIfChanged } from "./generate.ts";
 
 const startedAt = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -159,6 +162,9 @@ if (taken.length > 0) {
   process.exit(1);
 }
 
+// The generated API follows the contracts (buf generate only when they changed since).
+if (generateIfChanged()) say("contracts changed: the API was generated again (buf generate)");
+
 /** Whether nothing listens on `port`, on any address (a listener on every address would clash). */
 function isFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -167,30 +173,11 @@ function isFree(port: number): Promise<boolean> {
     probe.listen(port, () => probe.close(() => resolve(true)));
   });
 }
-// The dashboard builds (only when its build is missing or out of date) while the rest starts.
-const built = ensureDashboardBuild(say);
-built.catch(() => {});
-const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
-say(
-  env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`,
-);
-const database = await resolveDatabaseUrl({
-  databaseUrl: env.DATABASE_URL,
-  dataDir,
-  port: env.LOCAL_POSTGRES_PORT,
-  onLog: (line) => {
-    if (/FATAL|PANIC|ERROR/.test(line)) say(`[postgres] ${line}`);
-  },
-});
-if (database.local) {
-  say(
-    `PostgreSQL ${database.local.created ? "initialised" : "reused"} on port ${env.LOCAL_POSTGRES_PORT} ` +
-      `(${Math.round(performance.now() - startedAt)} ms)`,
-  );
-}
-
 const children = new Map<string, ChildProcess>();
 let stopping = false;
+// Set once PostgreSQL answers; the services are launched after that, the dashboard needs none.
+let databaseUrl: string | undefined;
+let stopDatabase: (() => Promise<void>) | undefined;
 
 function launch(service: Managed, attempt = 0): void {
   const child = spawn(process.execPath, service.args, {
@@ -201,7 +188,7 @@ function launch(service: Managed, attempt = 0): void {
       NODE_COMPILE_CACHE: path.join(env.SHOP_DATA_DIR, "compile-cache"),
       ...service.env,
       PORT: String(service.port),
-      DATABASE_URL: database.url,
+      ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -269,7 +256,7 @@ async function waitUntilServing(service: Managed): Promise<void> {
     }
     if (Date.now() > deadline)
       throw new Error(`${service.name} did not become SERVING within 60 s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
@@ -288,24 +275,48 @@ async function stop(signal: string): Promise<void> {
         }),
     ),
   );
-  if (database.local) {
+  if (stopDatabase) {
     say("stopping PostgreSQL");
-    await database.local.stop();
+    await stopDatabase();
   }
   process.exit(0);
 }
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGTERM", () => void stop("SIGTERM"));
 
+// The dashboard builds (only when its build is missing or out of date) and starts while PostgreSQL
+// and the services start: it needs neither to come up.
+const dashboardUp = ensureDashboardBuild(say).then(() => {
+  launch(dashboard);
+  return waitForDashboard(`http://127.0.0.1:${dashboard.port}/`);
+});
+dashboardUp.catch(() => {});
+const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
+say(
+  env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`,
+);
+const database = await resolveDatabaseUrl({
+  databaseUrl: env.DATABASE_URL,
+  dataDir,
+  port: env.LOCAL_POSTGRES_PORT,
+  onLog: (line) => {
+    if (/FATAL|PANIC|ERROR/.test(line)) say(`[postgres] ${line}`);
+  },
+});
+if (database.local) {
+  say(
+    `PostgreSQL ${database.local.created ? "initialised" : "reused"} on port ${env.LOCAL_POSTGRES_PORT} ` +
+      `(${Math.round(performance.now() - startedAt)} ms)`,
+  );
+}
+
+databaseUrl = database.url;
+if (database.local) stopDatabase = database.local.stop.bind(database.local);
+
 if (!dev && (await buildServices())) say("service bundles rebuilt from changed sources");
 // Users and inventory first: orders calls both.
 for (const service of services) launch(service);
 try {
-  // The dashboard needs no service to start: it comes up alongside them.
-  await built;
-  launch(dashboard);
-  const dashboardUp = waitForDashboard(`http://127.0.0.1:${dashboard.port}/`);
-  dashboardUp.catch(() => {});
   await Promise.all(services.map(waitUntilServing));
   say(`services SERVING in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
   await dashboardUp;
