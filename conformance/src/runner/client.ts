@@ -120,6 +120,8 @@ interface Wire {
   trailer?: Headers;
   chunks: Uint8Array[];
   bodyDone: boolean;
+  /** Reads the body to its end when connect-es never started to (it judged by headers alone). */
+  drain?: () => Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -176,6 +178,9 @@ export async function send(
   } finally {
     clearTimeout(limit);
   }
+  // A gRPC error in the headers (trailers-only) ends a call before its body is read; the wire
+  // record needs the end of the response to tell trailers-only from a body never read.
+  await Promise.race([wire.drain?.().catch(() => undefined), sleep(2000)]);
   return record(request, wire, outcome);
 }
 
@@ -428,9 +433,17 @@ function capture(
     wire.header = new Headers(response.header);
     wire.trailer = response.trailer;
     const body = response.body;
+    let started = false;
+    wire.drain = async () => {
+      if (started) return;
+      started = true;
+      for await (const chunk of body) wire.chunks.push(chunk);
+      wire.bodyDone = true;
+    };
     return {
       ...response,
       body: (async function* () {
+        started = true;
         for await (const chunk of body) {
           wire.chunks.push(chunk);
           yield chunk;
@@ -622,6 +635,12 @@ function record(
   const isGrpc = contentType === "application/grpc" || contentType.startsWith("application/grpc+");
   const isGrpcWeb = contentType.startsWith("application/grpc-web");
   const httpTrailers = wire.trailer ?? new Headers();
+  // Trailers-only: no body and no trailers, read to the end, or cut short by connect-es because the
+  // status was already in the headers.
+  const trailersOnly = (trailerCount: number) =>
+    body.length === 0 &&
+    trailerCount === 0 &&
+    (wire.bodyDone || wire.header?.has("grpc-status") === true);
   let trailerCount = 0;
   for (const _ of httpTrailers.keys()) trailerCount++;
 
@@ -663,13 +682,13 @@ function record(
         const parsed = grpcWebTrailers(Buffer.from(data ?? []).toString("latin1"), feedback);
         checkGrpcStatus(parsed, feedback);
         trailers = headersToList(parsed);
-      } else if (body.length === 0 && trailerCount === 0) {
+      } else if (trailersOnly(trailerCount)) {
         // Trailers-only: the headers are the trailers.
         checkGrpcStatus(wire.header, feedback);
         trailers = headersToList(wire.header, (n) => n === "content-type");
       }
     } else if (isGrpc) {
-      if (body.length === 0 && trailerCount === 0) {
+      if (trailersOnly(trailerCount)) {
         checkGrpcStatus(wire.header, feedback);
         trailers = headersToList(wire.header, (n) => n === "content-type");
       } else {

@@ -224,7 +224,7 @@ export function report(targetName: string, outcomes: Outcome[]): { lines: string
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([g, t]) => `${g} ${formatTally(t)}`)
       .join("  ");
-    lines.push(`  ${name.padEnd(width)}  ${formatTally(suite.all).padEnd(14)} ${groups}`);
+    lines.push(`  ${name.padEnd(width)}  ${formatTally(suite.all).padEnd(22)} ${groups}`);
   }
   const ran = total.passed + total.failed + total.known;
   lines.push(
