@@ -287,7 +287,7 @@ async function invoke(
     if (method.methodKind === "unary") {
       if (timing.afterCloseSendMs >= 0) setTimeout(cancel, timing.afterCloseSendMs);
       const response = await transport.unary(
-        method as DescMethod & { methodKind: "unary" } as never,
+        method as never,
         abort.signal,
         undefined,
         header,

@@ -16,7 +16,6 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import {
-  type Any,
   anyPack,
   anyUnpack,
   file_google_protobuf_descriptor,
@@ -507,11 +506,4 @@ export function expandAll(
     permutations.push(...expandSuite(loaded.suite, features));
   }
   return { permutations, clientSuites };
-}
-
-/** The Any of a message type the registry knows, for tests and the client. */
-export function unpackAny(any: Any): (Record<string, unknown> & { $typeName: string }) | undefined {
-  return anyUnpack(any, conformanceRegistry) as
-    | (Record<string, unknown> & { $typeName: string })
-    | undefined;
 }
