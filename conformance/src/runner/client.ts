@@ -6,6 +6,7 @@
 // connect-es (messages, error) and by the wire record (metadata as connect-go attributes it, and the
 // wire checks the reference client reports as feedback).
 import * as http from "node:http";
+import type * as http2 from "node:http2";
 import * as https from "node:https";
 import * as zlib from "node:zlib";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
@@ -92,7 +93,17 @@ export function connectTo(
       if (version === HTTPVersion.HTTP_VERSION_2) {
         const manager = new Http2SessionManager(url, {}, tls ? tlsOptions : {});
         managers.push(manager);
-        client = createNodeHttpClient({ httpVersion: "2", sessionProvider: () => manager });
+        const sessions = {
+          authority: manager.authority,
+          async request(...args: Parameters<Http2SessionManager["request"]>) {
+            const stream = await manager.request(...args);
+            readEagerly(stream);
+            return stream;
+          },
+          notifyResponseByteRead: (stream: http2.ClientHttp2Stream) =>
+            manager.notifyResponseByteRead(stream),
+        };
+        client = createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions });
       } else {
         // A connection per call: a server that answers before reading a whole request body (a
         // message over its limit) closes the connection after, and a reused one would then fail
@@ -113,6 +124,61 @@ export function connectTo(
   };
 }
 
+/**
+ * Makes an HTTP/2 stream buffer its response from the start. connect-node creates the stream's
+ * async iterator when the response headers arrive but reads it a few ticks later; a small response
+ * whose stream has closed by then (both sides done) is reported as "Premature close" although every
+ * byte arrived, a race that grows with load. Reading from the first byte on, as Go's client does,
+ * leaves nothing to lose; the iterator connect-node asks for then serves what was read.
+ */
+function readEagerly(stream: http2.ClientHttp2Stream): void {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  stream.on("data", (chunk: Buffer) => {
+    queue.push(chunk);
+    notify();
+  });
+  stream.on("end", () => {
+    ended = true;
+    notify();
+  });
+  stream.on("error", (e: unknown) => {
+    failure ??= e;
+    ended = true;
+    notify();
+  });
+  stream.on("close", () => {
+    if (!ended) {
+      failure ??= new Error(`the stream closed before its end (RST_STREAM ${stream.rstCode})`);
+      ended = true;
+      notify();
+    }
+  });
+  const iterator: AsyncIterator<Buffer> = {
+    async next() {
+      for (;;) {
+        const chunk = queue.shift();
+        if (chunk !== undefined) return { done: false, value: chunk };
+        if (ended) {
+          if (failure !== undefined) throw failure;
+          return { done: true, value: undefined };
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    },
+  };
+  Object.defineProperty(stream, Symbol.asyncIterator, { value: () => iterator });
+}
+
 /** What the HTTP exchange of one call looked like on the wire. */
 interface Wire {
   status?: number;
@@ -120,7 +186,7 @@ interface Wire {
   trailer?: Headers;
   chunks: Uint8Array[];
   bodyDone: boolean;
-  /** Reads the body to its end when connect-es never started to (it judged by headers alone). */
+  /** Settles once the whole body has been read (or reading failed). */
   drain?: () => Promise<void>;
 }
 
@@ -178,9 +244,9 @@ export async function send(
   } finally {
     clearTimeout(limit);
   }
-  // A gRPC error in the headers (trailers-only) ends a call before its body is read; the wire
-  // record needs the end of the response to tell trailers-only from a body never read.
-  await Promise.race([wire.drain?.().catch(() => undefined), sleep(2000)]);
+  // connect-es may stop at a status in the headers (trailers-only) before the body ends; the wire
+  // record needs that end to tell trailers-only from a body cut short.
+  await Promise.race([wire.drain?.(), sleep(2000)]);
   return record(request, wire, outcome);
 }
 
@@ -432,23 +498,53 @@ function capture(
     wire.status = response.status;
     wire.header = new Headers(response.header);
     wire.trailer = response.trailer;
-    const body = response.body;
-    let started = false;
-    wire.drain = async () => {
-      if (started) return;
-      started = true;
-      for await (const chunk of body) wire.chunks.push(chunk);
-      wire.bodyDone = true;
+    // The body is read to its end whatever connect-es does (it may stop at a status in the
+    // headers, or at an error): the wire record wants every byte and the end of the response.
+    const source = response.body[Symbol.asyncIterator]();
+    const queue: Uint8Array[] = [];
+    let ended = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
     };
+    const pump = (async () => {
+      try {
+        for (;;) {
+          const next = await source.next();
+          if (next.done === true) break;
+          wire.chunks.push(next.value);
+          queue.push(next.value);
+          notify();
+        }
+        wire.bodyDone = true;
+      } catch (e) {
+        failure = e;
+      } finally {
+        ended = true;
+        notify();
+      }
+    })();
+    wire.drain = () => pump;
     return {
       ...response,
       body: (async function* () {
-        started = true;
-        for await (const chunk of body) {
-          wire.chunks.push(chunk);
-          yield chunk;
+        for (;;) {
+          const chunk = queue.shift();
+          if (chunk !== undefined) {
+            yield chunk;
+            continue;
+          }
+          if (ended) {
+            if (failure !== undefined) throw failure;
+            return;
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
         }
-        wire.bodyDone = true;
       })(),
     };
   };
