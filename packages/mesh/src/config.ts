@@ -32,6 +32,7 @@ export const serverEnvSchema = z.object({
   TLS_CERT_FILE: z.string().optional(),
   TLS_KEY_FILE: z.string().optional(),
   MAX_MESSAGE_BYTES: positive.default(defaultLimits.maxMessageBytes),
+  MAX_SEND_MESSAGE_BYTES: positive.default(defaultLimits.maxSendMessageBytes),
   MAX_CONCURRENT_STREAMS: positive.default(defaultLimits.maxConcurrentStreams),
   MAX_HEADER_BYTES: positive.default(defaultLimits.maxHeaderBytes),
   HEADERS_TIMEOUT_MS: positive.default(defaultLimits.headersTimeoutMs),
@@ -124,6 +125,7 @@ export function toServerConfig(env: ServerEnv, defaultPort: number): ServerConfi
         : undefined,
     limits: {
       maxMessageBytes: env.MAX_MESSAGE_BYTES,
+      maxSendMessageBytes: env.MAX_SEND_MESSAGE_BYTES,
       maxConcurrentStreams: env.MAX_CONCURRENT_STREAMS,
       maxHeaderBytes: env.MAX_HEADER_BYTES,
       headersTimeoutMs: env.HEADERS_TIMEOUT_MS,

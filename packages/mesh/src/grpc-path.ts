@@ -44,8 +44,10 @@ export interface GrpcPathOptions {
   requestGate?: (context: HandlerContext) => Promise<void>;
   /** The context values of a call (its peer, say). */
   contextValues: (stream: ServerHttp2Stream) => ContextValues;
-  /** Largest message received or sent, in bytes. */
+  /** Largest message received, in bytes. */
   maxMessageBytes: number;
+  /** Largest message sent, in bytes. */
+  maxSendMessageBytes: number;
   /** Largest timeout a client may ask for, in milliseconds. */
   maxTimeoutMs: number;
 }
@@ -119,6 +121,7 @@ function createCallServer(options: GrpcPathOptions) {
   const unaryInterceptors = interceptors.filter((interceptor) => !actsOnStreamsOnly(interceptor));
   const shared: SharedByCalls = {
     maxMessageBytes: options.maxMessageBytes,
+    maxSendMessageBytes: options.maxSendMessageBytes,
     unaryChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
       chain(unaryInterceptors, unaryHandler(spec)),
     ),
@@ -158,9 +161,10 @@ function createCallServer(options: GrpcPathOptions) {
   };
 }
 
-/** What the calls of one server share: each method's chain, and the message size limit. */
+/** What the calls of one server share: each method's chain, and the message size limits. */
 interface SharedByCalls {
   maxMessageBytes: number;
+  maxSendMessageBytes: number;
   unaryChainOf: (spec: Extract<ServedSpec, { kind: "unary" }>) => Chain<UnaryResponse>;
   streamChainOf: (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => Chain<StreamResponse>;
 }
@@ -305,7 +309,8 @@ class Call {
       const head = this.chunks === undefined ? chunk : Buffer.concat(this.chunks, this.size);
       if ((head[0] ?? 0) & 0b1) {
         this.finish(
-          new ConnectError(requestFaults.compressedWithoutEncoding, Code.InvalidArgument),
+          // The gRPC specification's code for it (a protocol error), as connect-es answers too.
+          new ConnectError(requestFaults.compressedWithoutEncoding, Code.Internal),
         );
         return;
       }
@@ -365,12 +370,12 @@ class Call {
       if (spec.kind === "unary") {
         const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
         if (this.ended) return;
-        this.sendUnary(encode(method.output, res.message, shared.maxMessageBytes), res);
+        this.sendUnary(encode(method.output, res.message, shared.maxSendMessageBytes), res);
       } else {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
         await this.sendStream(res, (message) =>
-          frameOf(method.output, message, shared.maxMessageBytes),
+          frameOf(method.output, message, shared.maxSendMessageBytes),
         );
       }
     } catch (error) {

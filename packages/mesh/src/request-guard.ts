@@ -45,9 +45,6 @@ export function undecodableMessage(message: string, typeName: string): string | 
   const parse = /^parse binary: (.*)$/s.exec(message);
   if (parse) return requestFaults.undecodable(typeName, parse[1] ?? "");
   if (message === "decompression failed") return "cannot decompress the request message";
-  if (message === "received compressed envelope, but do not know how to decompress") {
-    return requestFaults.compressedWithoutEncoding;
-  }
   return undefined;
 }
 

@@ -34,8 +34,13 @@ import { createServerTracingInterceptor } from "./tracing.ts";
 
 /** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
 export interface Limits {
-  /** Largest message accepted or sent, in bytes (larger: resource_exhausted). */
+  /** Largest message accepted, in bytes (larger: resource_exhausted). */
   maxMessageBytes: number;
+  /**
+   * Largest message sent, in bytes (larger: the call fails with resource_exhausted). Apart from
+   * `maxMessageBytes`, as in grpc-go: an answer may rightly be larger than the request it answers.
+   */
+  maxSendMessageBytes: number;
   /** Concurrent streams one HTTP/2 connection may open. */
   maxConcurrentStreams: number;
   /** Largest request header block, in bytes. */
@@ -53,6 +58,7 @@ export interface Limits {
 /** The contract's default limits. */
 export const defaultLimits: Limits = {
   maxMessageBytes: 4 * 1024 * 1024,
+  maxSendMessageBytes: 4 * 1024 * 1024,
   maxConcurrentStreams: 256,
   maxHeaderBytes: 128 * 1024,
   headersTimeoutMs: 10_000,
@@ -158,6 +164,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     requestGate,
     contextValues: (stream) => callValues(stream.session?.socket?.remoteAddress),
     maxMessageBytes: limits.maxMessageBytes,
+    maxSendMessageBytes: limits.maxSendMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
   });
   const handleRpc = connectNodeAdapter({
@@ -174,7 +181,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     requestGate,
     jsonOptions: options.jsonOptions,
     readMaxBytes: limits.maxMessageBytes,
-    writeMaxBytes: limits.maxMessageBytes,
+    writeMaxBytes: limits.maxSendMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
   });
 

@@ -374,7 +374,7 @@ describe("unary calls over gRPC", () => {
     [
       "a message flagged compressed without a grpc-encoding",
       envelope(getUserBytes("a"), 1),
-      Code.InvalidArgument,
+      Code.Internal,
     ],
     [
       "bytes that are not the message",
