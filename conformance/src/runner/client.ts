@@ -129,7 +129,8 @@ export function connectTo(
  * async iterator when the response headers arrive but reads it a few ticks later; a small response
  * whose stream has closed by then (both sides done) is reported as "Premature close" although every
  * byte arrived, a race that grows with load. Reading from the first byte on, as Go's client does,
- * leaves nothing to lose; the iterator connect-node asks for then serves what was read.
+ * leaves nothing to lose; the iterator connect-node asks for then serves what was read. Relies on
+ * when connect-node asks for that iterator: @connectrpc/connect-node is pinned exactly (package.json).
  */
 function readEagerly(stream: http2.ClientHttp2Stream): void {
   const queue: Buffer[] = [];
