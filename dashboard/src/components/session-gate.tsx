@@ -1,7 +1,7 @@
 "use client";
 
 import { type FormEvent, type ReactNode, useState } from "react";
-import { isUserId } from "../lib/identity.ts";
+import { isUserId } from "../lib/validation.ts";
 import { useSession } from "./shop-provider.tsx";
 
 /**

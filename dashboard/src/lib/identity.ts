@@ -1,5 +1,6 @@
 // Who the dashboard acts as, shared by the sign-in route (which checks it before signing) and the
 // page (which checks the sign-in form before sending it).
+import { isUserId } from "./validation.ts";
 
 /** The admin, who sees and does everything; or a customer, who sees and places only their orders. */
 export type Identity = { role: "admin" } | { role: "customer"; userId: string };
@@ -9,13 +10,6 @@ export interface SessionGrant {
   identity: Identity;
   token: string;
   expiresInSeconds: number;
-}
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True when `text` is a user id as the users service makes them: a UUID. */
-export function isUserId(text: string): boolean {
-  return uuidPattern.test(text);
 }
 
 /** Reads an identity from untrusted JSON: the identity, or what is wrong with it. */

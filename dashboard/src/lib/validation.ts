@@ -1,10 +1,28 @@
-// Checks made in the browser before a request is sent, so that obvious mistakes are explained at
-// once; the services check everything again and have the last word.
+// Checks made in the browser before a request is sent, so that mistakes are explained at once. The
+// rules are the contract's (buf.validate in proto/), run by @bufbuild/protovalidate here exactly as
+// the services run them; what is left to this file is what the contract cannot know: what the
+// form's controls hold, and the stock the page sees. The services check everything again and have
+// the last word.
+import { create } from "@bufbuild/protobuf";
+import {
+  CreateOrderRequestSchema,
+  file_shop_order_v1_order_service,
+} from "@shop/api/shop/order/v1/order_service_pb";
+import {
+  CreateUserRequestSchema,
+  file_shop_user_v1_user_service,
+  GetUserRequestSchema,
+} from "@shop/api/shop/user/v1/user_service_pb";
+import { createContractValidator, violationsOf } from "@shop/mesh/contract-rules";
+import { describeViolations, type RuleViolation } from "@shop/mesh/rule-violation";
+
+const validator = createContractValidator([
+  file_shop_user_v1_user_service,
+  file_shop_order_v1_order_service,
+]);
 
 /** Problems with a form, by field; empty when the form can be sent. */
 export type Problems<Field extends string> = Partial<Record<Field, string>>;
-
-const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
 
 /** The fields of the create-user form. */
 export interface NewUserInput {
@@ -12,16 +30,28 @@ export interface NewUserInput {
   email: string;
 }
 
-/** Checks a new user the way CreateUser will: a name, and a well-formed email. */
+/**
+ * Checks a new user by CreateUser's rules in the contract, trimmed as it will be sent: each field's
+ * problem is the contract's message, after the field's name ("email must be an email address…").
+ */
 export function validateNewUser(input: NewUserInput): Problems<keyof NewUserInput> {
+  const request = create(CreateUserRequestSchema, {
+    name: input.name.trim(),
+    email: input.email.trim(),
+  });
   const problems: Problems<keyof NewUserInput> = {};
-  if (input.name.trim() === "") problems.name = "Enter a name.";
-  else if (input.name.trim().length > 200) problems.name = "Use at most 200 characters.";
-  const email = input.email.trim();
-  if (email === "") problems.email = "Enter an email address.";
-  else if (!emailPattern.test(email))
-    problems.email = "Enter an email address like ada@example.com.";
+  for (const [field, violations] of byField(
+    violationsOf(validator, CreateUserRequestSchema, request),
+  )) {
+    if (field === "name" || field === "email") problems[field] = describeViolations(violations);
+  }
   return problems;
+}
+
+/** True when `text` is a user id by the contract's rule for one (GetUserRequest.id: a UUID). */
+export function isUserId(text: string): boolean {
+  const request = create(GetUserRequestSchema, { id: text });
+  return violationsOf(validator, GetUserRequestSchema, request).length === 0;
 }
 
 /** One line of the order form, as typed. */
@@ -49,52 +79,60 @@ export interface ValidOrder {
   items: { sku: string; quantity: bigint }[];
 }
 
-const maxQuantity = 10_000;
-
 /**
- * Checks an order before it is placed: a user, at least one product, each product once, and whole
- * quantities from 1 to what `stockOf` says is available (when it knows).
+ * Checks an order before it is placed: by CreateOrder's rules in the contract (a user id, 1 to 100
+ * items, each sku once, quantities from 1 to 10,000), after reading the quantities typed as whole
+ * numbers; then no more of a product than `stockOf` says is available (when it knows). A control
+ * left on its empty choice asks for a choice rather than quoting the rule.
  */
 export function validateOrder(
   input: NewOrderInput,
   stockOf: (sku: string) => bigint | undefined,
 ): { order: ValidOrder } | { problems: OrderProblems } {
   const problems: OrderProblems = { line: {} };
-  let failed = false;
-  if (input.userId === "") {
-    problems.userId = "Choose who places the order.";
-    failed = true;
-  }
-  if (input.lines.length === 0) {
-    problems.lines = "Add at least one product.";
-    failed = true;
-  }
-  const seen = new Set<string>();
-  const items: ValidOrder["items"] = [];
-  input.lines.forEach((line, index) => {
-    const lineProblems: { sku?: string; quantity?: string } = {};
-    if (line.sku === "") lineProblems.sku = "Choose a product.";
-    else if (seen.has(line.sku)) lineProblems.sku = "This product is already in the order.";
-    seen.add(line.sku);
+  const lineProblem = (index: number, problem: { sku?: string; quantity?: string }) => {
+    problems.line[index] = { ...problems.line[index], ...problem };
+  };
+  const items = input.lines.map((line, index) => {
     const text = line.quantity.trim();
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      lineProblems.quantity = "Enter a whole number of at least 1.";
-    } else if (Number(text) > maxQuantity) {
-      lineProblems.quantity = `Order at most ${maxQuantity.toLocaleString("en")} at a time.`;
-    } else if (line.sku !== "") {
-      const stock = stockOf(line.sku);
-      if (stock !== undefined && BigInt(text) > stock) {
-        lineProblems.quantity = stock === 0n ? "Sold out." : `Only ${stock} in stock.`;
-      }
-    }
-    if (lineProblems.sku || lineProblems.quantity) {
-      problems.line[index] = lineProblems;
-      failed = true;
+    if (!/^\d+$/.test(text)) lineProblem(index, { quantity: "Enter a whole number." });
+    return { sku: line.sku, quantity: /^\d+$/.test(text) ? BigInt(text) : 1n };
+  });
+  const request = create(CreateOrderRequestSchema, { userId: input.userId, items });
+  for (const violation of violationsOf(validator, CreateOrderRequestSchema, request)) {
+    const [field, index, itemField] = violation.path;
+    const text = describeViolations([violation]);
+    if (field === "user_id") {
+      problems.userId ??= input.userId === "" ? "Choose who places the order." : text;
+    } else if (field === "items" && typeof index === "number") {
+      const sku = input.lines[index]?.sku === "" ? "Choose a product." : text;
+      lineProblem(index, itemField === "sku" ? { sku } : { quantity: text });
     } else {
-      items.push({ sku: line.sku, quantity: BigInt(text) });
+      problems.lines ??= text;
+    }
+  }
+  input.lines.forEach((line, index) => {
+    const quantity = items[index]?.quantity ?? 0n;
+    const stock = line.sku === "" ? undefined : stockOf(line.sku);
+    if (problems.line[index] === undefined && stock !== undefined && quantity > stock) {
+      lineProblem(index, { quantity: stock === 0n ? "Sold out." : `Only ${stock} in stock.` });
     }
   });
+  const failed =
+    problems.userId !== undefined ||
+    problems.lines !== undefined ||
+    Object.keys(problems.line).length > 0;
   return failed ? { problems } : { order: { userId: input.userId, items } };
+}
+
+/** The violations grouped by the top-level field they are about, in order. */
+function byField(violations: readonly RuleViolation[]): Map<string, RuleViolation[]> {
+  const grouped = new Map<string, RuleViolation[]>();
+  for (const violation of violations) {
+    const field = String(violation.path[0] ?? "");
+    grouped.set(field, [...(grouped.get(field) ?? []), violation]);
+  }
+  return grouped;
 }
 
 /** True when a problems object has nothing to report. */

@@ -54,6 +54,12 @@ export {
   toServerConfig,
 } from "./config.ts";
 export {
+  contractCheck,
+  createContractValidator,
+  toRuleViolation,
+  violationsOf,
+} from "./contract-rules.ts";
+export {
   applyMigrations,
   checkDatabase,
   type Database,
@@ -74,6 +80,12 @@ export { stopOnSignals } from "./main.ts";
 export { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
 export { registerReflection } from "./reflection.ts";
+export {
+  describeViolations,
+  fieldsFirst,
+  type RuleCheck,
+  type RuleViolation,
+} from "./rule-violation.ts";
 export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";
 export {
   type RunningService,
@@ -91,3 +103,4 @@ export {
   traceFields,
   traceRepository,
 } from "./tracing.ts";
+export { createValidationInterceptor } from "./validation.ts";

@@ -4,12 +4,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 const defaultPageSize = 50;
 const maxPageSize = 1000;
 
-/** The page size to use for a request's `page_size`: the default for 0, invalid_argument below 0. */
+/**
+ * The page size to use for a request's `page_size`: the default for 0, the largest for more than
+ * that (AIP-158). A negative one breaks the contract's rule and never reaches a handler.
+ */
 export function pageSizeOf(requested: number): number {
-  if (requested < 0) {
-    throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
-  }
-  return requested === 0 ? defaultPageSize : Math.min(requested, maxPageSize);
+  return requested <= 0 ? defaultPageSize : Math.min(requested, maxPageSize);
 }
 
 /** Encodes the position after the last item of a page as an opaque token. */

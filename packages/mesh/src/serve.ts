@@ -19,6 +19,7 @@ import {
 } from "./auth.ts";
 import { createCallContextInterceptor } from "./call-context.ts";
 import { observeCalls } from "./call-observers.ts";
+import { createContractValidator } from "./contract-rules.ts";
 import { applyCors } from "./cors.ts";
 import { createErrorInterceptor } from "./errors.ts";
 import { createGrpcPath, type GrpcPath } from "./grpc-path.ts";
@@ -31,6 +32,7 @@ import { createShutdownInterceptor } from "./shutdown.ts";
 import { createRequestStats } from "./stats.ts";
 import { createStreamLimitInterceptor, peerKey } from "./stream-limit.ts";
 import { createServerTracingInterceptor } from "./tracing.ts";
+import { createValidationInterceptor } from "./validation.ts";
 
 /** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
 export interface Limits {
@@ -74,7 +76,7 @@ export type ReadinessCheck = () => Promise<Record<string, boolean>>;
 export interface ServeOptions {
   /** Short service name used in logs and metrics ("users"). */
   name: string;
-  /** The application's services, for reflection and health. */
+  /** The application's services, for reflection, health and the check of their requests. */
   services: readonly DescService[];
   /** Adds the application's handlers. */
   routes: (router: ConnectRouter) => void;
@@ -110,6 +112,11 @@ export interface ServeOptions {
    * method without a rule is refused to every caller (`startService` refuses to start with one).
    */
   auth?: AuthOptions;
+  /**
+   * Whether every request message is checked against the contract's rules (`buf.validate`) before
+   * its handler runs; on unless false, which only a measurement of what the check costs wants.
+   */
+  validateRequests?: boolean;
 }
 
 /** A listening server. */
@@ -145,6 +152,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const { auth } = options;
 
   const stats = createRequestStats();
+  const services = [...options.services, Health, StatsService];
+  const validation =
+    options.validateRequests === false
+      ? []
+      : [createValidationInterceptor(createContractValidator(services.map((s) => s.file)))];
   const interceptors = [
     createServerTracingInterceptor(),
     observeCalls([stats.observer, metrics.observer]),
@@ -152,6 +164,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     createShutdownInterceptor(shutdown.signal),
     createCallContextInterceptor(limits.maxTimeoutMs),
     ...(auth ? [createTokenExpiryInterceptor()] : []),
+    ...validation,
     createStreamLimitInterceptor(limits.maxStreamsPerClient),
     ...(options.interceptors ?? []),
   ];
@@ -173,7 +186,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       options.routes(recorded);
       health.register(recorded);
       stats.register(recorded, { service: options.name, shutdownSignal: shutdown.signal });
-      registerReflection(router, [...options.services, Health, StatsService]);
+      registerReflection(router, services);
       guardRequestDecoding(router, limits.maxMessageBytes);
     },
     interceptors,

@@ -1,4 +1,5 @@
 import { snapshotPageOf } from "@shop/mesh/watch";
+import { inventoryContractRules } from "../src/contract-rules.ts";
 import {
   InsufficientStockError,
   ProductNotFoundError,
@@ -6,6 +7,7 @@ import {
   ReservationReleasedError,
 } from "../src/domain/errors.ts";
 import type {
+  Inventory,
   InventoryRepository,
   NewProduct,
   Product,
@@ -15,7 +17,7 @@ import type {
 } from "../src/domain/product.ts";
 
 /** The in-memory repository plus what a test needs to look inside it or make it fail. */
-export interface FakeInventoryRepository extends InventoryRepository {
+export interface FakeInventoryRepository extends Inventory {
   /** The product as stored now, or undefined. */
   product(sku: string): Product | undefined;
   /** Every reservation, by order id. */
@@ -81,6 +83,8 @@ export function createFakeInventoryRepository(
   seed(catalog);
 
   return {
+    // The contract's own rules: the domain is tested against what the service enforces.
+    rules: inventoryContractRules,
     product: (sku) => {
       const product = products.get(sku);
       return product && copy(product);

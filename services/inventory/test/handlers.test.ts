@@ -5,7 +5,12 @@ import { describe, test } from "node:test";
 import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { ReservationStatus } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
-import { createErrorInterceptor, createLogger } from "@shop/mesh";
+import {
+  createContractValidator,
+  createErrorInterceptor,
+  createLogger,
+  createValidationInterceptor,
+} from "@shop/mesh";
 import { expectCode } from "@shop/testing";
 import type { NewProduct } from "../src/domain/product.ts";
 import { inventoryRoutes } from "../src/transport/routes.ts";
@@ -19,7 +24,12 @@ const catalog: NewProduct[] = [
 function setup() {
   const repo = createFakeInventoryRepository(catalog);
   const transport = createRouterTransport(inventoryRoutes(repo), {
-    router: { interceptors: [createErrorInterceptor(createLogger("inventory-test", "silent"))] },
+    router: {
+      interceptors: [
+        createErrorInterceptor(createLogger("inventory-test", "silent")),
+        createValidationInterceptor(createContractValidator([InventoryService.file])),
+      ],
+    },
   });
   return { repo, client: createClient(InventoryService, transport) };
 }
@@ -32,10 +42,15 @@ describe("GetProduct", () => {
     assert.equal(product?.stock, 3n);
   });
 
-  for (const sku of ["NOPE", "", "mug"]) {
-    test(`${JSON.stringify(sku)} is not_found`, async () => {
+  test("an unknown sku is not_found", async () => {
+    const { client } = setup();
+    await expectCode(client.getProduct({ sku: "NOPE" }), Code.NotFound);
+  });
+
+  for (const sku of ["", "mug"]) {
+    test(`${JSON.stringify(sku)}, which is no sku, is invalid_argument`, async () => {
       const { client } = setup();
-      await expectCode(client.getProduct({ sku }), Code.NotFound);
+      await expectCode(client.getProduct({ sku }), Code.InvalidArgument);
     });
   }
 });

@@ -1,4 +1,5 @@
 import { snapshotPageOf } from "@shop/mesh/watch";
+import { orderContractRules } from "../src/contract-rules.ts";
 import {
   OrderNotCancellableError,
   OrderNotFoundError,
@@ -9,6 +10,7 @@ import type {
   Order,
   OrderEvent,
   OrderRepository,
+  Orders,
   PendingOrder,
   RecordedRequest,
   RequestedItem,
@@ -17,7 +19,7 @@ import type {
 } from "../src/domain/order.ts";
 
 /** The in-memory order repository plus what a test needs to look inside it or make it fail. */
-export interface FakeOrderRepository extends OrderRepository {
+export interface FakeOrderRepository extends Orders {
   /** Every acknowledged (confirmed or cancelled) order, oldest first. */
   all(): Order[];
   /** How many orders are recorded but not acknowledged (pending or being rolled back). */
@@ -95,6 +97,8 @@ export function createFakeOrderRepository(): FakeOrderRepository {
   let seq = 0;
 
   return {
+    // The contract's own rules: the domain is tested against what the service enforces.
+    rules: orderContractRules,
     all: () => entries.filter(acknowledged).map(orderOf),
     unacknowledged: () => entries.filter((entry) => !acknowledged(entry)).length,
     advance(ms) {

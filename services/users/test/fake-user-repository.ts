@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { snapshotPageOf } from "@shop/mesh/watch";
+import { userContractRules } from "../src/contract-rules.ts";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../src/domain/errors.ts";
 import type {
   NewUser,
@@ -8,10 +9,11 @@ import type {
   UserEventBatch,
   UserPatch,
   UserRepository,
+  Users,
 } from "../src/domain/user.ts";
 
 /** The in-memory repository plus what a test needs to look inside it or make it fail. */
-export interface FakeUserRepository extends UserRepository {
+export interface FakeUserRepository extends Users {
   /** Every stored user, in creation order. */
   all(): User[];
   /** The revision of the last recorded change. */
@@ -52,6 +54,8 @@ export function createFakeUserRepository(): FakeUserRepository {
     users.some((user) => user.id !== except && user.email.toLowerCase() === email.toLowerCase());
 
   return {
+    // The contract's own rules: the domain is tested against what the service enforces.
+    rules: userContractRules,
     all: () => users.map((user) => ({ ...user })),
     revision: () => BigInt(log.length),
     failNext(method, error) {

@@ -1,12 +1,18 @@
 // UserService's handlers through an in-memory Connect transport: the codes and messages a client
-// sees for each domain outcome, with the mesh's error interceptor in front as in production.
+// sees for each domain outcome, with the mesh's error and validation interceptors in front as in
+// production.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { EventType, UserStatus } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { createErrorInterceptor, createLogger } from "@shop/mesh";
+import {
+  createContractValidator,
+  createErrorInterceptor,
+  createLogger,
+  createValidationInterceptor,
+} from "@shop/mesh";
 import { expectCode } from "@shop/testing";
 import type { UserRepository } from "../src/domain/user.ts";
 import { userRoutes } from "../src/transport/routes.ts";
@@ -19,7 +25,12 @@ function setup(): { repo: FakeUserRepository; client: ReturnType<typeof clientOf
 
 function clientOf(repo: FakeUserRepository) {
   const transport = createRouterTransport(userRoutes(repo), {
-    router: { interceptors: [createErrorInterceptor(createLogger("users-test", "silent"))] },
+    router: {
+      interceptors: [
+        createErrorInterceptor(createLogger("users-test", "silent")),
+        createValidationInterceptor(createContractValidator([UserService.file])),
+      ],
+    },
   });
   return createClient(UserService, transport);
 }
@@ -75,10 +86,15 @@ describe("GetUser", () => {
     assert.equal(got.user?.email, "ada@example.com");
   });
 
-  for (const id of [randomUUID(), "", "no-such-id"]) {
-    test(`${JSON.stringify(id.slice(0, 10))} is not_found`, async () => {
+  test("an unknown id is not_found", async () => {
+    const { client } = setup();
+    await expectCode(client.getUser({ id: randomUUID() }), Code.NotFound);
+  });
+
+  for (const id of ["", "no-such-id"]) {
+    test(`${JSON.stringify(id)}, which is no UUID, is invalid_argument`, async () => {
       const { client } = setup();
-      await expectCode(client.getUser({ id }), Code.NotFound);
+      await expectCode(client.getUser({ id }), Code.InvalidArgument);
     });
   }
 });

@@ -1,13 +1,13 @@
-import { InvalidInventoryRequestError, ProductNotFoundError } from "./errors.ts";
-import type { InventoryRepository, Product } from "./product.ts";
-import { isSku } from "./validate.ts";
+import type { Inventory, Product } from "./product.ts";
+import { refuseViolations } from "./validate.ts";
 
 /** Adds to (or takes from) a product's stock; stock never goes below zero. */
 export async function adjustStock(
-  inventory: InventoryRepository,
+  inventory: Inventory,
   request: { sku: string; delta: bigint },
 ): Promise<Product> {
-  if (request.delta === 0n) throw new InvalidInventoryRequestError("delta must not be 0");
-  if (!isSku(request.sku)) throw new ProductNotFoundError(request.sku);
+  refuseViolations(inventory.rules.adjustment(request), ({ path }) =>
+    path[0] === "sku" ? request.sku : undefined,
+  );
   return inventory.adjust(request.sku, request.delta);
 }

@@ -1,3 +1,4 @@
+import type { RuleCheck } from "@shop/mesh/rule-violation";
 import type { EventBatch, SnapshotPage } from "@shop/mesh/watch";
 
 /** An item the shop sells, with its stock. */
@@ -47,6 +48,20 @@ export interface NewProduct {
   stock: bigint;
 }
 
+/**
+ * The contract's rules for what may be asked of the inventory (a port: the service implements it
+ * over its contract's `buf.validate` rules, which the runtime also enforces on every request), so
+ * that the domain refuses what breaks them also when it is called directly.
+ */
+export interface InventoryRules {
+  /** The rules a reservation breaks: its order id and its items. */
+  reservation: RuleCheck<{ orderId: string; items: readonly StockItem[] }>;
+  /** The rules a release breaks: its order id. */
+  release: RuleCheck<{ orderId: string }>;
+  /** The rules a change of stock breaks: its sku and its delta. */
+  adjustment: RuleCheck<{ sku: string; delta: bigint }>;
+}
+
 /** Where the catalog, stock and reservations are kept. */
 export interface InventoryRepository {
   /** Products ordered by sku after `cursor`, with the revision of the read. */
@@ -83,4 +98,14 @@ export interface InventoryRepository {
   seed(products: readonly NewProduct[]): Promise<void>;
   /** Changes after `after`, in revision order, until `signal` aborts. */
   changes(after: bigint, signal: AbortSignal): AsyncIterable<EventBatch<ProductEvent>>;
+}
+
+/**
+ * The inventory as the use cases that take input need it: where it is kept, and the contract's
+ * rules for what may be asked of it. The store and the tests' repository carry the contract's
+ * rules themselves, so that every caller of those use cases gets the same refusals.
+ */
+export interface Inventory extends InventoryRepository {
+  /** The rules of the contract that what is asked of the inventory must keep. */
+  readonly rules: InventoryRules;
 }

@@ -1,10 +1,11 @@
-import type { InventoryRepository, Reservation } from "./product.ts";
-import { validOrderId } from "./validate.ts";
+import type { Inventory, Reservation } from "./product.ts";
+import { refuseViolations } from "./validate.ts";
 
 /** Gives back what an order holds. Idempotent: releasing twice changes stock once. */
 export async function releaseStock(
-  inventory: InventoryRepository,
+  inventory: Inventory,
   request: { orderId: string },
 ): Promise<Reservation | undefined> {
-  return inventory.release(validOrderId(request.orderId));
+  refuseViolations(inventory.rules.release(request), () => undefined);
+  return inventory.release(request.orderId);
 }

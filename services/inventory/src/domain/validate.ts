@@ -1,36 +1,35 @@
-import { InvalidInventoryRequestError } from "./errors.ts";
+import { describeViolations, fieldsFirst, type RuleViolation } from "@shop/mesh/rule-violation";
+import { InvalidInventoryRequestError, ProductNotFoundError } from "./errors.ts";
 import type { StockItem } from "./product.ts";
 
-const skuPattern = /^[A-Z0-9][A-Z0-9-]{0,63}$/;
-const orderIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+// Every rule of a request's fields lives in the contract (proto/shop/inventory/v1,
+// shop.rules.v1) and reaches the domain through InventoryRules; what is left here is the domain's
+// own part: what a broken rule means to it.
 
-/** True when `sku` has the form of a sku; other skus cannot exist. */
-export function isSku(sku: string): boolean {
-  return skuPattern.test(sku);
+/**
+ * Throws for a request that breaks the contract's rules: InvalidInventoryRequestError naming every
+ * broken rule, or, when only skus are malformed, ProductNotFoundError for the first (no product
+ * has a sku of another form). `skuOf` finds the sku a violation's path points at.
+ */
+export function refuseViolations(
+  violations: readonly RuleViolation[],
+  skuOf: (violation: RuleViolation) => string | undefined,
+): void {
+  const malformedSkus: string[] = [];
+  const others: RuleViolation[] = [];
+  for (const violation of violations) {
+    const sku = skuOf(violation);
+    if (sku === undefined) others.push(violation);
+    else malformedSkus.push(sku);
+  }
+  if (others.length > 0) {
+    throw new InvalidInventoryRequestError(describeViolations(fieldsFirst(others)));
+  }
+  const [sku] = malformedSkus;
+  if (sku !== undefined) throw new ProductNotFoundError(sku);
 }
 
-/** Returns the order id, or throws for an empty or malformed one. */
-export function validOrderId(orderId: string): string {
-  if (!orderIdPattern.test(orderId)) {
-    throw new InvalidInventoryRequestError("order_id must be 1 to 64 letters, digits, '-' or '_'");
-  }
-  return orderId;
-}
-
-/** Returns the items sorted by sku, or throws for an empty list, a bad quantity or a repeated sku. */
-export function validItems(items: readonly StockItem[]): StockItem[] {
-  if (items.length === 0) throw new InvalidInventoryRequestError("items must not be empty");
-  const seen = new Set<string>();
-  for (const [index, item] of items.entries()) {
-    if (item.quantity < 1n) {
-      throw new InvalidInventoryRequestError(`items[${index}].quantity must be at least 1`);
-    }
-    if (seen.has(item.sku)) {
-      throw new InvalidInventoryRequestError(
-        `items[${index}]: sku ${item.sku} appears more than once`,
-      );
-    }
-    seen.add(item.sku);
-  }
+/** The items sorted by sku, the order in which their rows are locked. */
+export function sortedBySku(items: readonly StockItem[]): StockItem[] {
   return [...items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
 }

@@ -9,6 +9,7 @@ import {
 } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
+import { inventoryContractRules } from "../contract-rules.ts";
 import {
   InsufficientStockError,
   ProductNotFoundError,
@@ -16,7 +17,7 @@ import {
   ReservationReleasedError,
 } from "../domain/errors.ts";
 import type {
-  InventoryRepository,
+  Inventory,
   NewProduct,
   Product,
   ProductEvent,
@@ -32,7 +33,7 @@ type Tx = Parameters<Parameters<Database<typeof tables>["db"]["transaction"]>[0]
 export function createInventoryStore(
   database: Database<typeof tables>,
   feed: ChangeFeed,
-): InventoryRepository {
+): Inventory {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
   // Watches at the same place get the same batch from the feed, and so the same batch of events.
@@ -76,6 +77,8 @@ export function createInventoryStore(
   };
 
   return {
+    rules: inventoryContractRules,
+
     async list({ cursor, limit }) {
       return db.transaction(
         async (tx) => {

@@ -4,19 +4,19 @@ import { ProductEventSchema } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, type EventBatch, mapStream } from "@shop/mesh/watch";
+import { isSku } from "../contract-rules.ts";
 import { adjustStock } from "../domain/adjust-stock.ts";
 import { getProduct } from "../domain/get-product.ts";
 import { listProducts } from "../domain/list-products.ts";
-import type { InventoryRepository, ProductEvent } from "../domain/product.ts";
+import type { Inventory, ProductEvent } from "../domain/product.ts";
 import { releaseStock } from "../domain/release-stock.ts";
 import { reserveStock } from "../domain/reserve-stock.ts";
-import { isSku } from "../domain/validate.ts";
 import { watchStock } from "../domain/watch-stock.ts";
 import { eventToProto, productToProto, reservationToProto } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
 
 /** Registers InventoryService: decodes each request, calls the domain, maps its errors to codes. */
-export function inventoryRoutes(inventory: InventoryRepository) {
+export function inventoryRoutes(inventory: Inventory) {
   // Every watcher of a change gets the same message object, converted once (see convertOnce).
   const sharedProto = convertOnce((event: ProductEvent) =>
     create(ProductEventSchema, eventToProto(event)),

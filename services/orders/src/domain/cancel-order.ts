@@ -1,7 +1,6 @@
 import { OrderNotCancellableError, OrderNotFoundError } from "./errors.ts";
 import type { Order, OrderRepository, StockKeeper } from "./order.ts";
 import { isVisible, type OrderScope } from "./scope.ts";
-import { isUuid } from "./validate.ts";
 
 /**
  * Cancels a confirmed order. The stock is released first (idempotently), then the order is marked
@@ -13,7 +12,7 @@ export async function cancelOrder(
   id: string,
   scope: OrderScope = undefined,
 ): Promise<Order> {
-  const order = isUuid(id) ? await deps.orders.get(id) : undefined;
+  const order = await deps.orders.get(id);
   if (!order || !isVisible(scope, order)) throw new OrderNotFoundError(id);
   if (order.status !== "confirmed") throw new OrderNotCancellableError(id, order.status);
   await deps.stock.release(id);

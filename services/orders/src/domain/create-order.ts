@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { describeViolations, fieldsFirst } from "@shop/mesh/rule-violation";
 import {
   InvalidOrderError,
   OrderAccessDeniedError,
@@ -8,19 +9,20 @@ import {
   UserNotEligibleError,
 } from "./errors.ts";
 import type {
+  NewOrderRequest,
   Order,
-  OrderRepository,
+  Orders,
   RecordedRequest,
   RequestedItem,
   StockKeeper,
   UserDirectory,
 } from "./order.ts";
 import type { OrderScope } from "./scope.ts";
-import { isUuid, validItems } from "./validate.ts";
+import { sortedBySku } from "./validate.ts";
 
 /** The collaborators of CreateOrder. */
 export interface CreateOrderDeps {
-  orders: OrderRepository;
+  orders: Orders;
   users: UserDirectory;
   stock: StockKeeper;
 }
@@ -38,19 +40,20 @@ export interface CreateOrderDeps {
  */
 export async function createOrder(
   deps: CreateOrderDeps,
-  request: { userId: string; items: readonly RequestedItem[]; requestId: string },
+  request: NewOrderRequest,
   scope: OrderScope = undefined,
 ): Promise<Order> {
   if (scope !== undefined && request.userId !== scope) {
     throw new OrderAccessDeniedError("a customer places orders for themselves only");
   }
-  if (!isUuid(request.userId)) {
+  const violations = deps.orders.rules.newOrder(request);
+  // No user has an id of another form.
+  if (violations.some((violation) => violation.path[0] === "user_id")) {
     throw new UserNotEligibleError(`user ${request.userId} does not exist`);
   }
-  if (request.requestId !== "" && !isUuid(request.requestId)) {
-    throw new InvalidOrderError("request_id must be a UUID (or empty)");
-  }
-  const items = validItems(request.items);
+  if (violations.length > 0)
+    throw new InvalidOrderError(describeViolations(fieldsFirst(violations)));
+  const items = sortedBySku(request.items);
   const fingerprint = fingerprintOf(request.userId, items);
 
   let recorded: RecordedRequest | undefined;

@@ -1,7 +1,6 @@
 import { OrderNotFoundError } from "./errors.ts";
 import type { Order, OrderRepository } from "./order.ts";
 import { isVisible, type OrderScope } from "./scope.ts";
-import { isUuid } from "./validate.ts";
 
 /**
  * Returns the order with `id`, or throws OrderNotFoundError; also when the order is outside the
@@ -12,7 +11,7 @@ export async function getOrder(
   id: string,
   scope: OrderScope = undefined,
 ): Promise<Order> {
-  const order = isUuid(id) ? await orders.get(id) : undefined;
+  const order = await orders.get(id);
   if (!order || !isVisible(scope, order)) throw new OrderNotFoundError(id);
   return order;
 }

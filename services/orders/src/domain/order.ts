@@ -1,3 +1,4 @@
+import type { RuleCheck } from "@shop/mesh/rule-violation";
 import type { EventBatch, SnapshotPage } from "@shop/mesh/watch";
 
 /** One line of an order, priced when the order was placed. */
@@ -25,6 +26,24 @@ export interface Order {
 export interface RequestedItem {
   sku: string;
   quantity: bigint;
+}
+
+/** An order as CreateOrder asks for it. */
+export interface NewOrderRequest {
+  userId: string;
+  items: readonly RequestedItem[];
+  /** A UUID that makes retries safe (AIP-155); empty for none. */
+  requestId: string;
+}
+
+/**
+ * The contract's rules for what may be ordered (a port: the service implements it over its
+ * contract's `buf.validate` rules, which the runtime also enforces on every request), so that the
+ * domain refuses what breaks them also when it is called directly.
+ */
+export interface OrderRules {
+  /** The rules an order to place breaks: its user id, its items and its request id. */
+  newOrder: RuleCheck<NewOrderRequest>;
 }
 
 /** One change of one order as the watch reports it. */
@@ -134,4 +153,14 @@ export interface StockKeeper {
   reserve(orderId: string, items: readonly RequestedItem[]): Promise<Map<string, bigint>>;
   /** Gives back what the order holds; idempotent. */
   release(orderId: string): Promise<void>;
+}
+
+/**
+ * The orders as the use cases that take input need them: where they are kept, and the contract's
+ * rules for what may be ordered. The store and the tests' repository carry the contract's rules
+ * themselves, so that every caller of those use cases gets the same refusals.
+ */
+export interface Orders extends OrderRepository {
+  /** The rules of the contract that what is stored must keep. */
+  readonly rules: OrderRules;
 }

@@ -1,7 +1,6 @@
 import { TooManyTrackedError } from "./errors.ts";
 import type { OrderEvent, OrderRepository } from "./order.ts";
 import { isVisible, type OrderScope } from "./scope.ts";
-import { isUuid } from "./validate.ts";
 
 /** A change to the set of tracked orders. */
 export interface TrackRequest {
@@ -62,8 +61,7 @@ export async function* trackOrders(
             `at most ${maxTracked} orders can be tracked on one stream`,
           );
         }
-        const wellFormed = added.filter(isUuid);
-        const snapshot = await orders.snapshotOf(wellFormed);
+        const snapshot = await orders.snapshotOf(added);
         const visible = snapshot.orders.filter((order) => isVisible(scope, order));
         for (const id of added) trackedSince.set(id, snapshot.revision);
         const found = new Set(visible.map((order) => order.id));

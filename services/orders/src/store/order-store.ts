@@ -8,23 +8,15 @@ import {
 } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
 import { and, asc, desc, eq, gt, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import { orderContractRules } from "../contract-rules.ts";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
-import type {
-  Order,
-  OrderEvent,
-  OrderRepository,
-  PendingOrder,
-  RecordedRequest,
-} from "../domain/order.ts";
+import type { Order, OrderEvent, Orders, PendingOrder, RecordedRequest } from "../domain/order.ts";
 import { orders, type tables } from "./schema.ts";
 
 type Row = typeof orders.$inferSelect;
 
 /** The orders table and change log over PostgreSQL. */
-export function createOrderStore(
-  database: Database<typeof tables>,
-  feed: ChangeFeed,
-): OrderRepository {
+export function createOrderStore(database: Database<typeof tables>, feed: ChangeFeed): Orders {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
   // Watches at the same place get the same batch from the feed, and so the same batch of events.
@@ -64,6 +56,8 @@ export function createOrderStore(
     .prepare("orders_insert_pending");
 
   return {
+    rules: orderContractRules,
+
     async begin(order: PendingOrder) {
       const [row] = await insertPending.execute({
         id: order.id,

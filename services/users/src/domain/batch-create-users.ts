@@ -1,5 +1,5 @@
 import { BatchItemError, BatchTooLargeError, EmailTakenError } from "./errors.ts";
-import type { NewUser, User, UserRepository } from "./user.ts";
+import type { NewUser, User, Users } from "./user.ts";
 import { validNewUser } from "./validate.ts";
 
 /** Most users one batch may create. */
@@ -10,7 +10,7 @@ export const maxBatchSize = 10_000;
  * of the message that caused it.
  */
 export async function batchCreateUsers(
-  users: UserRepository,
+  users: Users,
   requests: AsyncIterable<NewUser>,
 ): Promise<User[]> {
   const batch: NewUser[] = [];
@@ -20,7 +20,7 @@ export async function batchCreateUsers(
     if (index >= maxBatchSize) throw new BatchTooLargeError(maxBatchSize);
     let user: NewUser;
     try {
-      user = validNewUser(request);
+      user = validNewUser(users.rules, request);
     } catch (error) {
       throw new BatchItemError(index, error as Error);
     }

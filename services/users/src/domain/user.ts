@@ -1,3 +1,4 @@
+import type { RuleCheck } from "@shop/mesh/rule-violation";
 import type { SnapshotPage } from "@shop/mesh/watch";
 
 /** Whether a user may place orders. */
@@ -25,6 +26,27 @@ export interface UserPatch {
   name?: string;
   email?: string;
   status?: UserStatus;
+}
+
+/** An update as UpdateUser asks for it: the fields it changes, guarded by the version last seen. */
+export interface UserUpdate {
+  id: string;
+  expectedVersion: bigint;
+  patch: UserPatch;
+  /** True when the status is to change (`patch.status` is then undefined for an unknown one). */
+  statusGiven: boolean;
+}
+
+/**
+ * The contract's rules for what users may be (a port: the service implements it over its
+ * contract's `buf.validate` rules, which the runtime also enforces on every request), so that the
+ * domain refuses what breaks them also when it is called directly.
+ */
+export interface UserRules {
+  /** The rules a user to create breaks (CreateUser, and each user of BatchCreateUsers). */
+  newUser: RuleCheck<NewUser>;
+  /** The rules an update breaks: its id, its version and the fields it changes. */
+  update: RuleCheck<UserUpdate>;
 }
 
 /** One change of one user as the watch reports it. */
@@ -73,4 +95,14 @@ export interface UserRepository {
   update(id: string, expectedVersion: bigint, patch: UserPatch): Promise<User>;
   /** Changes after `after`, in revision order, until `signal` aborts. */
   changes(after: bigint, signal: AbortSignal): AsyncIterable<UserEventBatch>;
+}
+
+/**
+ * The users as the use cases that take input need them: where they are kept, and the contract's
+ * rules for what they may be. The store and the tests' repository carry the contract's rules
+ * themselves, so that every caller of those use cases gets the same refusals.
+ */
+export interface Users extends UserRepository {
+  /** The rules of the contract that what is stored must keep. */
+  readonly rules: UserRules;
 }

@@ -1,56 +1,21 @@
+import { describeViolations, fieldsFirst, type RuleViolation } from "@shop/mesh/rule-violation";
 import { InvalidUserError } from "./errors.ts";
-import type { NewUser, UserStatus } from "./user.ts";
+import type { NewUser, UserRules } from "./user.ts";
 
-const maxNameLength = 200;
-const maxEmailLength = 254;
-// Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is not checked.
-const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// Every rule of a field lives in the contract (proto/shop/user/v1, shop.rules.v1) and reaches the
+// domain through UserRules; what is left here is the domain's own part: names and emails are
+// stored trimmed, and a broken rule is an InvalidUserError naming the field.
 
-/** Returns the trimmed name, or throws InvalidUserError. */
-export function validName(name: string): string {
-  const trimmed = name.trim();
-  if (trimmed === "") throw new InvalidUserError("name", "name must not be empty");
-  if (trimmed.length > maxNameLength) {
-    throw new InvalidUserError("name", `name must be at most ${maxNameLength} characters`);
-  }
-  if (controlCharacter.test(trimmed)) {
-    throw new InvalidUserError("name", "name must not contain control characters");
-  }
+/** Returns the user to create with its fields trimmed, or throws InvalidUserError. */
+export function validNewUser(rules: UserRules, user: NewUser): NewUser {
+  const trimmed = { name: user.name.trim(), email: user.email.trim() };
+  refuseViolations(rules.newUser(trimmed));
   return trimmed;
 }
 
-// C0 and C1 controls (NUL among them, which PostgreSQL text cannot store) and DEL.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
-const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
-
-/** Returns the trimmed email, or throws InvalidUserError. */
-export function validEmail(email: string): string {
-  const trimmed = email.trim();
-  if (
-    trimmed.length > maxEmailLength ||
-    !emailPattern.test(trimmed) ||
-    controlCharacter.test(trimmed)
-  ) {
-    throw new InvalidUserError("email", `email "${trimmed.slice(0, 80)}" is not a valid address`);
-  }
-  return trimmed;
-}
-
-/** Returns the user to create with its fields normalised, or throws InvalidUserError. */
-export function validNewUser(user: NewUser): NewUser {
-  return { name: validName(user.name), email: validEmail(user.email) };
-}
-
-/** Returns the status, or throws InvalidUserError for an unset one. */
-export function validStatus(status: UserStatus | undefined): UserStatus {
-  if (status === undefined)
-    throw new InvalidUserError("status", "status must be ACTIVE or SUSPENDED");
-  return status;
-}
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True when `id` has the form of a user id; other ids cannot exist. */
-export function isUserId(id: string): boolean {
-  return uuidPattern.test(id);
+/** Throws InvalidUserError naming the first field that breaks a rule and every rule broken. */
+export function refuseViolations(violations: readonly RuleViolation[]): void {
+  const [first, ...rest] = fieldsFirst(violations);
+  if (first === undefined) return;
+  throw new InvalidUserError(String(first.path[0] ?? ""), describeViolations([first, ...rest]));
 }

@@ -8,24 +8,15 @@ import {
 } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { userContractRules } from "../contract-rules.ts";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
-import type {
-  NewUser,
-  User,
-  UserEvent,
-  UserEventBatch,
-  UserPatch,
-  UserRepository,
-} from "../domain/user.ts";
+import type { NewUser, User, UserEvent, UserEventBatch, UserPatch, Users } from "../domain/user.ts";
 import { type tables, users } from "./schema.ts";
 
 type Row = typeof users.$inferSelect;
 
 /** The users table and change log over PostgreSQL. */
-export function createUserStore(
-  database: Database<typeof tables>,
-  feed: ChangeFeed,
-): UserRepository {
+export function createUserStore(database: Database<typeof tables>, feed: ChangeFeed): Users {
   const { db, schema } = database;
   const sharedEvent = convertOnce(toEvent);
   // Watches at the same place get the same batch from the feed, and so the same batch of events.
@@ -39,6 +30,8 @@ export function createUserStore(
     .prepare("users_by_id");
 
   return {
+    rules: userContractRules,
+
     async insert(newUsers: readonly NewUser[]) {
       try {
         return await db.transaction(async (tx) => {

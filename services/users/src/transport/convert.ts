@@ -8,7 +8,8 @@ import {
 } from "@shop/api/shop/user/v1/user_pb";
 import type { UserStatus as DomainStatus, User, UserEvent } from "../domain/user.ts";
 
-const statusToProto: Record<DomainStatus, UserStatus> = {
+/** The proto status of each domain status. */
+export const statusToProto: Record<DomainStatus, UserStatus> = {
   active: UserStatus.ACTIVE,
   suspended: UserStatus.SUSPENDED,
 };

@@ -4,18 +4,23 @@ import { UserEventSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { decodePageToken, encodePageToken, mapDomainErrors, pageSizeOf } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, type EventBatch, mapStream } from "@shop/mesh/watch";
+import { userContractRules } from "../contract-rules.ts";
 import { batchCreateUsers } from "../domain/batch-create-users.ts";
 import { createUser } from "../domain/create-user.ts";
 import { getUser } from "../domain/get-user.ts";
 import { listUsers } from "../domain/list-users.ts";
 import { updateUser } from "../domain/update-user.ts";
-import type { UserEvent, UserRepository } from "../domain/user.ts";
+import type { UserEvent, UserRepository, UserRules, Users } from "../domain/user.ts";
 import { watchUsers } from "../domain/watch-users.ts";
 import { eventToProto, statusFromProto, userToProto } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
 
-/** Registers UserService: decodes each request, calls the domain, maps its errors to codes. */
-export function userRoutes(users: UserRepository) {
+/**
+ * Registers UserService: decodes each request, calls the domain, maps its errors to codes. The
+ * domain checks its input by `rules` (the contract's), also over a repository that has none.
+ */
+export function userRoutes(repository: UserRepository, rules: UserRules = userContractRules) {
+  const users: Users = { ...repository, rules };
   // Every watcher of a change gets the same message object, converted once (see convertOnce).
   const sharedProto = convertOnce((event: UserEvent) =>
     create(UserEventSchema, eventToProto(event)),
