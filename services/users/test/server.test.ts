@@ -201,9 +201,9 @@ describe("every error code over Connect, gRPC and gRPC-web", () => {
       test("not_found", async () => {
         const error = await expectCode(users.getUser({ id: randomUUID() }), Code.NotFound);
         assert.match(error.rawMessage, /not found/);
-        // Ids PostgreSQL could not even parse as a uuid are simply not found, never internal.
-        await expectCode(users.getUser({ id: "not-a-uuid" }), Code.NotFound);
-        await expectCode(users.updateUser({ id: "1 or 1=1", version: 1n }), Code.NotFound);
+        // An id of another form breaks the contract's rule (a UUID): invalid_argument, never internal.
+        await expectCode(users.getUser({ id: "not-a-uuid" }), Code.InvalidArgument);
+        await expectCode(users.updateUser({ id: "1 or 1=1", version: 1n }), Code.InvalidArgument);
       });
 
       test("already_exists", async () => {
