@@ -177,10 +177,12 @@ function snapshotStormSection(
     });
   }
   if (small && large && large !== small) {
-    const growth = large.heapAdded / small.heapAdded;
+    // On the 95th percentile of the held-heap samples: the most of them grows with the storm's
+    // length alone (see PeakHeap in bench/servers/ipc.ts), and 100,000 rows take ten times longer.
+    const growth = large.heapHeldP95 / small.heapHeldP95;
     goals.push({
-      goal: `snapshot storm: heap held, ${rowsOf(large)} rows / ${rowsOf(small)} rows <= 1.2`,
-      measured: `${mib(large.heapAdded)} / ${mib(small.heapAdded)} MiB (${ratio(growth)})`,
+      goal: `snapshot storm: heap held (95th percentile of the storm), ${rowsOf(large)} rows / ${rowsOf(small)} rows <= 1.2`,
+      measured: `${mib(large.heapHeldP95)} / ${mib(small.heapHeldP95)} MiB (${ratio(growth)}; the most: ${mib(large.heapAdded)} / ${mib(small.heapAdded)} MiB)`,
       met: growth <= 1.2,
     });
   }
@@ -202,6 +204,7 @@ function snapshotStormSection(
     row.label,
     rowsOf(row),
     mib(row.heapAdded),
+    mib(row.heapHeldP95),
     mib(row.heapGrowth),
     fixed(row.allSnapshotsMs / 1000, 2),
     `${row.complete}/${shape.watchers}`,
@@ -209,12 +212,13 @@ function snapshotStormSection(
     fixed(row.stormP99Ms, 1),
     String(row.stormFailures),
   ]);
-  const method = `A fresh server process per round; ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap held: in rounds of their own, the most heap in use right after a full GC forced every 100 ms during the storm (what the process really held at its worst) minus the heap after a full GC before it; heap in use: the most heap in use in the timing rounds, sampled every 10 ms, garbage included (what V8 let the heap grow to before collecting it). Other calls: GetUser, 20 ms apart, from a client of their own, ${shape.quietSeconds} s before the storm (quiet) and during it. ${shape.rounds} timing round(s) and ${shape.memoryRounds} memory round(s) per server and size, medians.`;
+  const method = `A fresh server process per round; ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap held: in rounds of their own, on a server whose watch path was warmed first by ${shape.watchers} watchers reading 20 pages each (V8 compiles that path once per process, whatever the table's size), the most heap in use right after a full GC forced every 100 ms during the storm (what the process really held at its worst) and the 95th percentile of those samples (which, unlike the most, does not grow with the length of the storm), minus the heap after a full GC before it; heap in use: the most heap in use in the timing rounds, sampled every 10 ms, garbage included (what V8 let the heap grow to before collecting it). Other calls: GetUser, 20 ms apart, from a client of their own, ${shape.quietSeconds} s before the storm (quiet) and during it. ${shape.rounds} timing round(s) and ${shape.memoryRounds} memory round(s) per server and size, medians.`;
   return `### Snapshot storm: ${shape.watchers} watchers from revision 0 at once\n\n${method}\n\n${table(
     [
       "server",
       "rows",
       "heap held MiB",
+      "held p95 MiB",
       "heap in use MiB",
       "all snapshots s",
       "complete",
