@@ -13,10 +13,15 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { create } from "@bufbuild/protobuf";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
-import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import {
+  CreateUserRequestSchema,
+  file_shop_user_v1_user_service,
+  UserService,
+} from "@shop/api/shop/user/v1/user_service_pb";
 import {
   createServiceCredentials,
   createSigner,
@@ -30,6 +35,7 @@ import {
   signInSigner,
 } from "@shop/auth";
 import type { RunningService } from "@shop/mesh";
+import { createContractValidator, violationsOf } from "@shop/mesh/contract-rules";
 import {
   createTestDatabase,
   freePort,
@@ -338,13 +344,23 @@ test("a user created with the page's form is listed and returned by GetUser over
     if (request.method() === "POST") sent.push(new URL(request.url()).pathname);
   });
 
-  // Checked in the browser: nothing is sent.
+  // Checked in the browser by the contract's own rules, which say what to change: nothing is sent.
+  const contractSays = (name: string, email: string) =>
+    violationsOf(
+      createContractValidator([file_shop_user_v1_user_service]),
+      CreateUserRequestSchema,
+      create(CreateUserRequestSchema, { name, email }),
+    ).map((violation) => `${violation.field} ${violation.message}`);
+  const [emptyName] = contractSays("", "barbara@example.com");
+  const [badEmail] = contractSays("Barbara Liskov", "barbara-at-example");
+  assert.equal(emptyName, "name must not be empty");
+  assert.equal(badEmail, "email must be an email address like ada@example.com");
   await page.getByRole("button", { name: "Create user" }).click();
-  await page.getByText("Enter a name.").waitFor();
+  await page.getByText(emptyName, { exact: true }).waitFor();
   await page.getByLabel("Name").fill("Barbara Liskov");
   await page.getByLabel("Email").fill("barbara-at-example");
   await page.getByRole("button", { name: "Create user" }).click();
-  await page.getByText("Enter an email address like").waitFor();
+  await page.locator("#new-user-email-problem").getByText(badEmail, { exact: true }).waitFor();
   assert.deepEqual(
     sent.filter((p) => p.endsWith("/CreateUser")),
     [],
