@@ -553,11 +553,11 @@ describe("gRPC, with @grpc/grpc-js", () => {
   }
 
   /**
-   * The status message as the gRPC specification decodes grpc-message (every %XX). grpc-js decodes
-   * it with decodeURI, which leaves the %3A, %40 and %2C that connect-es writes for ':', '@' and ','.
+   * The status message as grpc-js shows it (decoded with decodeURI): the runtime encodes it as the
+   * gRPC specification says, so that it reads as written, ':' '@' and ',' included.
    */
   function grpcMessage(error: grpc.ServiceError): string {
-    return decodeURIComponent(error.details);
+    return error.details;
   }
 
   function refusalOf(error: grpc.ServiceError): Refusal {

@@ -21,7 +21,7 @@ import {
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { IncomingHeaders } from "./incoming-headers.ts";
-import { requestFaults } from "./request-guard.ts";
+import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
 import { convertOnce } from "./watch.ts";
 
@@ -446,6 +446,9 @@ class Call {
     this.end(status ?? callEnded);
     if (stream.destroyed || stream.closed) return;
     const fields = setTrailerStatus(new Headers(trailer), status);
+    if (status !== undefined && status.rawMessage !== "") {
+      fields.set("grpc-message", encodeGrpcMessage(status.rawMessage));
+    }
     if (!this.headersSent) {
       // Trailers-only: the status goes with the headers, and nothing follows.
       this.headersSent = true;

@@ -249,13 +249,35 @@ function correctGrpcTrailer(
 ): AsyncIterable<Uint8Array> {
   return observeStream(body, {
     onEnd({ error, closed }) {
-      if (error !== undefined || closed || trailer.get("grpc-status") !== grpcInternal) return;
-      const message = undecodableMessage(decodeGrpcMessage(trailer.get("grpc-message")), typeName);
-      if (message === undefined) return;
-      trailer.set("grpc-status", grpcInvalidArgument);
-      trailer.set("grpc-message", encodeURIComponent(message));
+      if (error !== undefined || closed) return;
+      const sent = trailer.get("grpc-message");
+      if (sent === null) return;
+      const message = decodeGrpcMessage(sent);
+      const corrected =
+        trailer.get("grpc-status") === grpcInternal
+          ? undecodableMessage(message, typeName)
+          : undefined;
+      if (corrected !== undefined) trailer.set("grpc-status", grpcInvalidArgument);
+      trailer.set("grpc-message", encodeGrpcMessage(corrected ?? message));
     },
   });
+}
+
+/**
+ * `message` as the gRPC specification encodes grpc-message: only '%' and what is not printable
+ * ASCII is percent-encoded. connect-es encodes as encodeURIComponent does, ':' '@' ',' and '/'
+ * included, and grpc-js decodes with decodeURI, which leaves those as %3A, %40, %2C: its users
+ * would read "email must be an email address like ada%40example.com".
+ */
+export function encodeGrpcMessage(message: string): string {
+  let encoded = "";
+  for (const byte of new TextEncoder().encode(message)) {
+    encoded +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return encoded;
 }
 
 // gRPC-web sends the status as the last message of the body, flagged 0x80 (uncompressed).
@@ -285,7 +307,7 @@ function correctGrpcWebTrailerMessage(chunk: Uint8Array, typeName: string): Uint
   );
   if (message === undefined) return chunk;
   fields.set("grpc-status", grpcInvalidArgument);
-  fields.set("grpc-message", encodeURIComponent(message));
+  fields.set("grpc-message", encodeGrpcMessage(message));
   const text = Buffer.from([...fields].map(([key, value]) => `${key}: ${value}\r\n`).join(""));
   const header = Buffer.alloc(5);
   header.writeUInt8(0x80, 0);
