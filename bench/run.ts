@@ -312,6 +312,12 @@ async function startPeers(): Promise<void> {
   const specs = [
     { key: "ours-memory", label: "ours, in-memory", script: "ours.ts", args: ["--store=memory"] },
     {
+      key: "ours-memory-unvalidated",
+      label: "ours without request validation, in-memory",
+      script: "ours.ts",
+      args: ["--store=memory", "--validate=off"],
+    },
+    {
       key: "grpc-js-memory",
       label: "grpc-js, in-memory",
       script: "grpc-js.ts",
@@ -397,7 +403,13 @@ const unary = await scenario("unary", async () => {
     {
       name: "GetUser, gRPC over h2c",
       protocol: "grpc",
-      keys: ["ours-memory", "connect-node-memory", "grpc-js-memory", "raw-http2"],
+      keys: [
+        "ours-memory",
+        "ours-memory-unvalidated",
+        "connect-node-memory",
+        "grpc-js-memory",
+        "raw-http2",
+      ],
       load: h2,
     },
     {
@@ -438,6 +450,12 @@ const unary = await scenario("unary", async () => {
         ratio("ours / grpc-js (in-memory)", "ours-memory", "grpc-js-memory", ">= 1.0"),
         ratio("ours / raw node:http2 (in-memory)", "ours-memory", "raw-http2", ">= 0.7"),
         ratio("ours / connect-node default (in-memory)", "ours-memory", "connect-node-memory"),
+        // What checking every request against the contract's rules costs (issue 18).
+        ratio(
+          "ours / ours without request validation (in-memory)",
+          "ours-memory",
+          "ours-memory-unvalidated",
+        ),
         ratio(
           "connect-node default / grpc-js (in-memory)",
           "connect-node-memory",

@@ -2,6 +2,8 @@
 // Connect handlers, configured from the environment exactly as services/users/src/main.ts is.
 //   --store=memory     the handlers over an in-memory repository holding the fixture user
 //   --store=postgres   startService(usersService): migrations, change feed, PostgreSQL store
+//   --validate=off     (in memory) without checking requests against the contract's rules, to
+//                      measure what that check costs
 // Telemetry stays off (no OTEL_* variables), as in a default `npm start`.
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { createLogger, type Server, serve, startService } from "@shop/mesh";
@@ -31,6 +33,7 @@ try {
       corsOrigins: config.corsOrigins,
       logger,
       readiness: async () => ({ database: true, migrations: true }),
+      validateRequests: argument("validate", "on") !== "off",
     });
     reportReady(server.port, () => server.close(1_000));
   }
