@@ -290,7 +290,7 @@ const startup = await scenario("startup", async () => {
 });
 // `npm start` itself, on data folders of its own (its own PostgreSQL, ports and compile cache).
 const npmStart = await scenario("npm-start", () =>
-  measureNpmStart({ samples: settings.npmStart.samples, log }),
+  measureNpmStart({ samples: settings.npmStart.samples, pinning, log }),
 );
 
 if (!startup && (only.has("unary") || only.has("fan-out") || only.has("snapshot-storm"))) {

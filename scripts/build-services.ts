@@ -81,6 +81,8 @@ export async function buildServices(options: { force?: boolean } = {}): Promise<
         format: "esm",
         target: "node24",
         sourcemap: "linked",
+        minifyWhitespace: true,
+        minifySyntax: true,
         external: ["@opentelemetry/sdk-node"],
         plugins: [builtinsByRequire],
         // CommonJS dependencies inside an ES module bundle still call require().

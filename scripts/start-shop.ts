@@ -163,6 +163,22 @@ if (taken.length > 0) {
 }
 
 // The generated API follows the contracts (buf generate only when they changed since).
+// PostgreSQL starts first, in its own process: what follows runs while it comes up.
+const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
+say(
+  env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`,
+);
+const databaseReady = resolveDatabaseUrl({
+  databaseUrl: env.DATABASE_URL,
+  dataDir,
+  port: env.LOCAL_POSTGRES_PORT,
+  onLog: (line) => {
+    // Stopping, PostgreSQL reports each connection it ends: expected, not worth a line.
+    if (!stopping && /FATAL|PANIC|ERROR/.test(line)) say(`[postgres] ${line}`);
+  },
+});
+databaseReady.catch(() => {});
+
 if (generateIfChanged()) say("contracts changed: the API was generated again (buf generate)");
 
 /** Whether nothing listens on `port`, on any address (a listener on every address would clash). */
@@ -291,18 +307,7 @@ const dashboardUp = ensureDashboardBuild(say).then(() => {
   return waitForDashboard(`http://127.0.0.1:${dashboard.port}/`);
 });
 dashboardUp.catch(() => {});
-const dataDir = path.join(env.SHOP_DATA_DIR, "postgres");
-say(
-  env.DATABASE_URL ? "using the PostgreSQL at DATABASE_URL" : `starting PostgreSQL in ${dataDir}`,
-);
-const database = await resolveDatabaseUrl({
-  databaseUrl: env.DATABASE_URL,
-  dataDir,
-  port: env.LOCAL_POSTGRES_PORT,
-  onLog: (line) => {
-    if (/FATAL|PANIC|ERROR/.test(line)) say(`[postgres] ${line}`);
-  },
-});
+const database = await databaseReady;
 if (database.local) {
   say(
     `PostgreSQL ${database.local.created ? "initialised" : "reused"} on port ${env.LOCAL_POSTGRES_PORT} ` +

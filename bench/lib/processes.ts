@@ -19,6 +19,8 @@ export interface Pinning {
   serverCpus: string;
   /** taskset CPU list of this process and the load tools it starts ("1"). */
   loadCpus: string;
+  /** taskset CPU list of the whole machine ("0-1"): for what runs as a person runs it (npm start). */
+  allCpus: string;
   /** A sentence for the report. */
   note: string;
 }
@@ -44,6 +46,7 @@ export function pinSelf(): Pinning {
       enabled: false,
       serverCpus: "",
       loadCpus: "",
+      allCpus: "",
       note: `not pinned: only ${cores} core available; servers and load share it`,
     };
   }
@@ -52,10 +55,12 @@ export function pinSelf(): Pinning {
       enabled: false,
       serverCpus: "",
       loadCpus: "",
+      allCpus: "",
       note: "not pinned: taskset (util-linux) is missing; servers and load share all cores",
     };
   }
   const loadCpus = String(cores - 1);
+  const allCpus = `0-${cores - 1}`;
   const serverCpus = cores === 2 ? "0" : `0-${cores - 2}`;
   try {
     execFileSync("taskset", ["-a", "-cp", loadCpus, String(process.pid)], { stdio: "ignore" });
@@ -64,6 +69,7 @@ export function pinSelf(): Pinning {
       enabled: false,
       serverCpus: "",
       loadCpus: "",
+      allCpus: "",
       note: `not pinned: taskset failed (${(error as Error).message.split("\n")[0]})`,
     };
   }
@@ -71,6 +77,7 @@ export function pinSelf(): Pinning {
     enabled: true,
     serverCpus,
     loadCpus,
+    allCpus,
     note: `servers on CPU ${serverCpus}, load generator and clients on CPU ${loadCpus}, PostgreSQL unpinned`,
   };
 }

@@ -9,7 +9,7 @@ import path from "node:path";
 import { freePort } from "@shop/testing";
 import { buildServices } from "../../scripts/build-services.ts";
 import { ensureDashboardBuild } from "../../scripts/dashboard.ts";
-import { root } from "../lib/processes.ts";
+import { type Pinning, pinnedCommand, root } from "../lib/processes.ts";
 
 /** One fresh start and the start after it on the same data. */
 export interface NpmStartSample {
@@ -44,10 +44,13 @@ function startShop(
   ports: Ports,
   dataDir: string,
   timeoutMs: number,
+  pinning: Pinning,
 ): Promise<{ child: ChildProcess; readyMs: number }> {
   const { DATABASE_URL: _external, ...env } = process.env;
   const started = performance.now();
-  const child = spawn("npm", ["start"], {
+  // On every core, as a person's `npm start` runs: the bench itself is pinned to one.
+  const [command, args] = pinnedCommand(pinning, pinning.allCpus, "npm", ["start"]);
+  const child = spawn(command, args, {
     cwd: root,
     detached: true,
     env: {
@@ -115,6 +118,7 @@ async function stopShop(child: ChildProcess): Promise<number> {
 /** `samples` pairs of a start on a new data folder and one on the data it left. */
 export async function measureNpmStart(options: {
   samples: number;
+  pinning: Pinning;
   log: (line: string) => void;
 }): Promise<NpmStartSample[]> {
   // What `npm install` leaves (scripts/prebuild.ts): built bundles and dashboard.
@@ -126,10 +130,10 @@ export async function measureNpmStart(options: {
     rmSync(dataDir, { recursive: true, force: true });
     try {
       const ports = await portsForRun();
-      const fresh = await startShop(ports, dataDir, 120_000);
+      const fresh = await startShop(ports, dataDir, 120_000, options.pinning);
       await assertReady(ports);
       const firstStop = await stopShop(fresh.child);
-      const again = await startShop(ports, dataDir, 60_000);
+      const again = await startShop(ports, dataDir, 60_000, options.pinning);
       await assertReady(ports);
       const secondStop = await stopShop(again.child);
       const sample = {
