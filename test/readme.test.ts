@@ -3,7 +3,7 @@
 // runs them: each example runs after the README's token step, in a fresh shell. A command that
 // fails, or that an example shows succeeding but that answers with an error, turns this red.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -73,24 +73,24 @@ test("every README example runs as written", async (t) => {
       /localhost:(80\d\d)/g,
       (_, port: string) => `localhost:${ports.get(port)}`,
     );
-    // A watch streams until stopped; give it two seconds, as a person would press Ctrl-C.
+    // A watch streams until stopped: it is stopped once its first response is out, as a person
+    // would press Ctrl-C (on a busy machine `npx buf curl` alone can take seconds to start).
     const streaming = script.includes("WatchUsers");
-    if (streaming) script = script.replace("npx buf curl", "timeout 2 npx buf curl");
+    const env = {
+      ...process.env,
+      SHOP_DATA_DIR: dataDir,
+      PATH: `${path.join(root, "node_modules", ".bin")}:${process.env.PATH}`,
+    };
     await t.test(block.split("\n")[0] ?? "", async () => {
-      const result = await run("bash", ["-euo", "pipefail", "-c", script], {
-        cwd: root,
-        env: {
-          ...process.env,
-          SHOP_DATA_DIR: dataDir,
-          PATH: `${path.join(root, "node_modules", ".bin")}:${process.env.PATH}`,
-        },
-      }).catch((error: { code?: number; stdout?: string; stderr?: string }) => {
-        // `timeout` ends the watch with status 124: that is the expected way out of a stream.
-        if (streaming && error.code === 124) return { stdout: error.stdout ?? "", stderr: "" };
-        throw new Error(
-          `example failed (${error.code}):\n${script}\n${error.stdout}\n${error.stderr}`,
-        );
-      });
+      const result = streaming
+        ? await untilOutput(script, env, /"revision"/, 60_000)
+        : await run("bash", ["-euo", "pipefail", "-c", script], { cwd: root, env }).catch(
+            (error: { code?: number; stdout?: string; stderr?: string }) => {
+              throw new Error(
+                `example failed (${error.code}):\n${script}\n${error.stdout}\n${error.stderr}`,
+              );
+            },
+          );
       const expectsError = script.includes('"name": ""');
       if (expectsError) {
         assert.match(result.stdout, /"code":"invalid_argument"/);
@@ -105,6 +105,54 @@ test("every README example runs as written", async (t) => {
     });
   }
 });
+
+/** Runs `script` until its output matches `pattern`, then stops it (its process group). */
+function untilOutput(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-euo", "pipefail", "-c", script], {
+      cwd: root,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    const stop = () => {
+      clearTimeout(timer);
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGINT");
+      } catch {
+        // Already gone.
+      }
+    };
+    const timer = setTimeout(() => {
+      stop();
+      reject(
+        new Error(`no output matching ${pattern} within ${timeoutMs} ms:\n${stdout}\n${stderr}`),
+      );
+    }, timeoutMs);
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (pattern.test(stdout)) {
+        stop();
+        resolve({ stdout });
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on("exit", (code) => {
+      if (pattern.test(stdout)) return;
+      clearTimeout(timer);
+      reject(new Error(`example ended (${code}) before its first response:\n${stdout}\n${stderr}`));
+    });
+  });
+}
 
 test("without the README's token step the same examples are refused with unauthenticated", async () => {
   const block = examples().find((example) => example.includes("CreateUser"));
