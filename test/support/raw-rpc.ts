@@ -4,6 +4,8 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as connectTcp } from "node:net";
+import { Code } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { readMetric } from "@shop/testing";
 
 /** The wire protocols of a service port, as a raw client speaks them. */
@@ -195,25 +197,14 @@ export interface RpcOutcome {
   ms: number;
 }
 
-const grpcCodes = [
-  "ok",
-  "canceled",
-  "unknown",
-  "invalid_argument",
-  "deadline_exceeded",
-  "not_found",
-  "already_exists",
-  "permission_denied",
-  "resource_exhausted",
-  "failed_precondition",
-  "aborted",
-  "out_of_range",
-  "unimplemented",
-  "internal",
-  "unavailable",
-  "data_loss",
-  "unauthenticated",
-];
+/** The Connect name of a `grpc-status` value ("ok" for 0), as connect-es names codes. */
+function grpcCodeLabel(status: string): string {
+  const code = Number(status);
+  if (code === 0) return "ok";
+  return Number.isInteger(code) && Code[code] !== undefined
+    ? codeToString(code)
+    : `grpc-status ${status}`;
+}
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -231,7 +222,7 @@ function grpcStatus(
   } catch {
     // Left as sent.
   }
-  return { label: grpcCodes[Number(status)] ?? `grpc-status ${status}`, message: decoded };
+  return { label: grpcCodeLabel(status), message: decoded };
 }
 
 /** The envelopes of a body, stopping at a truncated one. */

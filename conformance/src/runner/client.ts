@@ -20,7 +20,10 @@ import type {
   UniversalClientFn,
   UniversalClientRequest,
 } from "@connectrpc/connect/protocol";
-import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
+import {
+  codeFromString,
+  createTransport as createConnect,
+} from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
 import {
@@ -133,7 +136,26 @@ export function connectTo(
  * when connect-node asks for that iterator: @connectrpc/connect-node is pinned exactly (package.json).
  */
 function readEagerly(stream: http2.ClientHttp2Stream): void {
-  const queue: Buffer[] = [];
+  const chunks = createChunkQueue<Buffer>();
+  stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+  stream.on("end", () => chunks.finish());
+  stream.on("error", (e: unknown) => chunks.fail(e));
+  stream.on("close", () => {
+    if (!chunks.ended) {
+      chunks.fail(new Error(`the stream closed before its end (RST_STREAM ${stream.rstCode})`));
+    }
+  });
+  const iterator = chunks.read();
+  Object.defineProperty(stream, Symbol.asyncIterator, { value: () => iterator });
+}
+
+/**
+ * Chunks handed over from a producer that must not wait to a consumer that reads them later, in
+ * order, then the end, or a failure (the first one counts, also after the end). Written by hand:
+ * both users above need a reader that sees every chunk even when it starts after the end.
+ */
+function createChunkQueue<T>() {
+  const queue: T[] = [];
   let ended = false;
   let failure: unknown;
   let wake: (() => void) | undefined;
@@ -142,34 +164,33 @@ function readEagerly(stream: http2.ClientHttp2Stream): void {
     wake = undefined;
     w?.();
   };
-  stream.on("data", (chunk: Buffer) => {
-    queue.push(chunk);
-    notify();
-  });
-  stream.on("end", () => {
-    ended = true;
-    notify();
-  });
-  stream.on("error", (e: unknown) => {
-    failure ??= e;
-    ended = true;
-    notify();
-  });
-  stream.on("close", () => {
-    if (!ended) {
-      failure ??= new Error(`the stream closed before its end (RST_STREAM ${stream.rstCode})`);
+  return {
+    push(chunk: T): void {
+      queue.push(chunk);
+      notify();
+    },
+    get ended(): boolean {
+      return ended;
+    },
+    finish(): void {
       ended = true;
       notify();
-    }
-  });
-  const iterator: AsyncIterator<Buffer> = {
-    async next() {
+    },
+    fail(error: unknown): void {
+      failure ??= error;
+      ended = true;
+      notify();
+    },
+    async *read(): AsyncGenerator<T> {
       for (;;) {
         const chunk = queue.shift();
-        if (chunk !== undefined) return { done: false, value: chunk };
+        if (chunk !== undefined) {
+          yield chunk;
+          continue;
+        }
         if (ended) {
           if (failure !== undefined) throw failure;
-          return { done: true, value: undefined };
+          return;
         }
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -177,7 +198,6 @@ function readEagerly(stream: http2.ClientHttp2Stream): void {
       }
     },
   };
-  Object.defineProperty(stream, Symbol.asyncIterator, { value: () => iterator });
 }
 
 /** What the HTTP exchange of one call looked like on the wire. */
@@ -502,52 +522,23 @@ function capture(
     // The body is read to its end whatever connect-es does (it may stop at a status in the
     // headers, or at an error): the wire record wants every byte and the end of the response.
     const source = response.body[Symbol.asyncIterator]();
-    const queue: Uint8Array[] = [];
-    let ended = false;
-    let failure: unknown;
-    let wake: (() => void) | undefined;
-    const notify = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
+    const chunks = createChunkQueue<Uint8Array>();
     const pump = (async () => {
       try {
         for (;;) {
           const next = await source.next();
           if (next.done === true) break;
           wire.chunks.push(next.value);
-          queue.push(next.value);
-          notify();
+          chunks.push(next.value);
         }
         wire.bodyDone = true;
+        chunks.finish();
       } catch (e) {
-        failure = e;
-      } finally {
-        ended = true;
-        notify();
+        chunks.fail(e);
       }
     })();
     wire.drain = () => pump;
-    return {
-      ...response,
-      body: (async function* () {
-        for (;;) {
-          const chunk = queue.shift();
-          if (chunk !== undefined) {
-            yield chunk;
-            continue;
-          }
-          if (ended) {
-            if (failure !== undefined) throw failure;
-            return;
-          }
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-      })(),
-    };
+    return { ...response, body: chunks.read() };
   };
 }
 
@@ -875,24 +866,10 @@ function connectEndStream(body: Uint8Array, encoding: string | null, feedback: s
   return trailers;
 }
 
-const codeNames = new Set([
-  "canceled",
-  "unknown",
-  "invalid_argument",
-  "deadline_exceeded",
-  "not_found",
-  "already_exists",
-  "permission_denied",
-  "resource_exhausted",
-  "failed_precondition",
-  "aborted",
-  "out_of_range",
-  "unimplemented",
-  "internal",
-  "unavailable",
-  "data_loss",
-  "unauthenticated",
-]);
+/** Whether `name` is a Connect error code ("ok" is not one); its own keys only, not Object's. */
+function isConnectCode(name: string): boolean {
+  return typeof codeFromString(name) === "number";
+}
 
 function examineConnectError(json: Uint8Array, prefix: string, feedback: string[]): void {
   let parsed: unknown;
@@ -919,7 +896,7 @@ function examineConnectErrorObject(
   if (!("code" in error)) feedback.push(`${prefix}: missing required key "code"`);
   for (const [key, value] of Object.entries(error)) {
     if (key === "code") {
-      if (typeof value !== "string" || !codeNames.has(value)) {
+      if (typeof value !== "string" || !isConnectCode(value)) {
         feedback.push(
           `${prefix}: value for key "code" is not a recognized error code name: ${JSON.stringify(value)}`,
         );
