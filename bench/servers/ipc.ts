@@ -2,6 +2,8 @@
 // memory queries (after a full GC when the process runs with --expose-gc), and exits on request,
 // cleanly, so that --cpu-prof writes its profile.
 
+import { percentile, sortedSamples } from "../lib/stats.ts";
+
 /** Memory of a server process, as the driver asks for it. */
 export interface MemorySample {
   rss: number;
@@ -38,11 +40,6 @@ export type ServerMessage =
   | ({ type: "peak" } & PeakHeap)
   | { type: "failed"; error: string };
 
-function percentile95(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? 0;
-}
-
 function send(message: ServerMessage): void {
   process.send?.(message);
 }
@@ -68,7 +65,7 @@ export function reportReady(port: number, stop: () => Promise<void>): void {
         type: "peak",
         heapUsed: Math.max(peak, process.memoryUsage().heapUsed),
         liveHeap: livePeak,
-        liveHeapP95: percentile95(liveSamples),
+        liveHeapP95: liveSamples.length === 0 ? 0 : percentile(sortedSamples(liveSamples), 95),
       });
       peak = 0;
       livePeak = 0;
