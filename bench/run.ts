@@ -141,7 +141,7 @@ const settings = {
     connections: 4,
     smallRows: quick ? 2_000 : 10_000,
     largeRows: quick ? 20_000 : 100_000,
-    quietSeconds: quick ? 1 : 2,
+    quietSeconds: quick ? 1 : 5,
   },
 };
 

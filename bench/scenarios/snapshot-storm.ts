@@ -1,16 +1,17 @@
 // Issue 21: a storm of watchers asking for the current state at once. 100 WatchUsers from revision
 // 0 open together on a users process over N users; how much heap the process needed at its worst
 // beyond what it held before, how long until every watcher had the whole state, and how the other
-// calls (GetUser, which both servers serve, from a client of their own) fared meanwhile.
+// calls (GetUser, which both servers serve, from a client process of their own) fared meanwhile.
+import { fork } from "node:child_process";
+import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EventType } from "@shop/api/shop/user/v1/user_pb";
-import { UserService, WatchUsersResponseSchema } from "@shop/api/shop/user/v1/user_service_pb";
+import { WatchUsersResponseSchema } from "@shop/api/shop/user/v1/user_service_pb";
 import type postgres from "postgres";
 import type { ServerProcess } from "../lib/processes.ts";
 import { median, percentile, sortedSamples } from "../lib/stats.ts";
 import { openWatchers } from "../lib/watchers.ts";
+import type { OtherCallsQuestion, OtherCallsTaken } from "./other-calls.ts";
 
 /** What one storm measured on one server. */
 export interface StormRound {
@@ -51,32 +52,40 @@ export async function growUsers(sql: postgres.Sql, total: number): Promise<void>
     from generate_series(1, ${missing}) as i`;
 }
 
-/** Calls GetUser for each of `ids` in turn, 20 ms apart, until stopped. */
+/** How long the other calls run, unmeasured, before the quiet window. */
+const otherCallsWarmupMs = 2_000;
+
+/**
+ * Starts the other calls (GetUser for each of `ids` in turn, 20 ms apart) in a process of their
+ * own (see other-calls.ts), on the load generator's cores like the rest of the clients.
+ */
 function callOthers(url: string, ids: readonly string[]) {
-  const client = createClient(UserService, createGrpcTransport({ baseUrl: url }));
-  const latencies: number[] = [];
-  const failures: string[] = [];
-  let running = true;
-  const done = (async () => {
-    for (let i = 0; running; i++) {
-      const started = performance.now();
-      try {
-        await client.getUser({ id: ids[i % ids.length] ?? "" }, { timeoutMs: 10_000 });
-        latencies.push(performance.now() - started);
-      } catch (error) {
-        failures.push(String(error));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
+  const child = fork(path.join(import.meta.dirname, "other-calls.ts"), [url, ids.join(",")], {
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     /** The calls so far, and starts counting anew. */
-    take() {
-      return { latencies: latencies.splice(0), failures: failures.splice(0) };
+    take(): Promise<{ latencies: number[]; failures: string[] }> {
+      return new Promise((resolve, reject) => {
+        const onMessage = (message: OtherCallsTaken) => {
+          child.off("exit", onExit);
+          resolve(message);
+        };
+        const onExit = (code: number | null) => {
+          child.off("message", onMessage);
+          reject(new Error(`the other calls' process exited with ${code}`));
+        };
+        child.once("message", onMessage);
+        child.once("exit", onExit);
+        child.send({ type: "take" } satisfies OtherCallsQuestion);
+      });
     },
     async stop() {
-      running = false;
-      await done;
+      if (child.connected) child.send({ type: "stop" } satisfies OtherCallsQuestion);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }
@@ -142,8 +151,12 @@ export async function stormRound(options: {
   }
   const others = callOthers(server.url, options.userIds);
   try {
+    // The first calls of a fresh process pay for V8 compiling the GetUser path (tens of ms each):
+    // they are made and dropped, so that "quiet" is the service's steady state.
+    await new Promise((resolve) => setTimeout(resolve, otherCallsWarmupMs));
+    await others.take();
     await new Promise((resolve) => setTimeout(resolve, options.quietSeconds * 1000));
-    const quiet = others.take();
+    const quiet = await others.take();
     const heapBefore = (await server.memory()).heapUsed;
     await server.peakHeap(options.memory ? 100 : undefined);
 
@@ -183,7 +196,7 @@ export async function stormRound(options: {
     }
     const allSnapshotsMs = Math.max(...finishedAt.map((at) => (at ?? 0) - opened));
     const peak = await server.peakHeap();
-    const storm = others.take();
+    const storm = await others.take();
     return {
       rows: options.rows,
       watchers: options.watchers,

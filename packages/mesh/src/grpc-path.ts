@@ -23,7 +23,7 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
-import { convertOnce } from "./watch.ts";
+import { convertOnce, type SharedEncoding, sharedEncoding } from "./watch.ts";
 
 // The gRPC serving path of the runtime. connect-es serves gRPC through its streaming machinery for
 // every call: about ten async-iterable transforms per call and per streamed message, a Web
@@ -589,21 +589,19 @@ export function envelope(bytes: Uint8Array): Buffer {
   return frame;
 }
 
-// A change that goes out to many watchers is one message object yielded by each of their streams:
-// it is encoded once, for all of them. Messages are not changed once yielded (connect-es, too,
-// may encode them after the handler has moved on).
-const frames = new WeakMap<object, Buffer>();
-
+/**
+ * The enveloped encoding of a streamed message. A change that goes out to many watchers is one
+ * message object made by `convertOnce` and yielded by each of their streams: it is encoded once,
+ * for all of them. Any other message is encoded as it is when sent.
+ */
 function frameOf(schema: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
-  if (typeof message !== "object" || message === null) {
-    return encode(schema, message, maxMessageBytes);
-  }
-  let frame = frames.get(message);
-  if (frame === undefined) {
-    frame = encode(schema, message, maxMessageBytes);
-    frames.set(message, frame);
-  }
-  return frame;
+  const shared =
+    typeof message === "object" && message !== null
+      ? (message as { [sharedEncoding]?: SharedEncoding })[sharedEncoding]
+      : undefined;
+  if (shared === undefined) return encode(schema, message, maxMessageBytes);
+  shared.frame ??= encode(schema, message, maxMessageBytes);
+  return shared.frame as Buffer;
 }
 
 /** The handler of a unary method, innermost in its chain. */

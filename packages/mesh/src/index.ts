@@ -33,6 +33,7 @@ export {
   type NewChange,
   type Retention,
   revisionOf,
+  sharedSnapshotPages,
   type WatchBatch,
   type WatchOptions,
 } from "./change-log.ts";

@@ -12,6 +12,7 @@ import {
   type ChangeRecord,
   createChangeFeed,
   createLogger,
+  sharedSnapshotPages,
 } from "@shop/mesh";
 import { createTestDatabase, type TestDatabase } from "@shop/testing";
 import { drizzle } from "drizzle-orm/postgres-js";
@@ -436,10 +437,14 @@ test("readPage: at most snapshotReaders reads at once, in turn; watches at the s
     assert.equal(newer.name, "fourth", "a shared read older than the watch has is read again");
     assert.equal(reads, 2);
 
-    // Only the 32 pages read last are kept for late-comers.
+    // Only the pages read last are kept for late-comers.
     const base = feed.latestRevision();
-    for (let i = 0; i < 33; i++) await feed.readPage(`page ${i}`, 0n, read(`first ${i}`, base));
-    assert.equal((await feed.readPage("page 32", 0n, read("again 32", base))).name, "first 32");
+    const last = sharedSnapshotPages;
+    for (let i = 0; i <= last; i++) await feed.readPage(`page ${i}`, 0n, read(`first ${i}`, base));
+    assert.equal(
+      (await feed.readPage(`page ${last}`, 0n, read(`again ${last}`, base))).name,
+      `first ${last}`,
+    );
     assert.equal((await feed.readPage("page 0", 0n, read("again 0", base))).name, "again 0");
 
     // Once a newer change is known, a read done before it is not the current state any more.

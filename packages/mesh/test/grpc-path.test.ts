@@ -21,6 +21,7 @@ import {
 import { waitFor } from "@shop/testing";
 import pino from "pino";
 import { defaultLimits, type Server, serve } from "../src/index.ts";
+import { convertOnce, type SharedEncoding, sharedEncoding } from "../src/watch.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -461,6 +462,43 @@ describe("server-streaming calls over gRPC", () => {
     const expected = Array.from({ length: 20 }, (_, i) => BigInt(i + 1));
     for (const revisions of received) assert.deepEqual(revisions, expected);
     assert.deepEqual(headerSeen, Array(50).fill("open"));
+  });
+
+  test("a message sent again after a change goes out as it is now; one made by convertOnce is encoded once for every stream", async () => {
+    const client = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
+    const controller = new AbortController();
+    const before = watchers.size;
+    const received: bigint[][] = [[], []];
+    const done = received.map(async (revisions) => {
+      for await (const message of client.watchUsers({}, { signal: controller.signal })) {
+        revisions.push(message.revision);
+        if (revisions.length === 3) return;
+      }
+    });
+    await waitFor(() => watchers.size === before + 2, { message: "the watchers never opened" });
+    // A handler's own message, changed after it was sent, and sent again.
+    const reused = create(WatchUsersResponseSchema, { revision: 1n });
+    broadcast(reused);
+    await waitFor(() => received.every((revisions) => revisions.length === 1), {
+      message: "the first message never arrived",
+    });
+    reused.revision = 2n;
+    broadcast(reused);
+    // A message shared by converting once: both streams send the encoding the first one made.
+    const shared = convertOnce((revision: { value: bigint }) =>
+      create(WatchUsersResponseSchema, { revision: revision.value }),
+    )({ value: 3n });
+    broadcast(shared);
+    await Promise.all(done);
+    controller.abort();
+    for (const revisions of received) assert.deepEqual(revisions, [1n, 2n, 3n]);
+    const slot = (shared as { [sharedEncoding]?: SharedEncoding })[sharedEncoding];
+    assert.ok(slot?.frame, "the shared message keeps the encoding made for the first stream");
+    assert.equal(
+      Object.getOwnPropertySymbols({ ...shared }).includes(sharedEncoding),
+      false,
+      "a copy of a shared message does not take its encoding",
+    );
   });
 
   test("a client that goes away ends the handler: its signal aborts and it is removed", async () => {
