@@ -1,42 +1,24 @@
 export {
-  type AuthOptions,
-  callerKey,
-  callerOf,
-  createAuthGate,
-  createTokenExpiryInterceptor,
-  methodsWithoutRule,
-} from "./auth.ts";
-export {
-  type CallContext,
-  createCallContextInterceptor,
-  currentCall,
-  recordCalls,
-} from "./call-context.ts";
-export {
-  type CallEnd,
-  type CallObserver,
-  type ObservedCall,
-  observeCalls,
-} from "./call-observers.ts";
-export {
-  appendChanges,
-  appendStatement,
   type ChangeFeed,
-  type ChangeRecord,
   type ChangesThroughOptions,
-  type ChangeType,
-  changeLogTable,
   createChangeFeed,
   defaultRetention,
   type EntityKeyType,
-  lockTransaction,
-  type NewChange,
   type Retention,
-  revisionOf,
   sharedSnapshotPages,
   type WatchBatch,
   type WatchOptions,
-} from "./change-log.ts";
+} from "./change-feed/feed.ts";
+export {
+  appendChanges,
+  appendStatement,
+  type ChangeRecord,
+  type ChangeType,
+  changeLogTable,
+  lockTransaction,
+  type NewChange,
+  revisionOf,
+} from "./change-feed/log.ts";
 export {
   type BreakerPolicy,
   type BreakerState,
@@ -45,7 +27,68 @@ export {
   type RetryPolicy,
   type Upstream,
   type UpstreamOptions,
-} from "./clients.ts";
+} from "./client/upstream.ts";
+export {
+  contractCheck,
+  createContractValidator,
+  toRuleViolation,
+  violationsOf,
+} from "./contract/contract-rules.ts";
+export {
+  describeViolations,
+  fieldsFirst,
+  type RuleCheck,
+  type RuleViolation,
+} from "./contract/rule-violation.ts";
+export {
+  type AuthOptions,
+  callerKey,
+  callerOf,
+  createAuthGate,
+  createTokenExpiryInterceptor,
+  methodsWithoutRule,
+} from "./interceptors/auth.ts";
+export {
+  type CallContext,
+  createCallContextInterceptor,
+  currentCall,
+  recordCalls,
+} from "./interceptors/call-context.ts";
+export {
+  createDomainErrorMapper,
+  createErrorInterceptor,
+  isDatabaseUnavailable,
+  mapDomainErrors,
+  toPublicError,
+} from "./interceptors/errors.ts";
+export { createShutdownInterceptor } from "./interceptors/shutdown.ts";
+export { createStreamLimitInterceptor, peerKey } from "./interceptors/stream-limit.ts";
+export { createValidationInterceptor } from "./interceptors/validation.ts";
+export {
+  type CallEnd,
+  type CallObserver,
+  type ObservedCall,
+  observeCalls,
+} from "./observability/call-observers.ts";
+export { createLogger, type Logger } from "./observability/logger.ts";
+export { createMetrics, type Metrics, processRegistry } from "./observability/metrics.ts";
+export { createRequestStats, type RequestStats } from "./observability/stats.ts";
+export {
+  createServerTracingInterceptor,
+  startClientSpan,
+  startTelemetry,
+  traceFields,
+  traceRepository,
+} from "./observability/tracing.ts";
+export { createHealthState, type HealthState, ServingStatus } from "./server/health.ts";
+export { registerReflection } from "./server/reflection.ts";
+export {
+  defaultLimits,
+  type Limits,
+  type ServeOptions,
+  type Server,
+  serve,
+} from "./server/serve.ts";
 export {
   type AuthConfig,
   parseEnv,
@@ -53,13 +96,7 @@ export {
   type ServerEnv,
   serverEnvSchema,
   toServerConfig,
-} from "./config.ts";
-export {
-  contractCheck,
-  createContractValidator,
-  toRuleViolation,
-  violationsOf,
-} from "./contract-rules.ts";
+} from "./service/config.ts";
 export {
   applyMigrations,
   checkDatabase,
@@ -67,41 +104,12 @@ export {
   migrationCount,
   openDatabase,
   watchDatabaseHealth,
-} from "./database.ts";
-export {
-  createDomainErrorMapper,
-  createErrorInterceptor,
-  isDatabaseUnavailable,
-  mapDomainErrors,
-  toPublicError,
-} from "./errors.ts";
-export { createHealthState, type HealthState, ServingStatus } from "./health.ts";
-export { createLogger, type Logger } from "./logger.ts";
-export { stopOnSignals } from "./main.ts";
-export { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
-export { decodePageToken, encodePageToken, pageSizeOf } from "./paging.ts";
-export { registerReflection } from "./reflection.ts";
-export {
-  describeViolations,
-  fieldsFirst,
-  type RuleCheck,
-  type RuleViolation,
-} from "./rule-violation.ts";
-export { defaultLimits, type Limits, type ServeOptions, type Server, serve } from "./serve.ts";
+} from "./service/database.ts";
+export { decodePageToken, encodePageToken, pageSizeOf } from "./service/paging.ts";
 export {
   type RunningService,
   type ServiceDefinition,
   serviceCredentials,
   startService,
-} from "./service.ts";
-export { createShutdownInterceptor } from "./shutdown.ts";
-export { createRequestStats, type RequestStats } from "./stats.ts";
-export { createStreamLimitInterceptor, peerKey } from "./stream-limit.ts";
-export {
-  createServerTracingInterceptor,
-  startClientSpan,
-  startTelemetry,
-  traceFields,
-  traceRepository,
-} from "./tracing.ts";
-export { createValidationInterceptor } from "./validation.ts";
+} from "./service/start-service.ts";
+export { stopOnSignals } from "./service/stop-on-signals.ts";

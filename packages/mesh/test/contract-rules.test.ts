@@ -23,8 +23,12 @@ import {
   file_shop_user_v1_user_service,
   UserService,
 } from "@shop/api/shop/user/v1/user_service_pb";
-import { contractCheck, createContractValidator, violationsOf } from "../src/contract-rules.ts";
-import { createValidationInterceptor } from "../src/validation.ts";
+import {
+  contractCheck,
+  createContractValidator,
+  violationsOf,
+} from "../src/contract/contract-rules.ts";
+import { createValidationInterceptor } from "../src/interceptors/validation.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 

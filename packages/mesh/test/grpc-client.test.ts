@@ -1,4 +1,4 @@
-// The outbound clients' unary gRPC calls (src/grpc-client.ts, through createUpstream) against a
+// The outbound clients' unary gRPC calls (src/client/grpc-unary.ts, through createUpstream) against a
 // server nobody here wrote (@grpc/grpc-js): answers with their headers and trailers, errors with
 // their codes, messages and metadata, deadlines sent and kept, cancellation, a server that
 // resets the stream, and an address where nothing listens.
@@ -9,11 +9,13 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { UserSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { createGrpcUnaryCaller } from "../src/grpc-client.ts";
+import { createGrpcUnaryCaller } from "../src/client/grpc-unary.ts";
 import { createUpstream } from "../src/index.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -51,6 +53,26 @@ function getUser(call: Call, callback: Callback): void {
       });
       return;
     }
+    case "detailed": {
+      // The status with an error detail, as a gRPC server sends it: google.rpc.Status, binary.
+      const metadata = new grpc.Metadata();
+      const status = setTrailerStatus(
+        new Headers(),
+        new ConnectError("refused, with a reason", Code.FailedPrecondition, undefined, [
+          { desc: UserSchema, value: { id: "reason-1", name: "the reason" } },
+        ]),
+      ).get("grpc-status-details-bin");
+      metadata.set("grpc-status-details-bin", Buffer.from(status ?? "", "base64"));
+      callback({
+        code: grpc.status.FAILED_PRECONDITION,
+        details: "refused, with a reason",
+        metadata,
+      });
+      return;
+    }
+    case "large":
+      callback(null, { user: { id: "large", name: "x".repeat(4_000) } });
+      return;
     case "reset":
       // The server goes away in the middle of the call.
       (call as unknown as { call: { stream: { close(code: number): void } } }).call.stream.close(2);
@@ -88,7 +110,9 @@ before(async () => {
 });
 after(() => server.forceShutdown());
 
-const upstream = (options: { credentials?: () => Promise<string> } = {}) =>
+const upstream = (
+  options: { credentials?: () => Promise<string>; maxMessageBytes?: number } = {},
+) =>
   createUpstream(UserService, {
     name: "users",
     baseUrl: `http://127.0.0.1:${port}`,
@@ -130,6 +154,35 @@ test("an error keeps its code, its message (percent-encoded on the wire) and its
   assert.equal(error.code, Code.NotFound);
   assert.equal(error.rawMessage, "no user «missing» here: 100% sure");
   assert.equal(error.metadata.get("x-why"), "absent");
+});
+
+test("an error's details (grpc-status-details-bin) arrive decoded, by type", async () => {
+  const error = await upstream()
+    .getUser({ id: "detailed" })
+    .then(
+      () => assert.fail("expected an error"),
+      (e: unknown) => ConnectError.from(e),
+    );
+  assert.equal(error.code, Code.FailedPrecondition);
+  assert.equal(error.rawMessage, "refused, with a reason");
+  const [reason] = error.findDetails(UserSchema);
+  assert.equal(reason?.id, "reason-1");
+  assert.equal(reason?.name, "the reason");
+  assert.equal(error.metadata.get("grpc-status-details-bin"), null, "not left in the metadata");
+});
+
+test("an answer larger than the client's message limit fails with resource_exhausted", async () => {
+  const error = await upstream({ maxMessageBytes: 1_024 })
+    .getUser({ id: "large" })
+    .then(
+      () => assert.fail("expected an error"),
+      (e: unknown) => ConnectError.from(e),
+    );
+  assert.equal(error.code, Code.ResourceExhausted);
+  assert.match(error.rawMessage, /larger than configured readMaxBytes 1024/);
+  // The same answer within the limit (the default, 4 MiB) arrives whole.
+  const answer = await upstream().getUser({ id: "large" });
+  assert.equal(answer.user?.name.length, 4_000);
 });
 
 test("a status message that is not valid percent-encoding keeps its code and arrives as sent", async () => {
@@ -230,6 +283,7 @@ test("the deadline and the signal also bound the wait for a connection", async (
   const call = createGrpcUnaryCaller({
     baseUrl: "http://10.0.0.1:1",
     sessionManager: neverConnects,
+    maxMessageBytes: 1_024,
   });
   const getUser = UserService.method.getUser;
   const started = Date.now();

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { IncomingHttpHeaders } from "node:http2";
 import { test } from "node:test";
-import { IncomingHeaders } from "../src/incoming-headers.ts";
+import { IncomingHeaders } from "../src/protocol/incoming-headers.ts";
 
 const incoming: IncomingHttpHeaders = {
   ":method": "POST",

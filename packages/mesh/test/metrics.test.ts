@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Histogram, Registry } from "prom-client";
-import { SeriesHistogram } from "../src/metrics.ts";
+import { SeriesHistogram } from "../src/observability/metrics.ts";
 
 type Label = "method" | "code";
 

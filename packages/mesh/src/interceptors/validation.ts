@@ -1,9 +1,9 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { type Validator, violationsToProto } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { toRuleViolation } from "./contract-rules.ts";
-import { describeViolations } from "./rule-violation.ts";
-import { observeStream } from "./streams.ts";
+import { toRuleViolation } from "../contract/contract-rules.ts";
+import { describeViolations } from "../contract/rule-violation.ts";
+import { observeStream } from "../protocol/streams.ts";
 
 /**
  * Checks every request message against the rules of the contract before the handler sees it: the

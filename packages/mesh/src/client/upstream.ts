@@ -11,10 +11,11 @@ import {
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import CircuitBreaker from "opossum";
 import { Counter, Gauge } from "prom-client";
-import { currentCall, recordCalls } from "./call-context.ts";
-import { createGrpcUnaryCaller } from "./grpc-client.ts";
-import { processRegistry } from "./metrics.ts";
-import { startClientSpan } from "./tracing.ts";
+import { currentCall, recordCalls } from "../interceptors/call-context.ts";
+import { processRegistry } from "../observability/metrics.ts";
+import { startClientSpan } from "../observability/tracing.ts";
+import { defaultLimits } from "../server/serve.ts";
+import { createGrpcUnaryCaller } from "./grpc-unary.ts";
 
 /** How a service calls one upstream. */
 export interface UpstreamOptions {
@@ -28,6 +29,11 @@ export interface UpstreamOptions {
   breaker?: Partial<BreakerPolicy>;
   /** This service's own bearer token for every call (its identity, not its caller's). */
   credentials?: () => Promise<string>;
+  /**
+   * Largest response message accepted, in bytes (larger: the call fails with resource_exhausted
+   * before the rest is read); the server side's default limit when absent.
+   */
+  maxMessageBytes?: number;
 }
 
 /** When a failed call is tried again. */
@@ -121,6 +127,7 @@ export function createUpstream<T extends DescService>(
   const breakerPolicy = { ...defaultBreaker, ...options.breaker };
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 2_000;
   const { credentials } = options;
+  const maxMessageBytes = options.maxMessageBytes ?? defaultLimits.maxMessageBytes;
   const addresses = options.baseUrl
     .split(",")
     .map((url) => url.trim())
@@ -131,10 +138,11 @@ export function createUpstream<T extends DescService>(
       const sessionManager = new Http2SessionManager(baseUrl);
       return {
         baseUrl,
-        unary: createGrpcUnaryCaller({ baseUrl, sessionManager }),
+        unary: createGrpcUnaryCaller({ baseUrl, sessionManager, maxMessageBytes }),
         transport: createGrpcTransport({
           baseUrl,
           sessionManager,
+          readMaxBytes: maxMessageBytes,
           interceptors: credentials ? [withCredentials(credentials)] : [],
         }),
         downUntil: 0,

@@ -11,28 +11,28 @@ import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
+import { createContractValidator } from "../contract/contract-rules.ts";
 import {
   type AuthOptions,
   authenticateHttp,
   createAuthGate,
   createTokenExpiryInterceptor,
-} from "./auth.ts";
-import { createCallContextInterceptor } from "./call-context.ts";
-import { observeCalls } from "./call-observers.ts";
-import { createContractValidator } from "./contract-rules.ts";
+} from "../interceptors/auth.ts";
+import { createCallContextInterceptor } from "../interceptors/call-context.ts";
+import { createErrorInterceptor } from "../interceptors/errors.ts";
+import { createShutdownInterceptor } from "../interceptors/shutdown.ts";
+import { createStreamLimitInterceptor, peerKey } from "../interceptors/stream-limit.ts";
+import { createValidationInterceptor } from "../interceptors/validation.ts";
+import { observeCalls } from "../observability/call-observers.ts";
+import { createMetrics, type Metrics, processRegistry } from "../observability/metrics.ts";
+import { createRequestStats } from "../observability/stats.ts";
+import { createServerTracingInterceptor } from "../observability/tracing.ts";
+import { guardRequestDecoding } from "../protocol/request-guard.ts";
+import { createServingPath, type ServingPath } from "../protocol/serving-path.ts";
 import { applyCors } from "./cors.ts";
-import { createErrorInterceptor } from "./errors.ts";
-import { createGrpcPath, type GrpcPath } from "./grpc-path.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 import { watchIdleSessions } from "./idle-sessions.ts";
-import { createMetrics, type Metrics, processRegistry } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
-import { guardRequestDecoding } from "./request-guard.ts";
-import { createShutdownInterceptor } from "./shutdown.ts";
-import { createRequestStats } from "./stats.ts";
-import { createStreamLimitInterceptor, peerKey } from "./stream-limit.ts";
-import { createServerTracingInterceptor } from "./tracing.ts";
-import { createValidationInterceptor } from "./validation.ts";
 
 /** Resource limits of a server; every one is configurable (see `limitsFromEnv`). */
 export interface Limits {
@@ -172,17 +172,18 @@ export async function serve(options: ServeOptions): Promise<Server> {
   // Both serving paths give each call the same context values: its peer's address.
   const callValues = (address: string | undefined) =>
     createContextValues().set(peerKey, address ?? "unknown");
-  const grpcPath = createGrpcPath({
+  const servingPath = createServingPath({
     interceptors,
     requestGate,
-    contextValues: (stream) => callValues(stream.session?.socket?.remoteAddress),
+    contextValues: callValues,
     maxMessageBytes: limits.maxMessageBytes,
     maxSendMessageBytes: limits.maxSendMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
+    jsonOptions: options.jsonOptions,
   });
   const handleRpc = connectNodeAdapter({
     routes(router) {
-      const recorded = grpcPath.record(router);
+      const recorded = servingPath.record(router);
       options.routes(recorded);
       health.register(recorded);
       stats.register(recorded, { service: options.name, shutdownSignal: shutdown.signal });
@@ -231,6 +232,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
       sendMetrics(res);
       return;
     }
+    // HTTP/2 calls the runtime's path serves were taken before the compatibility API (takeFirst).
+    if (!("stream" in req) && servingPath.takeHttp1(req, res as http.ServerResponse)) return;
     handleRpc(req, res);
   };
 
@@ -285,8 +288,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
         handle,
       )
     : undefined;
-  grpcFirst(h2, grpcPath);
-  if (secure) grpcFirst(secure, grpcPath);
+  takeFirst(h2, servingPath);
+  if (secure) takeFirst(secure, servingPath);
   const sessions = new Set<http2.Http2Session>();
   const idleSessions = watchIdleSessions(limits.idleTimeoutMs);
   for (const server of [h2, secure]) {
@@ -457,10 +460,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
 }
 
 /**
- * Lets the gRPC path serve the HTTP/2 calls it takes before Node's compatibility API (the request
+ * Lets the runtime's serving path serve the HTTP/2 calls it takes before Node's compatibility API (the request
  * and response objects connect-node reads) is built for them; every other stream goes on to it.
  */
-function grpcFirst(server: http2.Http2Server | http2.Http2SecureServer, path: GrpcPath): void {
+function takeFirst(server: http2.Http2Server | http2.Http2SecureServer, path: ServingPath): void {
   const compat = server.listeners("stream");
   const [serveCompat] = compat;
   if (compat.length !== 1 || typeof serveCompat !== "function") {

@@ -1,14 +1,14 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { undecodableMessage } from "./request-guard.ts";
+import { InvalidStartRevisionError } from "../change-feed/watch.ts";
+import { undecodableMessage } from "../protocol/request-guard.ts";
 import {
   type AnyRequest,
   answersWithStream,
   callNext,
   type Next,
   observeStream,
-} from "./streams.ts";
-import { InvalidStartRevisionError } from "./watch.ts";
+} from "../protocol/streams.ts";
 
 /**
  * Turns anything a handler throws that is not a ConnectError into `internal` with a generic

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { type AnyRequest, type Next, onStreamsOnly, stopStreamOn } from "./streams.ts";
+import { type AnyRequest, type Next, onStreamsOnly, stopStreamOn } from "../protocol/streams.ts";
 
 /**
  * Ends every open stream with `unavailable` when `signal` aborts, so that clients reconnect (to

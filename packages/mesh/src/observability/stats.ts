@@ -2,8 +2,8 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
+import { convertOnce } from "../change-feed/convert-once.ts";
 import type { CallObserver } from "./call-observers.ts";
-import { convertOnce } from "./watch.ts";
 
 const windowSeconds = 10;
 // Latency histogram: bucket i holds durations up to 0.01 ms * 1.15^i, about 7% resolution from

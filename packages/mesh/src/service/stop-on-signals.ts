@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { RunningService } from "./service.ts";
+import type { RunningService } from "./start-service.ts";
 
 /**
  * Stops `service` on SIGTERM or SIGINT (health turns NOT_SERVING first, calls in flight get

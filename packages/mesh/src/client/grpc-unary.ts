@@ -8,9 +8,10 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { envelope, envelopeHeaderBytes } from "./grpc-path.ts";
-import { IncomingHeaders } from "./incoming-headers.ts";
+import { IncomingHeaders } from "../protocol/incoming-headers.ts";
+import { envelope, envelopeHeaderBytes, messageTooLarge } from "../protocol/serving-path.ts";
 
 // Unary gRPC calls of the mesh's outbound clients, written straight to an HTTP/2 stream of
 // connect-node's session manager (which keeps the connection: connects, pings, reconnects).
@@ -18,7 +19,7 @@ import { IncomingHeaders } from "./incoming-headers.ts";
 // async iterables, a Web request and response, an AbortController and a DOMException per call);
 // service-to-service calls are almost all unary, and that machinery cost more CPU per order
 // than the calls' own work (bench/README.md). Streams still go through connect-node's transport,
-// on the same session. This is the client-side counterpart of grpc-path.ts; no library offers a
+// on the same session. This is the client-side counterpart of the serving path (protocol/serving-path.ts); no library offers a
 // leaner unary call that plugs into connect-es's clients, hence this code.
 
 /** One unary call: what connect-es's `Transport.unary` gets, without its context values. */
@@ -37,9 +38,11 @@ const maxTimeoutMs = 99_999_999;
 export function createGrpcUnaryCaller(options: {
   baseUrl: string;
   sessionManager: Http2SessionManager;
+  /** Largest response message accepted, in bytes. */
+  maxMessageBytes: number;
 }): UnaryCaller {
   const prefix = new URL(options.baseUrl).pathname.replace(/\/+$/, "");
-  const { sessionManager } = options;
+  const { sessionManager, maxMessageBytes } = options;
   return async <I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
@@ -65,9 +68,15 @@ export function createGrpcUnaryCaller(options: {
       headers,
       {},
     );
-    return exchange(sessionManager, opening, method, body, signal, timeoutMs) as Promise<
-      UnaryResponse<I, O>
-    >;
+    return exchange(
+      sessionManager,
+      opening,
+      method,
+      body,
+      signal,
+      timeoutMs,
+      maxMessageBytes,
+    ) as Promise<UnaryResponse<I, O>>;
   };
 }
 
@@ -83,6 +92,7 @@ function exchange(
   body: Buffer,
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
+  maxMessageBytes: number,
 ): Promise<UnaryResponse> {
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -90,6 +100,8 @@ function exchange(
     let responseHeaders: http2.IncomingHttpHeaders | undefined;
     let trailers: http2.IncomingHttpHeaders | undefined;
     const chunks: Buffer[] = [];
+    let received = 0;
+    let announced = -1;
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => fail(abortError(signal as AbortSignal));
     const cleanUp = () => {
@@ -110,7 +122,17 @@ function exchange(
       });
       stream.on("data", (chunk: Buffer) => {
         chunks.push(chunk);
+        received += chunk.length;
         sessionManager.notifyResponseByteRead(stream);
+        // An answer larger than the limit is refused as soon as its envelope announces it (or
+        // its bytes alone are over), not read to the end first.
+        if (announced < 0 && received >= envelopeHeaderBytes) {
+          announced = (chunks.length === 1 ? chunk : Buffer.concat(chunks, received)).readUInt32BE(
+            1,
+          );
+        }
+        const size = Math.max(announced, received - envelopeHeaderBytes);
+        if (size > maxMessageBytes) fail(messageTooLarge(size, "readMaxBytes", maxMessageBytes));
       });
       stream.on("trailers", (fields) => {
         trailers = fields;
@@ -192,11 +214,13 @@ function answer(
   }
   if (code !== "0") {
     const message = fields["grpc-message"];
-    throw new ConnectError(
+    const error = new ConnectError(
       typeof message === "string" ? percentDecoded(message) : "",
       codeOf(Number(code)),
       metadataOf(headers, trailers),
     );
+    error.details = detailsOf(fields);
+    throw error;
   }
   const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
   if (body.length < envelopeHeaderBytes) {
@@ -221,6 +245,19 @@ function answer(
     );
   }
   return fromBinary(method.output, body.subarray(envelopeHeaderBytes));
+}
+
+/**
+ * The error details of a status (google.rpc.Status in grpc-status-details-bin), as connect-es
+ * reads them; none when there are none or they do not decode.
+ */
+function detailsOf(fields: http2.IncomingHttpHeaders): ConnectError["details"] {
+  if (fields["grpc-status-details-bin"] === undefined) return [];
+  try {
+    return findTrailerError(new IncomingHeaders(fields))?.details ?? [];
+  } catch {
+    return [];
+  }
 }
 
 /** A grpc-message as sent (percent-encoded), or as it came when its encoding is broken. */
@@ -318,6 +355,8 @@ function metadataOf(
   if (trailers) {
     for (const [name, value] of new IncomingHeaders(trailers)) metadata.append(name, value);
   }
-  for (const name of ["grpc-status", "grpc-message", "content-type"]) metadata.delete(name);
+  for (const name of ["grpc-status", "grpc-message", "grpc-status-details-bin", "content-type"]) {
+    metadata.delete(name);
+  }
   return metadata;
 }

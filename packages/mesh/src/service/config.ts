@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defaultLimits, type Limits } from "./serve.ts";
+import { defaultLimits, type Limits } from "../server/serve.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();

@@ -5,7 +5,7 @@ import {
   callNext,
   type Next,
   observeStream,
-} from "./streams.ts";
+} from "../protocol/streams.ts";
 
 /** A call as its observers see it. */
 export interface ObservedCall {

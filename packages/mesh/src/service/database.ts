@@ -4,7 +4,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import type { Logger } from "pino";
 import postgres, { type Sql } from "postgres";
-import { type HealthState, ServingStatus } from "./health.ts";
+import { type HealthState, ServingStatus } from "../server/health.ts";
 
 /** A service's connection pool and its drizzle handle, scoped to the service's own schema. */
 export interface Database<TSchema extends Record<string, unknown>> {

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { type AnyRequest, type Next, observeStream, onStreamsOnly } from "../protocol/streams.ts";
 import { callerKey } from "./auth.ts";
-import { type AnyRequest, type Next, observeStream, onStreamsOnly } from "./streams.ts";
 
 /** The address a call came from, set by the server for every request. */
 export const peerKey = createContextKey<string>("unknown", { description: "the peer address" });

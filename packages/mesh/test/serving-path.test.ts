@@ -1,14 +1,25 @@
-// The runtime's gRPC path (src/grpc-path.ts): gRPC unary and server-streaming calls served from the
-// HTTP/2 stream with the router's implementations, interceptors and request gate, checked with a
-// client nobody here wrote (@grpc/grpc-js) and with raw HTTP/2 frames, over serve() itself.
+// The runtime's serving path (src/protocol/serving-path.ts): gRPC unary and server-streaming calls,
+// and Connect unary calls over HTTP/2 and HTTP/1.1, served from the HTTP stream with the router's
+// implementations, interceptors and request gate, checked with clients nobody here wrote
+// (@grpc/grpc-js, connect-node) and with raw HTTP frames, over serve() itself.
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+} from "@connectrpc/connect";
+import {
+  compressionGzip,
+  createConnectTransport,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import {
@@ -20,8 +31,12 @@ import {
 } from "@shop/api/shop/user/v1/user_service_pb";
 import { waitFor } from "@shop/testing";
 import pino from "pino";
+import {
+  convertOnce,
+  type SharedEncoding,
+  sharedEncoding,
+} from "../src/change-feed/convert-once.ts";
 import { defaultLimits, type Server, serve } from "../src/index.ts";
-import { convertOnce, type SharedEncoding, sharedEncoding } from "../src/watch.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -61,7 +76,7 @@ const rebuildRequests: Interceptor = (next) => (req) =>
 let server: Server;
 before(async () => {
   server = await serve({
-    name: "grpc-path-test",
+    name: "serving-path-test",
     services: [UserService],
     // The ids here name what the handler does ("slow", "crash"), not users: this test is about
     // serving, and the contract's rules (an id is a UUID) would refuse them first.
@@ -277,15 +292,14 @@ describe("unary calls over gRPC", () => {
     assert.ok(seen.intercepted.includes("GetUser copy"));
   });
 
-  test("a request an interceptor rebuilt instead of copying fails as internal, and the server serves on", async () => {
+  test("a request an interceptor rebuilt from its fields instead of copying is served like a copy", async () => {
     const client = grpcJsClient();
     const metadata = new grpc.Metadata();
     metadata.set("x-probe", "rebuilt");
     const rebuilt = await grpcJsUnary(client, { id: "u1" }, {}, metadata);
-    const next = await grpcJsUnary(client, { id: "u1" });
     client.close();
-    assert.equal(rebuilt.error?.code, grpc.status.INTERNAL);
-    assert.equal(next.error, null);
+    assert.equal(rebuilt.error, null);
+    assert.equal((rebuilt.response?.user as { id?: string } | undefined)?.id, "u1");
   });
 
   test("an error before any message is answered trailers-only, with its code, message and metadata", async () => {
@@ -406,7 +420,7 @@ describe("unary calls over gRPC", () => {
     assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED);
   });
 
-  test("calls the path does not serve go on to connect-es: gzip, Connect, unknown methods", async () => {
+  test("calls the path does not serve go on to connect-es: gzip, unknown methods", async () => {
     // grpc-js compressing its requests with gzip.
     const client = new (
       grpcJsClient().constructor as new (
@@ -421,9 +435,24 @@ describe("unary calls over gRPC", () => {
     assert.equal((gzip.response?.user as { id?: string } | undefined)?.id, "zipped");
     const connect = createClient(
       UserService,
-      createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
+      createConnectTransport({
+        baseUrl: server.url,
+        httpVersion: "2",
+        sendCompression: compressionGzip,
+        compressMinBytes: 0,
+      }),
     );
-    assert.equal((await connect.getUser({ id: "c" })).user?.id, "c");
+    let date: string | null = null;
+    const zipped = await connect.getUser(
+      { id: "c" },
+      {
+        onHeader: (header) => {
+          date = header.get("date");
+        },
+      },
+    );
+    assert.equal(zipped.user?.id, "c");
+    assert.notEqual(date, null, "answered by connect-es (through Node's compatibility API)");
     const unknown = await rawGrpc(
       "/shop.user.v1.UserService/NoSuchMethod",
       envelope(Buffer.alloc(0)),
@@ -431,6 +460,106 @@ describe("unary calls over gRPC", () => {
     // connect-es answers an unknown path with HTTP 404, which gRPC clients read as unimplemented.
     assert.equal(unknown.headers[":status"], 404);
   });
+});
+
+for (const [name, httpVersion, useBinaryFormat] of [
+  ["JSON over HTTP/1.1", "1.1", false],
+  ["binary over HTTP/2", "2", true],
+  ["JSON over HTTP/2", "2", false],
+] as const) {
+  describe(`Connect unary calls, ${name}`, () => {
+    let connect: Client<typeof UserService>;
+    before(() => {
+      connect = createClient(
+        UserService,
+        createConnectTransport({ baseUrl: server.url, httpVersion, useBinaryFormat }),
+      );
+    });
+
+    test("the answer, the handler's headers and trailers, through the interceptors, on the runtime's path", async () => {
+      let header: Headers | undefined;
+      let trailer: Headers | undefined;
+      const answer = await connect.getUser(
+        { id: "headers" },
+        {
+          onHeader: (h) => {
+            header = h;
+          },
+          onTrailer: (t) => {
+            trailer = t;
+          },
+        },
+      );
+      assert.equal(answer.user?.id, "headers");
+      assert.equal(header?.get("x-served-by"), "test");
+      assert.equal(trailer?.get("x-trailer"), "done");
+      // connect-es answers through Node's compatibility API, which adds a Date header; the
+      // runtime's path sends none.
+      assert.equal(header?.get("date"), null, "served by the runtime's path");
+      assert.equal(
+        header?.get("content-type"),
+        useBinaryFormat ? "application/proto" : "application/json",
+      );
+    });
+
+    test("an error keeps its code, message and metadata; what is not a ConnectError is internal, without its text", async () => {
+      const missing = await connect
+        .getUser({ id: "missing" })
+        .catch((e: unknown) => ConnectError.from(e));
+      assert.ok(missing instanceof ConnectError);
+      assert.equal(missing.code, Code.NotFound);
+      assert.equal(missing.rawMessage, "no user missing");
+      assert.equal(missing.metadata.get("x-why"), "absent");
+      const crash = await connect
+        .getUser({ id: "crash" })
+        .catch((e: unknown) => ConnectError.from(e));
+      assert.ok(crash instanceof ConnectError);
+      assert.equal(crash.code, Code.Internal);
+      assert.doesNotMatch(crash.rawMessage, /hunter2|\/srv/);
+    });
+
+    test("the deadline ends the call on time although the handler ignores it", async () => {
+      const started = Date.now();
+      const late = await connect
+        .getUser({ id: "slow" }, { timeoutMs: 200 })
+        .catch((e: unknown) => ConnectError.from(e));
+      assert.ok(late instanceof ConnectError);
+      assert.equal(late.code, Code.DeadlineExceeded);
+      assert.ok(Date.now() - started < 1_500);
+    });
+
+    test("a request larger than the limit is resource_exhausted", async () => {
+      const error = await connect
+        .getUser({ id: "x".repeat(2_000) })
+        .catch((e: unknown) => ConnectError.from(e));
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.code, Code.ResourceExhausted);
+    });
+
+    test("a request an interceptor rebuilt from its fields is served like a copy", async () => {
+      const answer = await connect.getUser({ id: "u2" }, { headers: { "x-probe": "rebuilt" } });
+      assert.equal(answer.user?.id, "u2");
+    });
+  });
+}
+
+test("a Connect body that does not decode is invalid_argument, with the server serving on", async () => {
+  for (const [contentType, body] of [
+    ["application/json", "{not json"],
+    ["application/json", '{"id": 5}'],
+    ["application/proto", "\xff\xff\xff"],
+  ] as const) {
+    const response = await fetch(`${server.url}${getUserPath}`, {
+      method: "POST",
+      headers: { "content-type": contentType },
+      body: Buffer.from(body, "latin1"),
+    });
+    assert.equal(response.status, 400, `${contentType} ${body}`);
+    const error = (await response.json()) as { code: string; message: string };
+    assert.equal(error.code, "invalid_argument");
+    assert.match(error.message, /cannot decode message shop\.user\.v1\.GetUserRequest/);
+    assert.equal(response.headers.get("date"), null, "answered by the runtime's path");
+  }
 });
 
 describe("server-streaming calls over gRPC", () => {
@@ -467,6 +596,8 @@ describe("server-streaming calls over gRPC", () => {
   test("a message sent again after a change goes out as it is now; one made by convertOnce is encoded once for every stream", async () => {
     const client = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
     const controller = new AbortController();
+    // The watches of the tests before are gone first: the count below is of these two alone.
+    await waitFor(() => watchers.size === 0, { message: "earlier watches never ended" });
     const before = watchers.size;
     const received: bigint[][] = [[], []];
     const done = received.map(async (revisions) => {

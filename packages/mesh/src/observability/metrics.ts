@@ -9,8 +9,8 @@ import {
   type MetricValueWithName,
   Registry,
 } from "prom-client";
+import { convertOnce } from "../change-feed/convert-once.ts";
 import type { CallObserver } from "./call-observers.ts";
-import { convertOnce } from "./watch.ts";
 
 /**
  * Metrics of the process rather than of one server (outbound clients, change feeds); `/metrics`
@@ -78,7 +78,7 @@ export function createMetrics(service: string): Metrics {
       // A stream that ends because the client went away (or its deadline passed) did not succeed,
       // even when the handler returned quietly on its aborted signal; and one the server stops
       // reading (return()) is counted too.
-      // (A unary call's signal is left alone: the gRPC path makes it only when asked for.)
+      // (A unary call's signal is left alone: the serving path makes it only when asked for.)
       const aborted = call.streaming && call.req.signal.aborted;
       finish(method, durationMs, error ?? (aborted ? abortReason(call.req.signal) : undefined));
     },

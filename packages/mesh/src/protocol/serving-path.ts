@@ -1,17 +1,28 @@
-import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { EventEmitter } from "node:events";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  constants as http2Constants,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
 import {
   create,
   type DescMessage,
   type DescMethod,
   type DescService,
   fromBinary,
+  fromJsonString,
+  type JsonReadOptions,
+  type JsonWriteOptions,
   toBinary,
+  toJsonString,
 } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ConnectRouter,
   type ContextValues,
+  createContextKey,
   createServiceImplSpec,
   type HandlerContext,
   type Interceptor,
@@ -19,41 +30,51 @@ import {
   type StreamResponse,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  errorToJsonBytes,
+  trailerMux,
+} from "@connectrpc/connect/protocol-connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { convertOnce, type SharedEncoding, sharedEncoding } from "../change-feed/convert-once.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
-import { convertOnce, type SharedEncoding, sharedEncoding } from "./watch.ts";
 
-// The gRPC serving path of the runtime. connect-es serves gRPC through its streaming machinery for
-// every call: about ten async-iterable transforms per call and per streamed message, a Web
-// request and response per call built by connect-node's adapter, and aborts that construct a
-// DOMException each (bench/README.md, "Where the time goes"). This path serves the calls that
-// make up almost all of a mesh's traffic, gRPC unary and server-streaming calls with uncompressed
-// protobuf, straight from the HTTP/2 stream: the same implementations, the same interceptors and
-// request gate, with the semantics connect-es gives them (codes, messages, headers, trailers,
-// deadlines, limits). Everything else (gRPC-web, Connect, JSON, compression, client and bidi
-// streams) still goes to connect-es. No library offers a gRPC server that shares a port and its
-// interceptors with connect-es, hence this code.
+// The runtime's own serving path. connect-es serves every call through its streaming machinery:
+// about ten async-iterable transforms per call and per streamed message, a Web request and
+// response per call built by connect-node's adapter, and aborts that construct a DOMException each
+// (bench/README.md, "Where the time goes"). This path serves the calls that make up almost all of
+// the traffic straight from the HTTP stream: gRPC unary and server-streaming calls with
+// uncompressed protobuf (the mesh's own calls) and Connect unary POSTs, protobuf or JSON,
+// uncompressed, over HTTP/2 or HTTP/1.1 (browsers, curl, the dashboard). The same
+// implementations, interceptors and request gate, with the semantics connect-es gives them
+// (codes, messages, headers, trailers, deadlines, limits, Connect's JSON errors). Everything else
+// (gRPC-web, Connect GET and streams, compression, client and bidi streams, browsers over HTTP/2)
+// still goes to connect-es. No library offers a server that shares a port and its interceptors with
+// connect-es, hence this code.
 
-/** What the gRPC path needs to serve a router's methods. */
-export interface GrpcPathOptions {
+/** What the serving path needs to serve a router's methods. */
+export interface ServingPathOptions {
   /** The interceptors of the router, outermost first, as connect-es applies them. */
   interceptors: readonly Interceptor[];
   /** Runs after the headers, before the body is read; a throw refuses the call. */
   requestGate?: (context: HandlerContext) => Promise<void>;
-  /** The context values of a call (its peer, say). */
-  contextValues: (stream: ServerHttp2Stream) => ContextValues;
+  /** The context values of a call from the peer at `address`. */
+  contextValues: (address: string | undefined) => ContextValues;
   /** Largest message received, in bytes. */
   maxMessageBytes: number;
   /** Largest message sent, in bytes. */
   maxSendMessageBytes: number;
   /** Largest timeout a client may ask for, in milliseconds. */
   maxTimeoutMs: number;
+  /** How JSON messages (Connect) are read and written. */
+  jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
 }
 
-/** The gRPC path: records a router's implementations, then serves calls to them. */
-export interface GrpcPath {
+/** The serving path: records a router's implementations, then serves calls to them. */
+export interface ServingPath {
   /**
    * `router`, recording the implementations registered through it, so that this path can serve
    * them too (what is registered with per-service options is left to connect-es).
@@ -61,19 +82,53 @@ export interface GrpcPath {
   record(router: ConnectRouter): ConnectRouter;
   /** Serves the call on `stream` and returns true, or returns false for connect-es to serve it. */
   take(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean;
+  /** The same for a request over HTTP/1.1 (Connect unary only: gRPC needs HTTP/2). */
+  takeHttp1(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 type ServedSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
 
-const contentTypes = new Set(["application/grpc", "application/grpc+proto"]);
+/**
+ * How a call's messages and status go on the wire: gRPC (enveloped protobuf, the status in
+ * trailers), or Connect's unary protocol (the message is the body, protobuf or JSON; an error is
+ * a JSON body with the HTTP status of its code; trailers are headers prefixed `trailer-`).
+ */
+interface Wire {
+  readonly protocolName: "grpc" | "connect";
+  readonly enveloped: boolean;
+  readonly json: boolean;
+  /** The response's content type. */
+  readonly contentType: string;
+}
+
+const grpcWires = new Map<string, Wire>(
+  ["application/grpc", "application/grpc+proto"].map((contentType) => [
+    contentType,
+    { protocolName: "grpc", enveloped: true, json: false, contentType },
+  ]),
+);
+const connectProto: Wire = {
+  protocolName: "connect",
+  enveloped: false,
+  json: false,
+  contentType: "application/proto",
+};
+const connectJson: Wire = {
+  protocolName: "connect",
+  enveloped: false,
+  json: true,
+  contentType: "application/json",
+};
+const connectUnaryContentType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
+const connectTimeout = /^\d{1,10}$/;
 /** The bytes before each message of a gRPC body: a flags byte and the message's length. */
 export const envelopeHeaderBytes = 5;
 // Abort reasons: aborting without one makes Node construct a DOMException (with a stack) per call.
 const callEnded = new ConnectError("the call has ended", Code.Canceled);
 const clientGone = new ConnectError("the client closed the call", Code.Canceled);
 
-/** Creates the gRPC path of a server. */
-export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
+/** Creates the serving path of a server. */
+export function createServingPath(options: ServingPathOptions): ServingPath {
   const methods = new Map<string, ServedSpec>();
   const serve = createCallServer(options);
   return {
@@ -104,17 +159,59 @@ export function createGrpcPath(options: GrpcPathOptions): GrpcPath {
       const path = headers[":path"];
       const spec = path === undefined ? undefined : methods.get(path);
       if (spec === undefined || headers[":method"] !== "POST") return false;
-      const contentType = headers["content-type"];
-      if (contentType === undefined || !contentTypes.has(contentType)) return false;
-      const encoding = headers["grpc-encoding"];
-      if (encoding !== undefined && encoding !== "identity") return false;
-      serve(spec, stream, headers, contentType);
+      const wire = wireOf(spec, headers, options.maxTimeoutMs);
+      if (wire === undefined) return false;
+      // A browser's call (over TLS) needs CORS, which the compatibility API's handler answers.
+      if (wire.protocolName === "connect" && headers.origin !== undefined) return false;
+      serve(spec, stream, headers, wire, stream.session?.socket?.remoteAddress);
+      return true;
+    },
+    takeHttp1(req, res) {
+      const spec = req.url === undefined ? undefined : methods.get(req.url);
+      if (spec === undefined || req.method !== "POST") return false;
+      const wire = wireOf(spec, req.headers, options.maxTimeoutMs);
+      if (wire === undefined || wire.protocolName === "grpc") return false;
+      const headers = { ...req.headers, ":path": req.url, ":authority": req.headers.host };
+      serve(spec, new Http1Exchange(req, res), headers, wire, req.socket.remoteAddress);
       return true;
     },
   };
 }
 
-function createCallServer(options: GrpcPathOptions) {
+/**
+ * The wire of a POST to a method this path serves: gRPC with uncompressed protobuf, or Connect
+ * unary uncompressed with a well-formed timeout in range (what browsers and curl send); undefined
+ * for connect-es to serve (GET, compression, Connect streams, and requests it refuses with
+ * answers of its own).
+ */
+function wireOf(
+  spec: ServedSpec,
+  headers: IncomingHttpHeaders,
+  maxTimeoutMs: number,
+): Wire | undefined {
+  const contentType = headers["content-type"] ?? "";
+  const grpc = grpcWires.get(contentType);
+  if (grpc !== undefined) {
+    const encoding = headers["grpc-encoding"];
+    return encoding === undefined || encoding === "identity" ? grpc : undefined;
+  }
+  const connect = connectUnaryContentType.exec(contentType);
+  if (connect === null || spec.kind !== "unary") return undefined;
+  const encoding = headers["content-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return undefined;
+  const version = headers["connect-protocol-version"];
+  if (version !== undefined && version !== "1") return undefined;
+  const timeout = headers["connect-timeout-ms"];
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "string" || !connectTimeout.test(timeout) || Number(timeout) > maxTimeoutMs)
+  ) {
+    return undefined;
+  }
+  return connect[1]?.toLowerCase() === "json" ? connectJson : connectProto;
+}
+
+function createCallServer(options: ServingPathOptions) {
   const { interceptors, requestGate, maxTimeoutMs } = options;
   // Each method's handler wrapped in the interceptors, once: a call finds its Call on the request.
   // Those that act on streams only would pass a unary call straight on; its chain leaves them out.
@@ -122,6 +219,7 @@ function createCallServer(options: GrpcPathOptions) {
   const shared: SharedByCalls = {
     maxMessageBytes: options.maxMessageBytes,
     maxSendMessageBytes: options.maxSendMessageBytes,
+    jsonOptions: options.jsonOptions,
     unaryChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
       chain(unaryInterceptors, unaryHandler(spec)),
     ),
@@ -132,12 +230,16 @@ function createCallServer(options: GrpcPathOptions) {
 
   return (
     spec: ServedSpec,
-    stream: ServerHttp2Stream,
+    stream: Exchange,
     headers: IncomingHttpHeaders,
-    contentType: string,
+    wire: Wire,
+    address: string | undefined,
   ): void => {
     const header = new IncomingHeaders(headers);
-    const timeout = parseTimeout(header.get("grpc-timeout"), maxTimeoutMs);
+    const timeout =
+      wire.protocolName === "grpc"
+        ? parseTimeout(header.get("grpc-timeout"), maxTimeoutMs)
+        : connectTimeoutOf(header.get("connect-timeout-ms") ?? undefined);
     const deadline =
       timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
     const call = new Call(
@@ -146,9 +248,9 @@ function createCallServer(options: GrpcPathOptions) {
       stream,
       headers,
       header,
-      contentType,
+      wire,
       deadline,
-      options.contextValues(stream),
+      options.contextValues(address),
     );
     // The gate runs after the headers, before the body is read.
     if (requestGate === undefined) call.read(timeout.error);
@@ -161,16 +263,114 @@ function createCallServer(options: GrpcPathOptions) {
   };
 }
 
-/** What the calls of one server share: each method's chain, and the message size limits. */
+/** What the calls of one server share: each method's chain, the message size limits, JSON options. */
 interface SharedByCalls {
   maxMessageBytes: number;
   maxSendMessageBytes: number;
+  jsonOptions: Partial<JsonReadOptions & JsonWriteOptions> | undefined;
   unaryChainOf: (spec: Extract<ServedSpec, { kind: "unary" }>) => Chain<UnaryResponse>;
   streamChainOf: (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => Chain<StreamResponse>;
 }
 
+/**
+ * What a call is answered on: an HTTP/2 stream, or the same shape over an HTTP/1.1 request and
+ * response (Http1Exchange).
+ */
+interface Exchange {
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  on(event: "data", listener: (this: CallStream, chunk: Buffer) => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(
+    event: "end" | "close" | "drain" | "wantTrailers",
+    listener: (this: CallStream) => void,
+  ): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: Node's own signature for any listener
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  respond(
+    headers: Record<string, string | number>,
+    options?: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean },
+  ): void;
+  write(chunk: Uint8Array): boolean;
+  end(chunk?: Uint8Array): unknown;
+  sendTrailers(headers: Record<string, string | number>): void;
+  resume(): unknown;
+  close(code?: number): void;
+}
+
+/**
+ * An HTTP/1.1 request and its response as the HTTP/2 stream a call is answered on: the request's
+ * body events, the response's close and drain, `respond` as `writeHead`. Trailers have no place in
+ * HTTP/1.1; the wires served over it (Connect unary) put theirs in the headers or the body.
+ */
+class Http1Exchange extends EventEmitter {
+  private readonly req: IncomingMessage;
+  private readonly res: ServerResponse;
+  private readingBody = false;
+
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    super();
+    this.req = req;
+    this.res = res;
+    res.once("close", () => this.emit("close"));
+    res.on("drain", () => this.emit("drain"));
+    req.on("error", (error) => this.emit("error", error));
+  }
+
+  get closed(): boolean {
+    return this.res.closed;
+  }
+
+  get destroyed(): boolean {
+    return this.res.destroyed;
+  }
+
+  override on(event: string | symbol, listener: (...args: never[]) => void): this {
+    // The body is read from when someone listens for it: before, it waits in the socket.
+    if ((event === "data" || event === "end") && !this.readingBody) {
+      this.readingBody = true;
+      this.req.on("data", (chunk: Buffer) => this.emit("data", chunk));
+      this.req.on("end", () => this.emit("end"));
+    }
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void {
+    const fields: Record<string, string | number> = {};
+    for (const name in headers) {
+      if (!name.startsWith(":")) fields[name] = headers[name] as string | number;
+    }
+    this.res.sendDate = false;
+    this.res.writeHead(Number(headers[":status"] ?? 200), fields);
+    if (options?.endStream) this.res.end();
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.res.write(chunk);
+  }
+
+  end(chunk?: Uint8Array): this {
+    if (chunk === undefined) this.res.end();
+    else this.res.end(chunk);
+    return this;
+  }
+
+  sendTrailers(): void {
+    throw new Error("HTTP/1.1 has no trailers here");
+  }
+
+  resume(): this {
+    this.req.resume();
+    return this;
+  }
+
+  close(): void {
+    this.res.destroy();
+  }
+}
+
 /** A call's HTTP/2 stream, which holds its call for the listeners below. */
-type CallStream = ServerHttp2Stream & { [callOfStream]?: Call };
+type CallStream = Exchange & { [callOfStream]?: Call };
 const callOfStream = Symbol("call");
 
 // The listeners every call puts on its stream: the same functions for all calls (the stream is
@@ -195,6 +395,7 @@ const okTrailers = { "grpc-status": "0" };
 // Node would add one to every response (about 2 % of a unary call's CPU).
 const withTrailers = { waitForTrailers: true, sendDate: false };
 const trailersOnly = { endStream: true, sendDate: false };
+const answerWithBody = { endStream: false, sendDate: false };
 
 /**
  * One call being answered on its HTTP/2 stream. What only some calls use is made when first asked
@@ -204,7 +405,7 @@ class Call {
   /** True once the call has been answered in full, failed, or abandoned by its client. */
   ended = false;
   readonly method: DescMethod;
-  readonly stream: ServerHttp2Stream;
+  readonly stream: Exchange;
   readonly header: Headers;
   readonly contextValues: ContextValues;
   /** Absolute deadline (Date.now() scale), if the client set a timeout. */
@@ -212,7 +413,7 @@ class Call {
   private readonly shared: SharedByCalls;
   private readonly spec: ServedSpec;
   private readonly headers: IncomingHttpHeaders;
-  private readonly contentType: string;
+  readonly wire: Wire;
   private headersSent = false;
   private controller: AbortController | undefined;
   private endReason: ConnectError | undefined;
@@ -233,10 +434,10 @@ class Call {
   constructor(
     shared: SharedByCalls,
     spec: ServedSpec,
-    stream: ServerHttp2Stream,
+    stream: Exchange,
     headers: IncomingHttpHeaders,
     header: Headers,
-    contentType: string,
+    wire: Wire,
     deadline: number | undefined,
     contextValues: ContextValues,
   ) {
@@ -246,9 +447,11 @@ class Call {
     this.stream = stream;
     this.headers = headers;
     this.header = header;
-    this.contentType = contentType;
+    this.wire = wire;
     this.deadline = deadline;
     this.contextValues = contextValues;
+    // A request an interceptor rebuilt field by field keeps its context values, and so its call.
+    contextValues.set(callKey, this);
     (stream as CallStream)[callOfStream] = this;
     stream.on("error", ignore);
     // A stream's writes wait for a client that may go away meanwhile.
@@ -305,6 +508,14 @@ class Call {
     else if (this.chunks === undefined) this.chunks = [this.firstChunk, chunk];
     else this.chunks.push(chunk);
     this.size += chunk.length;
+    if (!this.wire.enveloped) {
+      // A Connect unary body is the message itself.
+      const limit = this.shared.maxMessageBytes;
+      if (this.size > limit) {
+        this.finish(messageTooLarge(this.size, "readMaxBytes", limit));
+      }
+      return;
+    }
     if (this.announced < 0 && this.size >= envelopeHeaderBytes) {
       const head = this.chunks === undefined ? chunk : Buffer.concat(this.chunks, this.size);
       if ((head[0] ?? 0) & 0b1) {
@@ -317,12 +528,7 @@ class Call {
       this.announced = head.readUInt32BE(1);
       const limit = this.shared.maxMessageBytes;
       if (this.announced > limit) {
-        this.finish(
-          new ConnectError(
-            `message size ${this.announced} is larger than configured readMaxBytes ${limit}`,
-            Code.ResourceExhausted,
-          ),
-        );
+        this.finish(messageTooLarge(this.announced, "readMaxBytes", limit));
         return;
       }
     }
@@ -338,6 +544,13 @@ class Call {
   received(): void {
     if (this.ended) return;
     const { size, announced } = this;
+    if (!this.wire.enveloped) {
+      const body = this.chunks === undefined ? this.firstChunk : Buffer.concat(this.chunks, size);
+      this.firstChunk = undefined;
+      this.chunks = undefined;
+      void this.answer(body ?? Buffer.alloc(0));
+      return;
+    }
     if (size === 0) {
       this.finish(
         new ConnectError(
@@ -363,14 +576,19 @@ class Call {
   }
 
   /** Runs the method's chain on the request message and sends what it answers. */
-  private async answer(bytes: Uint8Array): Promise<void> {
+  private async answer(bytes: Buffer): Promise<void> {
     const { spec, method, shared } = this;
     try {
-      const input = decode(method.input, bytes);
+      const input = this.wire.json
+        ? decodeJson(method.input, bytes, shared.jsonOptions)
+        : decode(method.input, bytes);
       if (spec.kind === "unary") {
         const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
         if (this.ended) return;
-        this.sendUnary(encode(method.output, res.message, shared.maxSendMessageBytes), res);
+        const body = this.wire.enveloped
+          ? encode(method.output, res.message, shared.maxSendMessageBytes)
+          : encodeBody(this.wire, method.output, res.message, shared);
+        this.sendUnary(body, res);
       } else {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
@@ -393,6 +611,18 @@ class Call {
       const header: Headers | undefined = own ? this.setHeader : (res.header ?? this.setHeader);
       const trailer: Headers | undefined = own ? this.setTrailer : (res.trailer ?? this.setTrailer);
       this.headersSent = true;
+      if (!this.wire.enveloped) {
+        // Connect unary: the message is the body; trailers go as headers prefixed "trailer-".
+        const fields = toObject(header, {
+          ":status": 200,
+          "content-type": this.wire.contentType,
+          "content-length": frame.length,
+        });
+        stream.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
+        stream.end(frame);
+        this.end(callEnded);
+        return;
+      }
       if (trailer !== undefined) this.trailersToSend = toObject(trailer, { "grpc-status": "0" });
       stream.respond(this.responseHeaders(header), withTrailers);
       stream.on("wantTrailers", onWantTrailers);
@@ -445,6 +675,13 @@ class Call {
     const status = error === undefined ? undefined : toConnectError(error);
     this.end(status ?? callEnded);
     if (stream.destroyed || stream.closed) return;
+    if (!this.wire.enveloped) {
+      this.finishConnect(
+        status ?? new ConnectError("the call ended without an answer", Code.Internal),
+        trailer,
+      );
+      return;
+    }
     const fields = setTrailerStatus(new Headers(trailer), status);
     if (status !== undefined && status.rawMessage !== "") {
       fields.set("grpc-message", encodeGrpcMessage(status.rawMessage));
@@ -459,6 +696,32 @@ class Call {
       stream.end();
     }
     // What the client still sends is not read.
+    stream.off("data", onCallData);
+    stream.off("end", onCallEnd);
+    stream.resume();
+  }
+
+  /**
+   * Answers a Connect unary call with `error`: the HTTP status of its code, its metadata and the
+   * call's header and trailer (prefixed), and the error as JSON, as connect-es answers it.
+   */
+  private finishConnect(error: ConnectError, trailer: Headers | undefined): void {
+    const stream = this.stream;
+    if (this.headersSent) {
+      stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    this.headersSent = true;
+    const header = new Headers(this.setHeader);
+    if (!error.isWireError) mergeNonProtocolHeaders(header, error.metadata);
+    const body = errorToJsonBytes(error, this.shared.jsonOptions ?? {});
+    const fields = toObject(trailerMux(header, trailer ?? new Headers()), {
+      ":status": codeToHttpStatus(error.code),
+      "content-type": "application/json",
+      "content-length": body.byteLength,
+    });
+    stream.respond(fields, answerWithBody);
+    stream.end(body);
     stream.off("data", onCallData);
     stream.off("end", onCallEnd);
     stream.resume();
@@ -489,7 +752,7 @@ class Call {
   }
 
   private responseHeaders(header: Headers | undefined): Record<string, string | number> {
-    return toObject(header, { ":status": 200, "content-type": this.contentType });
+    return toObject(header, { ":status": 200, "content-type": this.wire.contentType });
   }
 }
 
@@ -501,13 +764,14 @@ class CallContext implements HandlerContext {
   readonly method: DescMethod;
   readonly service: DescService;
   readonly requestMethod = "POST";
-  readonly protocolName = "grpc";
+  readonly protocolName: string;
   private readonly call: Call;
   private readonly req: RequestParts;
 
   constructor(call: Call, req: RequestParts) {
     this.call = call;
     this.req = req;
+    this.protocolName = call.wire.protocolName;
     this.method = call.method;
     this.service = call.method.parent;
   }
@@ -549,11 +813,80 @@ interface RequestParts {
   contextValues: ContextValues;
 }
 
+/** A message over a size limit, told as connect-es tells it. */
+export function messageTooLarge(
+  size: number,
+  limit: "readMaxBytes" | "writeMaxBytes",
+  bytes: number,
+): ConnectError {
+  return new ConnectError(
+    `message size ${size} is larger than configured ${limit} ${bytes}`,
+    Code.ResourceExhausted,
+  );
+}
+
 function extraMessage(): ConnectError {
   return new ConnectError(
     "protocol error: received extra input message for unary method",
     Code.Unimplemented,
   );
+}
+
+function decodeJson(
+  schema: DescMessage,
+  bytes: Buffer,
+  jsonOptions: Partial<JsonReadOptions> | undefined,
+) {
+  try {
+    // Unknown fields are ignored unless the options say otherwise, as connect-es reads JSON.
+    return fromJsonString(schema, bytes.toString("utf8"), {
+      ignoreUnknownFields: true,
+      ...jsonOptions,
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConnectError(
+      `cannot decode message ${schema.typeName} from JSON: ${reason}`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/** The body of a Connect unary answer: `message` in the call's codec, within the size limit. */
+function encodeBody(
+  wire: Wire,
+  schema: DescMessage,
+  message: unknown,
+  shared: SharedByCalls,
+): Buffer {
+  const full = create(schema, message as never);
+  const bytes = wire.json
+    ? Buffer.from(toJsonString(schema, full, shared.jsonOptions))
+    : toBinary(schema, full);
+  if (bytes.byteLength > shared.maxSendMessageBytes) {
+    throw messageTooLarge(bytes.byteLength, "writeMaxBytes", shared.maxSendMessageBytes);
+  }
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** `trailer` as Connect unary sends it: each field as a header prefixed "trailer-". */
+function prefixedTrailers(trailer: Headers | undefined): Headers | undefined {
+  if (trailer === undefined) return undefined;
+  const prefixed = new Headers();
+  trailer.forEach((value, name) => {
+    prefixed.set(`trailer-${name}`, value);
+  });
+  return prefixed;
+}
+
+/** The timeout of a Connect request, checked well-formed and in range before the call was taken. */
+function connectTimeoutOf(value: string | undefined): {
+  timeoutMs?: number;
+  error?: ConnectError;
+} {
+  return value === undefined ? {} : { timeoutMs: Number(value) };
 }
 
 function decode(schema: DescMessage, bytes: Uint8Array) {
@@ -572,10 +905,7 @@ function decode(schema: DescMessage, bytes: Uint8Array) {
 function encode(schema: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
   const bytes = toBinary(schema, create(schema, message as never));
   if (bytes.byteLength > maxMessageBytes) {
-    throw new ConnectError(
-      `message size ${bytes.byteLength} is larger than configured writeMaxBytes ${maxMessageBytes}`,
-      Code.ResourceExhausted,
-    );
+    throw messageTooLarge(bytes.byteLength, "writeMaxBytes", maxMessageBytes);
   }
   return envelope(bytes);
 }
@@ -673,15 +1003,20 @@ function chain<R>(interceptors: readonly Interceptor[], handler: Chain<R>): Chai
 
 const callOfRequest = Symbol("call");
 
+const callKey = createContextKey<Call | undefined>(undefined, {
+  description: "the call the runtime's path answers",
+});
+
 /**
- * The call of a request the interceptors passed on: the request made for it, or a copy
- * (`{ ...req }` copies the symbol-keyed field too).
+ * The call of a request the interceptors passed on: the request made for it, a copy of it
+ * (`{ ...req }` copies the symbol-keyed field too), or one rebuilt from its fields (which keeps
+ * its context values).
  */
 function callOf(req: CallRequest): Call {
-  const call = req[callOfRequest];
+  const call = req[callOfRequest] ?? req.contextValues?.get(callKey);
   if (call === undefined) {
     throw new ConnectError(
-      "an interceptor passed on a request that is not a copy of the one it got ({ ...req })",
+      "an interceptor passed on a request without the context values of the one it got",
       Code.Internal,
     );
   }
@@ -756,7 +1091,7 @@ function toObject(
 }
 
 /** Resolves when `stream` can take more, or has closed. */
-function drained(stream: ServerHttp2Stream): Promise<void> {
+function drained(stream: Exchange): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       stream.off("drain", done);

@@ -27,7 +27,7 @@ export function guardRequestDecoding(router: ConnectRouter, maxMessageBytes: num
 
 /**
  * What a client is told when its request body cannot be read, by connect-es's path (corrected
- * here) and by the runtime's gRPC path (grpc-path.ts) alike.
+ * here) and by the runtime's serving path (serving-path.ts) alike.
  */
 export const requestFaults = {
   undecodable: (typeName: string, reason: string) =>

@@ -12,9 +12,9 @@ import {
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
+import { convertOnce } from "../change-feed/convert-once.ts";
+import { type AnyRequest, type Next, observeStream } from "../protocol/streams.ts";
 import { codeName } from "./metrics.ts";
-import { type AnyRequest, type Next, observeStream } from "./streams.ts";
-import { convertOnce } from "./watch.ts";
 
 const tracer = trace.getTracer("@shop/mesh");
 

@@ -9,9 +9,9 @@ import {
 import { type AccessRule, access } from "@shop/api/shop/mesh/v1/access_pb";
 import { type Identity, InvalidTokenError, KeysUnavailableError, type Verifier } from "@shop/auth";
 import { Counter } from "prom-client";
-import { codeName, processRegistry } from "./metrics.ts";
-import { type AnyRequest, type Next, onStreamsOnly, stopStreamOn } from "./streams.ts";
-import { convertOnce } from "./watch.ts";
+import { convertOnce } from "../change-feed/convert-once.ts";
+import { codeName, processRegistry } from "../observability/metrics.ts";
+import { type AnyRequest, type Next, onStreamsOnly, stopStreamOn } from "../protocol/streams.ts";
 
 /** How a server authenticates and authorizes calls. */
 export interface AuthOptions {

@@ -8,8 +8,9 @@ import {
   readPrivateKey,
 } from "@shop/auth";
 import type { Logger } from "pino";
-import { type AuthOptions, assertEveryMethodHasRule } from "./auth.ts";
-import { type ChangeFeed, createChangeFeed } from "./change-log.ts";
+import { type ChangeFeed, createChangeFeed } from "../change-feed/feed.ts";
+import { type AuthOptions, assertEveryMethodHasRule } from "../interceptors/auth.ts";
+import { type Server, serve } from "../server/serve.ts";
 import type { AuthConfig, ServerConfig } from "./config.ts";
 import {
   applyMigrations,
@@ -19,7 +20,6 @@ import {
   openDatabase,
   watchDatabaseHealth,
 } from "./database.ts";
-import { type Server, serve } from "./serve.ts";
 
 /** What a service brings to the runtime. */
 export interface ServiceDefinition<TTables extends Record<string, unknown>> {

@@ -1,0 +1,99 @@
+// The runtime uses parts of connect-es that its authors mark internal ("does not follow semantic
+// versioning"): the gRPC timeout parser, the gRPC status trailers (written and read), and the
+// router's list of handlers. connect-es is pinned to an exact version for it; these tests pin
+// what the runtime relies on, so that an update that changes any of it fails here first.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import {
+  findTrailerError,
+  parseTimeout,
+  setTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
+import { UserSchema } from "@shop/api/shop/user/v1/user_pb";
+import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+
+const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const manifest = JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8")) as {
+  dependencies: Record<string, string>;
+};
+
+for (const name of ["@connectrpc/connect", "@connectrpc/connect-node"]) {
+  test(`${name} is pinned to the exact version installed`, () => {
+    const pinned = manifest.dependencies[name];
+    assert.match(pinned ?? "", /^\d+\.\d+\.\d+$/, `${name} must be pinned exactly, not a range`);
+    const require = createRequire(path.join(packageDir, "package.json"));
+    const installed = JSON.parse(
+      readFileSync(
+        path.join(path.dirname(require.resolve(name)), "..", "..", "package.json"),
+        "utf8",
+      ),
+    ) as { name: string; version: string };
+    assert.equal(installed.name, name);
+    assert.equal(installed.version, pinned);
+  });
+}
+
+test("parseTimeout reads grpc-timeout's units and refuses what is malformed or too long", () => {
+  assert.deepEqual(parseTimeout(null, 60_000), {});
+  assert.equal(parseTimeout("250m", 60_000).timeoutMs, 250);
+  assert.equal(parseTimeout("2S", 60_000).timeoutMs, 2_000);
+  assert.equal(parseTimeout("1M", 60_000).timeoutMs, 60_000);
+  assert.equal(parseTimeout("1500u", 60_000).timeoutMs, 1.5);
+  assert.equal(parseTimeout("2S", 60_000).error, undefined);
+  assert.equal(parseTimeout("2 seconds", 60_000).error?.code, Code.InvalidArgument);
+  assert.equal(parseTimeout("123456789m", 60_000).error?.code, Code.InvalidArgument);
+  const tooLong = parseTimeout("2M", 60_000);
+  assert.equal(tooLong.error?.code, Code.InvalidArgument);
+  assert.equal(tooLong.timeoutMs, 120_000);
+});
+
+test("setTrailerStatus writes success, and an error's code, metadata and details", () => {
+  assert.equal(setTrailerStatus(new Headers(), undefined).get("grpc-status"), "0");
+  const trailer = setTrailerStatus(
+    new Headers(),
+    new ConnectError("refused: a=b/c", Code.FailedPrecondition, { "x-why": "because" }, [
+      { desc: UserSchema, value: { id: "reason-1" } },
+    ]),
+  );
+  assert.equal(trailer.get("grpc-status"), String(Code.FailedPrecondition));
+  assert.equal(trailer.get("x-why"), "because");
+  assert.ok(trailer.get("grpc-status-details-bin"), "the details go as google.rpc.Status");
+  // grpc-message is set here too, but the runtime writes its own (encoded as the gRPC spec says).
+  assert.ok(trailer.has("grpc-message"));
+});
+
+test("findTrailerError reads back the code, message and details setTrailerStatus wrote", () => {
+  const trailer = setTrailerStatus(
+    new Headers(),
+    new ConnectError("refused", Code.FailedPrecondition, undefined, [
+      { desc: UserSchema, value: { id: "reason-1", name: "the reason" } },
+    ]),
+  );
+  const error = findTrailerError(trailer);
+  assert.equal(error?.code, Code.FailedPrecondition);
+  assert.equal(error?.rawMessage, "refused");
+  assert.equal(error?.findDetails(UserSchema)[0]?.name, "the reason");
+  assert.equal(findTrailerError(new Headers({ "grpc-status": "0" })), undefined);
+  // Without details, the status comes from grpc-status and grpc-message alone.
+  const plain = findTrailerError(new Headers({ "grpc-status": "5", "grpc-message": "gone" }));
+  assert.equal(plain?.code, Code.NotFound);
+  assert.equal(plain?.rawMessage, "gone");
+});
+
+test("a router's handlers are a list the runtime can wrap in place, one per method", () => {
+  const router = createConnectRouter();
+  router.service(UserService, {});
+  assert.ok(Array.isArray(router.handlers));
+  assert.equal(router.handlers.length, UserService.methods.length);
+  const [first] = router.handlers;
+  assert.equal(typeof first, "function", "each handler is called with the universal request");
+  assert.equal(first?.method, UserService.methods[0]);
+  assert.equal(first?.service, UserService);
+  router.handlers[0] = Object.assign(() => Promise.reject(new Error("wrapped")), first);
+  assert.notEqual(router.handlers[0], first, "the list takes a wrapped handler");
+});
