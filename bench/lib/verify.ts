@@ -61,6 +61,32 @@ export async function verifyGrpc(target: LoadTarget): Promise<User> {
   return user;
 }
 
+/**
+ * Sends the gRPC-web request of `target` over HTTP/2 and returns the user of the answer: one
+ * message frame, then the trailer frame with grpc-status 0, both in the body.
+ */
+export async function verifyGrpcWeb(target: LoadTarget): Promise<User> {
+  const { headers, body } = await h2Request(target);
+  const where = `${target.url}${target.path} (gRPC-web)`;
+  check(Number(headers[":status"]) === 200, `${where}: HTTP ${headers[":status"]}`);
+  check(
+    String(headers["content-type"]).startsWith("application/grpc-web"),
+    `${where}: content-type ${headers["content-type"]}`,
+  );
+  check(body.length >= 5 && body[0] === 0, `${where}: no uncompressed message frame first`);
+  const length = body.readUInt32BE(1);
+  const trailer = body.subarray(5 + length);
+  check(
+    trailer.length >= 5 && trailer[0] === 0x80 && trailer.readUInt32BE(1) === trailer.length - 5,
+    `${where}: no trailer frame after the message`,
+  );
+  const status = /^grpc-status: *(\d+)/im.exec(trailer.subarray(5).toString())?.[1];
+  check(status === "0", `${where}: grpc-status ${String(status)} in the trailer frame`);
+  const user = fromBinary(GetUserResponseSchema, body.subarray(5, 5 + length)).user;
+  check(user !== undefined, `${where}: no user in the response`);
+  return user;
+}
+
 /** Sends the Connect binary request of `target` over HTTP/2 and returns the user of the answer. */
 export async function verifyConnectBinary(target: LoadTarget): Promise<User> {
   const { headers, body } = await h2Request(target);

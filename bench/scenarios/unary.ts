@@ -1,4 +1,4 @@
-// Unary GetUser under load from h2load (gRPC and Connect binary over h2c) and wrk (Connect JSON over
+// Unary GetUser under load from h2load (gRPC, gRPC-web and Connect binary over h2c) and wrk (Connect JSON over
 // HTTP/1.1), against several servers in alternation: each round runs every target once, in the order
 // `roundOrder` gives that round, and the report takes the median of the rounds.
 import type { User } from "@shop/api/shop/user/v1/user_pb";
@@ -15,10 +15,11 @@ import {
   verifyConnectBinary,
   verifyConnectJson,
   verifyGrpc,
+  verifyGrpcWeb,
 } from "../lib/verify.ts";
 
 /** The wire protocols of the unary scenarios. */
-export type UnaryProtocol = "grpc" | "connect-binary" | "connect-json";
+export type UnaryProtocol = "grpc" | "grpc-web" | "connect-binary" | "connect-json";
 
 /** The request of GetUser(`id`) in `protocol`, addressed to `url`. */
 export function getUserTarget(protocol: UnaryProtocol, url: string, id: string): LoadTarget {
@@ -29,6 +30,14 @@ export function getUserTarget(protocol: UnaryProtocol, url: string, id: string):
       path,
       body: grpcFrame(getUserRequestBytes(id)),
       headers: { "content-type": "application/grpc", te: "trailers" },
+    };
+  }
+  if (protocol === "grpc-web") {
+    return {
+      url,
+      path,
+      body: grpcFrame(getUserRequestBytes(id)),
+      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
     };
   }
   if (protocol === "connect-binary") {
@@ -122,9 +131,11 @@ async function verify(protocol: UnaryProtocol, target: UnaryTarget): Promise<voi
   const check =
     protocol === "grpc"
       ? verifyGrpc
-      : protocol === "connect-binary"
-        ? verifyConnectBinary
-        : verifyConnectJson;
+      : protocol === "grpc-web"
+        ? verifyGrpcWeb
+        : protocol === "connect-binary"
+          ? verifyConnectBinary
+          : verifyConnectJson;
   const user = await check(target.target);
   assertSameUser(user, target.expected, `${target.label} (${protocol})`);
 }

@@ -54,6 +54,12 @@ async function answer(body: Uint8Array): Promise<Uint8Array> {
   );
 }
 
+const okTrailerBytes = Buffer.from("grpc-status: 0\r\n");
+const okTrailerFrame = Buffer.concat([
+  Buffer.from([0x80, 0, 0, 0, okTrailerBytes.length]),
+  okTrailerBytes,
+]);
+
 const server = http2.createServer({ settings: { maxConcurrentStreams: 256 } });
 server.on("stream", (stream, headers) => {
   const chunks: Buffer[] = [];
@@ -72,9 +78,16 @@ server.on("stream", (stream, headers) => {
         grpcError(stream, 13, "malformed request frame");
         return;
       }
+      const grpcWeb = String(headers["content-type"]).startsWith("application/grpc-web");
       answer(body.subarray(5)).then(
         (response) => {
           if (stream.destroyed) return;
+          if (grpcWeb) {
+            // gRPC-web: the message frame, then the status as a trailer frame, both in the body.
+            stream.respond({ ":status": 200, "content-type": "application/grpc-web+proto" });
+            stream.end(Buffer.concat([grpcFrame(response), okTrailerFrame]));
+            return;
+          }
           stream.respond(
             { ":status": 200, "content-type": "application/grpc+proto" },
             { waitForTrailers: true },

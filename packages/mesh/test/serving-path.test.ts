@@ -1,4 +1,4 @@
-// The runtime's serving path (src/protocol/serving-path.ts): gRPC unary and server-streaming calls,
+// The runtime's serving path (src/protocol/serving-path.ts): gRPC and gRPC-web unary and server-streaming calls,
 // and Connect unary calls over HTTP/2 and HTTP/1.1, served from the HTTP stream with the router's
 // implementations, interceptors and request gate, checked with clients nobody here wrote
 // (@grpc/grpc-js, connect-node) and with raw HTTP frames, over serve() itself.
@@ -19,6 +19,7 @@ import {
   compressionGzip,
   createConnectTransport,
   createGrpcTransport,
+  createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -249,6 +250,46 @@ async function rawGrpc(
   }
 }
 
+/** GetUser("missing") fails with the handler's code, message and metadata. */
+async function assertMissingUserKeepsItsError(client: Client<typeof UserService>): Promise<void> {
+  const missing = await client
+    .getUser({ id: "missing" })
+    .catch((e: unknown) => ConnectError.from(e));
+  assert.ok(missing instanceof ConnectError);
+  assert.equal(missing.code, Code.NotFound);
+  assert.equal(missing.rawMessage, "no user missing");
+  assert.equal(missing.metadata.get("x-why"), "absent");
+}
+
+/** GetUser("slow") with a 200 ms deadline ends with deadline_exceeded, well before the handler. */
+async function assertSlowCallEndsOnTime(client: Client<typeof UserService>): Promise<void> {
+  const started = Date.now();
+  const late = await client
+    .getUser({ id: "slow" }, { timeoutMs: 200 })
+    .catch((e: unknown) => ConnectError.from(e));
+  assert.ok(late instanceof ConnectError);
+  assert.equal(late.code, Code.DeadlineExceeded);
+  assert.ok(Date.now() - started < 1_500);
+}
+
+/** GetUser(`id`) by `client`, with the response's headers and trailers as the client saw them. */
+async function getUserSeeingHeaders(client: Client<typeof UserService>, id: string) {
+  let header: Headers | undefined;
+  let trailer: Headers | undefined;
+  const answer = await client.getUser(
+    { id },
+    {
+      onHeader: (h) => {
+        header = h;
+      },
+      onTrailer: (t) => {
+        trailer = t;
+      },
+    },
+  );
+  return { answer, header, trailer };
+}
+
 function envelope(message: Uint8Array, flags = 0): Buffer {
   const frame = Buffer.alloc(5 + message.byteLength);
   frame[0] = flags;
@@ -477,19 +518,7 @@ for (const [name, httpVersion, useBinaryFormat] of [
     });
 
     test("the answer, the handler's headers and trailers, through the interceptors, on the runtime's path", async () => {
-      let header: Headers | undefined;
-      let trailer: Headers | undefined;
-      const answer = await connect.getUser(
-        { id: "headers" },
-        {
-          onHeader: (h) => {
-            header = h;
-          },
-          onTrailer: (t) => {
-            trailer = t;
-          },
-        },
-      );
+      const { answer, header, trailer } = await getUserSeeingHeaders(connect, "headers");
       assert.equal(answer.user?.id, "headers");
       assert.equal(header?.get("x-served-by"), "test");
       assert.equal(trailer?.get("x-trailer"), "done");
@@ -503,13 +532,7 @@ for (const [name, httpVersion, useBinaryFormat] of [
     });
 
     test("an error keeps its code, message and metadata; what is not a ConnectError is internal, without its text", async () => {
-      const missing = await connect
-        .getUser({ id: "missing" })
-        .catch((e: unknown) => ConnectError.from(e));
-      assert.ok(missing instanceof ConnectError);
-      assert.equal(missing.code, Code.NotFound);
-      assert.equal(missing.rawMessage, "no user missing");
-      assert.equal(missing.metadata.get("x-why"), "absent");
+      await assertMissingUserKeepsItsError(connect);
       const crash = await connect
         .getUser({ id: "crash" })
         .catch((e: unknown) => ConnectError.from(e));
@@ -519,13 +542,7 @@ for (const [name, httpVersion, useBinaryFormat] of [
     });
 
     test("the deadline ends the call on time although the handler ignores it", async () => {
-      const started = Date.now();
-      const late = await connect
-        .getUser({ id: "slow" }, { timeoutMs: 200 })
-        .catch((e: unknown) => ConnectError.from(e));
-      assert.ok(late instanceof ConnectError);
-      assert.equal(late.code, Code.DeadlineExceeded);
-      assert.ok(Date.now() - started < 1_500);
+      await assertSlowCallEndsOnTime(connect);
     });
 
     test("a request larger than the limit is resource_exhausted", async () => {
@@ -539,6 +556,55 @@ for (const [name, httpVersion, useBinaryFormat] of [
     test("a request an interceptor rebuilt from its fields is served like a copy", async () => {
       const answer = await connect.getUser({ id: "u2" }, { headers: { "x-probe": "rebuilt" } });
       assert.equal(answer.user?.id, "u2");
+    });
+  });
+}
+
+for (const httpVersion of ["1.1", "2"] as const) {
+  describe(`gRPC-web calls over HTTP/${httpVersion}`, () => {
+    let web: Client<typeof UserService>;
+    before(() => {
+      web = createClient(UserService, createGrpcWebTransport({ baseUrl: server.url, httpVersion }));
+    });
+
+    test("the answer, the handler's headers and trailers (in the body's last frame), on the runtime's path", async () => {
+      const { answer, header, trailer } = await getUserSeeingHeaders(web, "headers");
+      assert.equal(answer.user?.id, "headers");
+      assert.equal(header?.get("x-served-by"), "test");
+      assert.equal(header?.get("content-type"), "application/grpc-web+proto");
+      assert.equal(header?.get("date"), null, "served by the runtime's path");
+      assert.equal(trailer?.get("x-trailer"), "done");
+    });
+
+    test("an error keeps its code, message and metadata; the deadline ends a call on time", async () => {
+      await assertMissingUserKeepsItsError(web);
+      await assertSlowCallEndsOnTime(web);
+    });
+
+    test("a watch streams every change, then ends with the server's status", async () => {
+      await waitFor(() => watchers.size === 0, { message: "earlier watches never ended" });
+      const controller = new AbortController();
+      const revisions: bigint[] = [];
+      const done = (async () => {
+        for await (const message of web.watchUsers({}, { signal: controller.signal })) {
+          revisions.push(message.revision);
+          if (revisions.length === 3) return;
+        }
+      })();
+      await waitFor(() => watchers.size === 1, { message: "the watch never opened" });
+      for (let revision = 1n; revision <= 3n; revision++) {
+        broadcast(create(WatchUsersResponseSchema, { revision }));
+      }
+      await done;
+      controller.abort();
+      assert.deepEqual(revisions, [1n, 2n, 3n]);
+      const refused = await (async () => {
+        for await (const _ of web.watchUsers({ startRevision: -1n })) {
+          // nothing arrives before the error
+        }
+      })().catch((e: unknown) => ConnectError.from(e));
+      assert.ok(refused instanceof ConnectError);
+      assert.equal(refused.code, Code.InvalidArgument);
     });
   });
 }

@@ -37,6 +37,7 @@ import {
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { convertOnce, type SharedEncoding, sharedEncoding } from "../change-feed/convert-once.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
@@ -46,13 +47,13 @@ import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
 // about ten async-iterable transforms per call and per streamed message, a Web request and
 // response per call built by connect-node's adapter, and aborts that construct a DOMException each
 // (bench/README.md, "Where the time goes"). This path serves the calls that make up almost all of
-// the traffic straight from the HTTP stream: gRPC unary and server-streaming calls with
-// uncompressed protobuf (the mesh's own calls) and Connect unary POSTs, protobuf or JSON,
-// uncompressed, over HTTP/2 or HTTP/1.1 (browsers, curl, the dashboard). The same
-// implementations, interceptors and request gate, with the semantics connect-es gives them
-// (codes, messages, headers, trailers, deadlines, limits, Connect's JSON errors). Everything else
-// (gRPC-web, Connect GET and streams, compression, client and bidi streams, browsers over HTTP/2)
-// still goes to connect-es. No library offers a server that shares a port and its interceptors with
+// the traffic straight from the HTTP stream: gRPC and gRPC-web unary and server-streaming calls
+// with uncompressed protobuf (the mesh's own calls, grpc-web clients) and Connect unary POSTs,
+// protobuf or JSON, uncompressed (browsers, curl, the dashboard), over HTTP/2 and, but for gRPC,
+// HTTP/1.1. The same implementations, interceptors and request gate, with the semantics
+// connect-es gives them (codes, messages, headers, trailers, deadlines, limits, Connect's JSON
+// errors, gRPC-web's trailer frame). Everything else (Connect GET and streams, JSON over gRPC and
+// gRPC-web, compression, client and bidi streams, browsers over HTTP/2) still goes to connect-es. No library offers a server that shares a port and its interceptors with
 // connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
@@ -94,28 +95,42 @@ type ServedSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }
  * a JSON body with the HTTP status of its code; trailers are headers prefixed `trailer-`).
  */
 interface Wire {
-  readonly protocolName: "grpc" | "connect";
+  readonly protocolName: "grpc" | "grpc-web" | "connect";
   readonly enveloped: boolean;
+  /** gRPC-web: the status and trailers go in a last frame of the body, not in HTTP trailers. */
+  readonly trailersInBody: boolean;
   readonly json: boolean;
   /** The response's content type. */
   readonly contentType: string;
 }
 
-const grpcWires = new Map<string, Wire>(
-  ["application/grpc", "application/grpc+proto"].map((contentType) => [
+const grpcWebWire: Wire = {
+  protocolName: "grpc-web",
+  enveloped: true,
+  trailersInBody: true,
+  json: false,
+  contentType: "application/grpc-web+proto",
+};
+/** The enveloped wires, by request content type. */
+const envelopedWires = new Map<string, Wire>([
+  ...["application/grpc", "application/grpc+proto"].map((contentType): [string, Wire] => [
     contentType,
-    { protocolName: "grpc", enveloped: true, json: false, contentType },
+    { protocolName: "grpc", enveloped: true, trailersInBody: false, json: false, contentType },
   ]),
-);
+  ["application/grpc-web", grpcWebWire],
+  ["application/grpc-web+proto", grpcWebWire],
+]);
 const connectProto: Wire = {
   protocolName: "connect",
   enveloped: false,
+  trailersInBody: false,
   json: false,
   contentType: "application/proto",
 };
 const connectJson: Wire = {
   protocolName: "connect",
   enveloped: false,
+  trailersInBody: false,
   json: true,
   contentType: "application/json",
 };
@@ -162,7 +177,7 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
       const wire = wireOf(spec, headers, options.maxTimeoutMs);
       if (wire === undefined) return false;
       // A browser's call (over TLS) needs CORS, which the compatibility API's handler answers.
-      if (wire.protocolName === "connect" && headers.origin !== undefined) return false;
+      if (wire.protocolName !== "grpc" && headers.origin !== undefined) return false;
       serve(spec, stream, headers, wire, stream.session?.socket?.remoteAddress);
       return true;
     },
@@ -190,10 +205,10 @@ function wireOf(
   maxTimeoutMs: number,
 ): Wire | undefined {
   const contentType = headers["content-type"] ?? "";
-  const grpc = grpcWires.get(contentType);
-  if (grpc !== undefined) {
+  const enveloped = envelopedWires.get(contentType);
+  if (enveloped !== undefined) {
     const encoding = headers["grpc-encoding"];
-    return encoding === undefined || encoding === "identity" ? grpc : undefined;
+    return encoding === undefined || encoding === "identity" ? enveloped : undefined;
   }
   const connect = connectUnaryContentType.exec(contentType);
   if (connect === null || spec.kind !== "unary") return undefined;
@@ -237,7 +252,7 @@ function createCallServer(options: ServingPathOptions) {
   ): void => {
     const header = new IncomingHeaders(headers);
     const timeout =
-      wire.protocolName === "grpc"
+      wire.protocolName !== "connect"
         ? parseTimeout(header.get("grpc-timeout"), maxTimeoutMs)
         : connectTimeoutOf(header.get("connect-timeout-ms") ?? undefined);
     const deadline =
@@ -292,7 +307,7 @@ interface Exchange {
     options?: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean },
   ): void;
   write(chunk: Uint8Array): boolean;
-  end(chunk?: Uint8Array): unknown;
+  end(chunk?: Uint8Array | string): unknown;
   sendTrailers(headers: Record<string, string | number>): void;
   resume(): unknown;
   close(code?: number): void;
@@ -349,7 +364,7 @@ class Http1Exchange extends EventEmitter {
     return this.res.write(chunk);
   }
 
-  end(chunk?: Uint8Array): this {
+  end(chunk?: Uint8Array | string): this {
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
     return this;
@@ -585,10 +600,11 @@ class Call {
       if (spec.kind === "unary") {
         const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
         if (this.ended) return;
-        const body = this.wire.enveloped
-          ? encode(method.output, res.message, shared.maxSendMessageBytes)
-          : encodeBody(this.wire, method.output, res.message, shared);
-        this.sendUnary(body, res);
+        if (this.wire.enveloped) {
+          this.sendUnary(encode(method.output, res.message, shared.maxSendMessageBytes), res);
+        } else {
+          this.sendUnary(encodeBody(this.wire, method.output, res.message, shared), res);
+        }
       } else {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
@@ -602,7 +618,7 @@ class Call {
   }
 
   /** Answers with `res`: the handler's answer, or one an interceptor put in its place. */
-  sendUnary(frame: Buffer, res: UnaryResponse): void {
+  sendUnary(frame: Buffer | Body, res: UnaryResponse): void {
     const stream = this.stream;
     if (!stream.destroyed) {
       // The handler's own answer, or a copy of it ({ ...res }, which leaves out its getters), uses
@@ -611,7 +627,7 @@ class Call {
       const header: Headers | undefined = own ? this.setHeader : (res.header ?? this.setHeader);
       const trailer: Headers | undefined = own ? this.setTrailer : (res.trailer ?? this.setTrailer);
       this.headersSent = true;
-      if (!this.wire.enveloped) {
+      if (!Buffer.isBuffer(frame)) {
         // Connect unary: the message is the body; trailers go as headers prefixed "trailer-".
         const fields = toObject(header, {
           ":status": 200,
@@ -619,7 +635,14 @@ class Call {
           "content-length": frame.length,
         });
         stream.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
-        stream.end(frame);
+        stream.end(frame.data);
+        this.end(callEnded);
+        return;
+      }
+      if (this.wire.trailersInBody) {
+        stream.respond(this.responseHeaders(header), answerWithBody);
+        stream.write(frame);
+        stream.end(trailerFrame(setTrailerStatus(new Headers(trailer), undefined)));
         this.end(callEnded);
         return;
       }
@@ -657,7 +680,8 @@ class Call {
         next = undefined;
         if (!this.headersSent) {
           this.headersSent = true;
-          stream.respond(this.responseHeaders(res.header), withTrailers);
+          const body = this.wire.trailersInBody ? answerWithBody : withTrailers;
+          stream.respond(this.responseHeaders(res.header), body);
         }
         if (!stream.write(frame)) await drained(stream);
       }
@@ -686,7 +710,14 @@ class Call {
     if (status !== undefined && status.rawMessage !== "") {
       fields.set("grpc-message", encodeGrpcMessage(status.rawMessage));
     }
-    if (!this.headersSent) {
+    if (this.wire.trailersInBody) {
+      // gRPC-web: the headers (if not sent yet), then the status and trailers as the last frame.
+      if (!this.headersSent) {
+        this.headersSent = true;
+        stream.respond(this.responseHeaders(this.setHeader), answerWithBody);
+      }
+      stream.end(trailerFrame(fields));
+    } else if (!this.headersSent) {
       // Trailers-only: the status goes with the headers, and nothing follows.
       this.headersSent = true;
       stream.respond(toObject(fields, this.responseHeaders(this.setHeader)), trailersOnly);
@@ -858,17 +889,36 @@ function encodeBody(
   schema: DescMessage,
   message: unknown,
   shared: SharedByCalls,
-): Buffer {
+): Body {
   const full = create(schema, message as never);
-  const bytes = wire.json
-    ? Buffer.from(toJsonString(schema, full, shared.jsonOptions))
-    : toBinary(schema, full);
+  if (wire.json) {
+    // JSON stays a string: Node then writes an HTTP/1.1 answer's headers and body as one chunk
+    // (a Buffer goes out by writev of two, which cost about a fifth of a JSON call's time).
+    const text = toJsonString(schema, full, shared.jsonOptions);
+    const length = Buffer.byteLength(text);
+    if (length > shared.maxSendMessageBytes) {
+      throw messageTooLarge(length, "writeMaxBytes", shared.maxSendMessageBytes);
+    }
+    return { data: text, length };
+  }
+  const bytes = toBinary(schema, full);
   if (bytes.byteLength > shared.maxSendMessageBytes) {
     throw messageTooLarge(bytes.byteLength, "writeMaxBytes", shared.maxSendMessageBytes);
   }
-  return Buffer.isBuffer(bytes)
-    ? bytes
-    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { data: bytes, length: bytes.byteLength };
+}
+
+/** The body of a Connect unary answer, and its length in bytes. */
+interface Body {
+  data: string | Uint8Array;
+  length: number;
+}
+
+/** gRPC-web's last frame: the trailer fields, one "name: value" line each, flagged as trailers. */
+function trailerFrame(fields: Headers): Buffer {
+  const frame = envelope(trailerSerialize(fields));
+  frame[0] = trailerFlag;
+  return frame;
 }
 
 /** `trailer` as Connect unary sends it: each field as a header prefixed "trailer-". */
