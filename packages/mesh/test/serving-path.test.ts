@@ -1,5 +1,5 @@
-// The runtime's serving path (src/protocol/serving-path.ts): gRPC and gRPC-web unary and server-streaming calls,
-// and Connect unary calls over HTTP/2 and HTTP/1.1, served from the HTTP stream with the router's
+// The runtime's serving path (src/protocol/serving-path.ts): unary and server-streaming calls of gRPC,
+// gRPC-web and Connect over HTTP/2 and HTTP/1.1, served from the HTTP stream with the router's
 // implementations, interceptors and request gate, checked with clients nobody here wrote
 // (@grpc/grpc-js, connect-node) and with raw HTTP frames, over serve() itself.
 import assert from "node:assert/strict";
@@ -248,6 +248,49 @@ async function rawGrpc(
   } finally {
     session.close();
   }
+}
+
+/**
+ * A watch by `client` gets three changes in order; one from a negative revision fails with
+ * invalid_argument. Returns the first watch's response headers.
+ */
+async function assertWatchStreams(
+  client: Client<typeof UserService>,
+): Promise<Headers | undefined> {
+  await waitFor(() => watchers.size === 0, { message: "earlier watches never ended" });
+  const controller = new AbortController();
+  const revisions: bigint[] = [];
+  let header: Headers | undefined;
+  const done = (async () => {
+    const stream = client.watchUsers(
+      {},
+      {
+        signal: controller.signal,
+        onHeader: (h) => {
+          header = h;
+        },
+      },
+    );
+    for await (const message of stream) {
+      revisions.push(message.revision);
+      if (revisions.length === 3) return;
+    }
+  })();
+  await waitFor(() => watchers.size === 1, { message: "the watch never opened" });
+  for (let revision = 1n; revision <= 3n; revision++) {
+    broadcast(create(WatchUsersResponseSchema, { revision }));
+  }
+  await done;
+  controller.abort();
+  assert.deepEqual(revisions, [1n, 2n, 3n]);
+  const refused = await (async () => {
+    for await (const _ of client.watchUsers({ startRevision: -1n })) {
+      // nothing arrives before the error
+    }
+  })().catch((e: unknown) => ConnectError.from(e));
+  assert.ok(refused instanceof ConnectError);
+  assert.equal(refused.code, Code.InvalidArgument);
+  return header;
 }
 
 /** GetUser("missing") fails with the handler's code, message and metadata. */
@@ -582,30 +625,27 @@ for (const httpVersion of ["1.1", "2"] as const) {
     });
 
     test("a watch streams every change, then ends with the server's status", async () => {
-      await waitFor(() => watchers.size === 0, { message: "earlier watches never ended" });
-      const controller = new AbortController();
-      const revisions: bigint[] = [];
-      const done = (async () => {
-        for await (const message of web.watchUsers({}, { signal: controller.signal })) {
-          revisions.push(message.revision);
-          if (revisions.length === 3) return;
-        }
-      })();
-      await waitFor(() => watchers.size === 1, { message: "the watch never opened" });
-      for (let revision = 1n; revision <= 3n; revision++) {
-        broadcast(create(WatchUsersResponseSchema, { revision }));
-      }
-      await done;
-      controller.abort();
-      assert.deepEqual(revisions, [1n, 2n, 3n]);
-      const refused = await (async () => {
-        for await (const _ of web.watchUsers({ startRevision: -1n })) {
-          // nothing arrives before the error
-        }
-      })().catch((e: unknown) => ConnectError.from(e));
-      assert.ok(refused instanceof ConnectError);
-      assert.equal(refused.code, Code.InvalidArgument);
+      await assertWatchStreams(web);
     });
+  });
+}
+
+for (const [name, httpVersion, useBinaryFormat] of [
+  ["JSON over HTTP/1.1", "1.1", false],
+  ["binary over HTTP/2", "2", true],
+] as const) {
+  test(`a Connect watch, ${name}, streams every change on the runtime's path, then ends with the server's status`, async () => {
+    const connect = createClient(
+      UserService,
+      createConnectTransport({ baseUrl: server.url, httpVersion, useBinaryFormat }),
+    );
+    const header = await assertWatchStreams(connect);
+    assert.equal(header?.get("date"), null, "served by the runtime's path");
+    assert.equal(header?.get("x-watch"), "open");
+    assert.equal(
+      header?.get("content-type"),
+      useBinaryFormat ? "application/connect+proto" : "application/connect+json",
+    );
   });
 }
 

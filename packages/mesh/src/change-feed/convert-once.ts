@@ -33,7 +33,8 @@ export function convertOnce<A extends object, B>(convert: (input: A) => B): (inp
     keepOn(input, converted, () => {
       const output = convert(input);
       if (typeof output === "object" && output !== null && Object.isExtensible(output)) {
-        Object.defineProperty(output, sharedEncoding, { value: { frame: undefined } });
+        const encoding: SharedEncoding = { frame: undefined, jsonFrame: undefined };
+        Object.defineProperty(output, sharedEncoding, { value: encoding });
       }
       return output;
     });
@@ -45,9 +46,10 @@ export function convertOnce<A extends object, B>(convert: (input: A) => B): (inp
  */
 export const sharedEncoding = Symbol("sharedEncoding");
 
-/** What `sharedEncoding` holds. */
+/** What `sharedEncoding` holds: the enveloped message in protobuf and in JSON, once made. */
 export interface SharedEncoding {
   frame: Uint8Array | undefined;
+  jsonFrame: Uint8Array | undefined;
 }
 
 /**

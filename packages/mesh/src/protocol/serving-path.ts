@@ -33,6 +33,8 @@ import {
 import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
+  endStreamFlag,
+  endStreamToJson,
   errorToJsonBytes,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
@@ -48,12 +50,13 @@ import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
 // response per call built by connect-node's adapter, and aborts that construct a DOMException each
 // (bench/README.md, "Where the time goes"). This path serves the calls that make up almost all of
 // the traffic straight from the HTTP stream: gRPC and gRPC-web unary and server-streaming calls
-// with uncompressed protobuf (the mesh's own calls, grpc-web clients) and Connect unary POSTs,
-// protobuf or JSON, uncompressed (browsers, curl, the dashboard), over HTTP/2 and, but for gRPC,
-// HTTP/1.1. The same implementations, interceptors and request gate, with the semantics
-// connect-es gives them (codes, messages, headers, trailers, deadlines, limits, Connect's JSON
-// errors, gRPC-web's trailer frame). Everything else (Connect GET and streams, JSON over gRPC and
-// gRPC-web, compression, client and bidi streams, browsers over HTTP/2) still goes to connect-es. No library offers a server that shares a port and its interceptors with
+// with uncompressed protobuf (the mesh's own calls, grpc-web clients), and Connect unary POSTs
+// and server streams, protobuf or JSON, uncompressed (browsers, curl, the dashboard), over HTTP/2
+// and, but for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the
+// semantics connect-es gives them (codes, messages, headers, trailers, deadlines, limits,
+// Connect's JSON errors and end-stream message, gRPC-web's trailer frame). Everything else
+// (Connect GET, JSON over gRPC and gRPC-web, compression, client and bidi streams, browsers over
+// HTTP/2) still goes to connect-es. No library offers a server that shares a port and its interceptors with
 // connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
@@ -97,8 +100,11 @@ type ServedSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }
 interface Wire {
   readonly protocolName: "grpc" | "grpc-web" | "connect";
   readonly enveloped: boolean;
-  /** gRPC-web: the status and trailers go in a last frame of the body, not in HTTP trailers. */
-  readonly trailersInBody: boolean;
+  /**
+   * Where an enveloped call's status and trailers go: HTTP trailers (gRPC), or a last frame of the
+   * body, gRPC-web's trailer frame or Connect's end-stream message.
+   */
+  readonly endFrame: "grpc-web" | "connect" | undefined;
   readonly json: boolean;
   /** The response's content type. */
   readonly contentType: string;
@@ -107,7 +113,7 @@ interface Wire {
 const grpcWebWire: Wire = {
   protocolName: "grpc-web",
   enveloped: true,
-  trailersInBody: true,
+  endFrame: "grpc-web",
   json: false,
   contentType: "application/grpc-web+proto",
 };
@@ -115,7 +121,7 @@ const grpcWebWire: Wire = {
 const envelopedWires = new Map<string, Wire>([
   ...["application/grpc", "application/grpc+proto"].map((contentType): [string, Wire] => [
     contentType,
-    { protocolName: "grpc", enveloped: true, trailersInBody: false, json: false, contentType },
+    { protocolName: "grpc", enveloped: true, endFrame: undefined, json: false, contentType },
   ]),
   ["application/grpc-web", grpcWebWire],
   ["application/grpc-web+proto", grpcWebWire],
@@ -123,18 +129,33 @@ const envelopedWires = new Map<string, Wire>([
 const connectProto: Wire = {
   protocolName: "connect",
   enveloped: false,
-  trailersInBody: false,
+  endFrame: undefined,
   json: false,
   contentType: "application/proto",
 };
 const connectJson: Wire = {
   protocolName: "connect",
   enveloped: false,
-  trailersInBody: false,
+  endFrame: undefined,
   json: true,
   contentType: "application/json",
 };
+const connectStreamProto: Wire = {
+  protocolName: "connect",
+  enveloped: true,
+  endFrame: "connect",
+  json: false,
+  contentType: "application/connect+proto",
+};
+const connectStreamJson: Wire = {
+  protocolName: "connect",
+  enveloped: true,
+  endFrame: "connect",
+  json: true,
+  contentType: "application/connect+json",
+};
 const connectUnaryContentType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
+const connectStreamContentType = /^application\/connect\+(proto|json)(?:;\s*charset=utf-?8)?$/i;
 const connectTimeout = /^\d{1,10}$/;
 /** The bytes before each message of a gRPC body: a flags byte and the message's length. */
 export const envelopeHeaderBytes = 5;
@@ -210,9 +231,10 @@ function wireOf(
     const encoding = headers["grpc-encoding"];
     return encoding === undefined || encoding === "identity" ? enveloped : undefined;
   }
-  const connect = connectUnaryContentType.exec(contentType);
-  if (connect === null || spec.kind !== "unary") return undefined;
-  const encoding = headers["content-encoding"];
+  const unary = spec.kind === "unary";
+  const connect = (unary ? connectUnaryContentType : connectStreamContentType).exec(contentType);
+  if (connect === null) return undefined;
+  const encoding = headers[unary ? "content-encoding" : "connect-content-encoding"];
   if (encoding !== undefined && encoding !== "identity") return undefined;
   const version = headers["connect-protocol-version"];
   if (version !== undefined && version !== "1") return undefined;
@@ -223,7 +245,9 @@ function wireOf(
   ) {
     return undefined;
   }
-  return connect[1]?.toLowerCase() === "json" ? connectJson : connectProto;
+  const json = connect[1]?.toLowerCase() === "json";
+  if (unary) return json ? connectJson : connectProto;
+  return json ? connectStreamJson : connectStreamProto;
 }
 
 function createCallServer(options: ServingPathOptions) {
@@ -608,8 +632,9 @@ class Call {
       } else {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
+        const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
         await this.sendStream(res, (message) =>
-          frameOf(method.output, message, shared.maxSendMessageBytes),
+          frameOf(method.output, message, shared.maxSendMessageBytes, json),
         );
       }
     } catch (error) {
@@ -639,7 +664,7 @@ class Call {
         this.end(callEnded);
         return;
       }
-      if (this.wire.trailersInBody) {
+      if (this.wire.endFrame === "grpc-web") {
         stream.respond(this.responseHeaders(header), answerWithBody);
         stream.write(frame);
         stream.end(trailerFrame(setTrailerStatus(new Headers(trailer), undefined)));
@@ -680,7 +705,7 @@ class Call {
         next = undefined;
         if (!this.headersSent) {
           this.headersSent = true;
-          const body = this.wire.trailersInBody ? answerWithBody : withTrailers;
+          const body = this.wire.endFrame === undefined ? withTrailers : answerWithBody;
           stream.respond(this.responseHeaders(res.header), body);
         }
         if (!stream.write(frame)) await drained(stream);
@@ -706,11 +731,27 @@ class Call {
       );
       return;
     }
+    if (this.wire.endFrame === "connect") {
+      // Connect streams: the headers (if not sent yet), then the end-stream message: the trailers
+      // as its metadata, and the error, if any, as Connect's JSON.
+      if (!this.headersSent) {
+        this.headersSent = true;
+        stream.respond(this.responseHeaders(this.setHeader), answerWithBody);
+      }
+      const end = endStreamToJson(new Headers(trailer), status, this.shared.jsonOptions ?? {});
+      const frame = envelope(Buffer.from(JSON.stringify(end)));
+      frame[0] = endStreamFlag;
+      stream.end(frame);
+      stream.off("data", onCallData);
+      stream.off("end", onCallEnd);
+      stream.resume();
+      return;
+    }
     const fields = setTrailerStatus(new Headers(trailer), status);
     if (status !== undefined && status.rawMessage !== "") {
       fields.set("grpc-message", encodeGrpcMessage(status.rawMessage));
     }
-    if (this.wire.trailersInBody) {
+    if (this.wire.endFrame === "grpc-web") {
       // gRPC-web: the headers (if not sent yet), then the status and trailers as the last frame.
       if (!this.headersSent) {
         this.headersSent = true;
@@ -974,14 +1015,38 @@ export function envelope(bytes: Uint8Array): Buffer {
  * message object made by `convertOnce` and yielded by each of their streams: it is encoded once,
  * for all of them. Any other message is encoded as it is when sent.
  */
-function frameOf(schema: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
+function frameOf(
+  schema: DescMessage,
+  message: unknown,
+  maxMessageBytes: number,
+  json: Partial<JsonWriteOptions> | undefined,
+): Buffer {
   const shared =
     typeof message === "object" && message !== null
       ? (message as { [sharedEncoding]?: SharedEncoding })[sharedEncoding]
       : undefined;
+  if (json !== undefined) {
+    if (shared === undefined) return encodeJson(schema, message, maxMessageBytes, json);
+    shared.jsonFrame ??= encodeJson(schema, message, maxMessageBytes, json);
+    return shared.jsonFrame as Buffer;
+  }
   if (shared === undefined) return encode(schema, message, maxMessageBytes);
   shared.frame ??= encode(schema, message, maxMessageBytes);
   return shared.frame as Buffer;
+}
+
+/** The enveloped JSON encoding of `message` (Connect streams with the JSON codec). */
+function encodeJson(
+  schema: DescMessage,
+  message: unknown,
+  maxMessageBytes: number,
+  json: Partial<JsonWriteOptions>,
+): Buffer {
+  const bytes = Buffer.from(toJsonString(schema, create(schema, message as never), json));
+  if (bytes.byteLength > maxMessageBytes) {
+    throw messageTooLarge(bytes.byteLength, "writeMaxBytes", maxMessageBytes);
+  }
+  return envelope(bytes);
 }
 
 /** The handler of a unary method, innermost in its chain. */
