@@ -32,6 +32,7 @@ import {
 } from "./lib/processes.ts";
 import { buildReport, kib, mib, type ServerAtRest } from "./lib/report.ts";
 import { startService } from "./lib/services.ts";
+import type { WatchProtocol } from "./lib/watchers.ts";
 import {
   type OrderRun,
   orderRound,
@@ -497,9 +498,21 @@ const fanOut = await scenario("fan-out", async () => {
   for (const running of servers.values()) await running.stop();
   servers.clear();
   const shape = settings.fanOut;
-  const peers = [
-    { key: "ours-postgres", label: "ours, PostgreSQL", script: "ours.ts" },
-    { key: "grpc-js-postgres", label: "grpc-js, PostgreSQL", script: "grpc-js.ts" },
+  // Ours over gRPC and over Connect streaming (what browsers and the dashboard use), grpc-js over gRPC.
+  const peers: { key: string; label: string; script: string; protocol: WatchProtocol }[] = [
+    { key: "ours-postgres", label: "ours, PostgreSQL", script: "ours.ts", protocol: "grpc" },
+    {
+      key: "ours-postgres-connect",
+      label: "ours, PostgreSQL, Connect",
+      script: "ours.ts",
+      protocol: "connect",
+    },
+    {
+      key: "grpc-js-postgres",
+      label: "grpc-js, PostgreSQL",
+      script: "grpc-js.ts",
+      protocol: "grpc",
+    },
   ];
   const keys = peers.map((peer) => peer.key);
   const rounds = new Map<string, FanOutRound[]>(keys.map((key) => [key, []]));
@@ -525,6 +538,7 @@ const fanOut = await scenario("fan-out", async () => {
         warmupChanges: shape.warmupChanges,
         changes: shape.changes,
         tag: `${peer.key}-${round}`,
+        protocol: peer.protocol,
       }).finally(() => fresh.stop());
       servers.delete(peer.key);
       rounds.get(peer.key)?.push(result);

@@ -119,13 +119,23 @@ function fanOutSection(
   shape: ReportInput["fanOutShape"],
   goals: Goal[],
 ): string {
-  const ours = fanOut.find((row) => row.key === "ours-postgres");
   const peer = fanOut.find((row) => row.key === "grpc-js-postgres");
-  if (ours && peer) {
+  const watchers = shape.watchers.toLocaleString("en-US");
+  for (const [key, over] of [
+    ["ours-postgres", "gRPC"],
+    ["ours-postgres-connect", "Connect streaming"],
+  ] as const) {
+    const ours = fanOut.find((row) => row.key === key);
+    if (!ours || !peer) continue;
     goals.push({
-      goal: `${shape.watchers.toLocaleString("en-US")}-watcher p99: ours <= grpc-js`,
+      goal: `${watchers}-watcher p99, ours over ${over} <= grpc-js`,
       measured: `${fixed(ours.p99Ms, 1)} ms vs ${fixed(peer.p99Ms, 1)} ms (${ratio(ours.p99Ms / peer.p99Ms)})`,
       met: ours.p99Ms <= peer.p99Ms,
+    });
+    goals.push({
+      goal: `${watchers} watchers, heap per watcher, ours over ${over} <= grpc-js`,
+      measured: `${kib(ours.heapPerWatcher)} vs ${kib(peer.heapPerWatcher)} KiB (${ratio(ours.heapPerWatcher / peer.heapPerWatcher)})`,
+      met: ours.heapPerWatcher <= peer.heapPerWatcher,
     });
   }
   const rows = fanOut.map((row) => {

@@ -1,5 +1,5 @@
-// Many WatchUsers streams from one lean client: raw node:http2 sessions, each stream's gRPC frames
-// cut out as they arrive and stamped with their arrival time; decoding happens after the run, so
+// Many WatchUsers streams from one lean client: raw node:http2 sessions, each stream's gRPC (or
+// Connect streaming) frames cut out as they arrive and stamped with their arrival time; decoding happens after the run, so
 // that the client adds as little as possible to the delivery times it measures.
 import * as http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -12,6 +12,12 @@ import { grpcFrame, userServicePath } from "./requests.ts";
 
 /** A WatchUsersResponse carrying no events (a heartbeat) is a few bytes; any event makes it >60. */
 const heartbeatMaxBytes = 32;
+
+/** The protocol of the watch streams: both envelope messages alike. */
+export type WatchProtocol = "grpc" | "connect";
+
+/** Connect's end-stream message: the last frame, with the status, flagged so. */
+const connectEndStreamFlag = 0b10;
 
 /** One watch stream as the client saw it. */
 export interface Watcher {
@@ -63,7 +69,13 @@ export async function openWatchers(options: {
   startRevision: bigint;
   /** Takes each message as it arrives instead of keeping it in `arrivals`. */
   onMessage?: (watcher: number, bytes: Uint8Array, at: number) => void;
+  /** gRPC unless given. */
+  protocol?: WatchProtocol;
 }): Promise<WatcherPool> {
+  const headers: http2.OutgoingHttpHeaders =
+    options.protocol === "connect"
+      ? { "content-type": "application/connect+proto", "connect-protocol-version": "1" }
+      : { "content-type": "application/grpc", te: "trailers" };
   const request = grpcFrame(
     toBinary(
       WatchUsersRequestSchema,
@@ -89,8 +101,7 @@ export async function openWatchers(options: {
     const stream = session.request({
       ":method": "POST",
       ":path": userServicePath("WatchUsers"),
-      "content-type": "application/grpc",
-      te: "trailers",
+      ...headers,
     });
     let pending: Buffer = Buffer.alloc(0);
     stream.on("data", (chunk: Buffer) => {
@@ -100,6 +111,11 @@ export async function openWatchers(options: {
         const length = pending.readUInt32BE(1);
         if (pending.length < 5 + length) break;
         const bytes = pending.subarray(5, 5 + length);
+        if ((pending[0] ?? 0) & connectEndStreamFlag) {
+          watcher.ended = `end of stream ${Buffer.from(bytes).toString()}`;
+          pending = pending.subarray(5 + length);
+          continue;
+        }
         watcher.messages++;
         if (options.onMessage) options.onMessage(i, bytes, at);
         else watcher.arrivals.push({ at, bytes });

@@ -9,7 +9,7 @@ import { tables } from "../../services/users/src/store/schema.ts";
 import { createUserStore } from "../../services/users/src/store/user-store.ts";
 import type { ServerProcess } from "../lib/processes.ts";
 import { median, percentile, sortedSamples } from "../lib/stats.ts";
-import { decodeArrivals, openWatchers } from "../lib/watchers.ts";
+import { decodeArrivals, openWatchers, type WatchProtocol } from "../lib/watchers.ts";
 
 /** What one fan-out round measured on one server. */
 export interface FanOutRound {
@@ -79,6 +79,8 @@ export async function fanOutRound(options: {
   warmupChanges: number;
   changes: number;
   tag: string;
+  /** The watchers' protocol: gRPC (the default), or Connect streaming. */
+  protocol?: WatchProtocol;
 }): Promise<FanOutRound> {
   const { server, writer } = options;
   const startRevision = await writer.latestRevision();
@@ -89,6 +91,7 @@ export async function fanOutRound(options: {
     count: options.watchers,
     connections: options.connections,
     startRevision,
+    protocol: options.protocol,
   });
   try {
     await pool.allStarted(30_000);

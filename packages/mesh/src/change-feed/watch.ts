@@ -148,28 +148,60 @@ function take<B>(holder: { batch?: B }): B {
 /**
  * `source` with each item converted as it passes, by an iterator object rather than an async
  * generator: a generator suspended at its yield keeps its locals alive (V8), so one that converts
- * would hold the last batch for as long as the stream waits for a slow reader.
+ * would hold the last batch for as long as the stream waits for a slow reader. A class, so that a
+ * watch holds one small object for it, not a set of closures.
  */
 export function mapStream<A, B>(
   source: AsyncIterable<A>,
   convert: (item: A) => B,
 ): AsyncIterable<B> {
-  return {
-    [Symbol.asyncIterator]() {
-      const iterator = source[Symbol.asyncIterator]();
-      const map = (result: IteratorResult<A>): IteratorResult<B> =>
-        result.done ? result : { done: false, value: convert(result.value) };
-      return {
-        next: () => iterator.next().then(map),
-        return: (value?: unknown) =>
-          iterator.return
-            ? iterator.return(value).then(map)
-            : Promise.resolve({ done: true, value: undefined }),
-        throw: (error?: unknown) =>
-          iterator.throw ? iterator.throw(error).then(map) : Promise.reject(error),
-      };
-    },
-  };
+  return new MappedStream(source, convert);
+}
+
+/** The stream of mapStream, and its iterator once read. */
+class MappedStream<A, B> implements AsyncIterable<B>, AsyncIterator<B> {
+  private readonly source: AsyncIterable<A>;
+  private readonly convert: (item: A) => B;
+  private iterator: AsyncIterator<A> | undefined;
+
+  constructor(source: AsyncIterable<A>, convert: (item: A) => B) {
+    this.source = source;
+    this.convert = convert;
+  }
+
+  [Symbol.asyncIterator](): this {
+    this.iterator = this.source[Symbol.asyncIterator]();
+    return this;
+  }
+
+  next(): Promise<IteratorResult<B>> {
+    return this.started()
+      .next()
+      .then((result) => this.map(result));
+  }
+
+  return(value?: unknown): Promise<IteratorResult<B>> {
+    const iterator = this.started();
+    return iterator.return
+      ? iterator.return(value).then((result) => this.map(result))
+      : Promise.resolve({ done: true, value: undefined });
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<B>> {
+    const iterator = this.started();
+    return iterator.throw
+      ? iterator.throw(error).then((result) => this.map(result))
+      : Promise.reject(error);
+  }
+
+  private started(): AsyncIterator<A> {
+    this.iterator ??= this.source[Symbol.asyncIterator]();
+    return this.iterator;
+  }
+
+  private map(result: IteratorResult<A>): IteratorResult<B> {
+    return result.done ? result : { done: false, value: this.convert(result.value) };
+  }
 }
 
 // Watches opening together share the pages they read (ChangeFeed.readPage): each shared page

@@ -79,68 +79,92 @@ export function observeStream<T>(
   messages: AsyncIterable<T>,
   hooks: StreamHooks<T>,
 ): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const iterator = messages[Symbol.asyncIterator]();
-      let ended = false;
-      const end = (how: StreamEnd) => {
-        if (ended) return;
-        ended = true;
-        hooks.onEnd?.(how);
-      };
-      const { map, mapError, pull } = hooks;
-      const next = () => iterator.next();
-      return {
-        next() {
-          return (pull ? pull(next) : next()).then(
-            (result) => {
-              if (result.done) end({ closed: false });
-              else if (map) return { done: false, value: map(result.value) };
-              return result;
-            },
-            (cause: unknown) => {
-              const error = mapError ? mapError(cause) : cause;
-              end({ error, closed: false });
-              throw error;
-            },
-          );
-        },
-        return(value?: unknown) {
-          // Ended once the producer has returned, as an async generator's `finally` would be: by
-          // then the call's signal says whether the client went away.
-          if (!iterator.return) {
-            end({ closed: true });
-            return Promise.resolve({ done: true as const, value: undefined });
-          }
-          return iterator.return(value).then(
-            (result) => {
-              end({ closed: true });
-              return result;
-            },
-            (error: unknown) => {
-              end({ error, closed: true });
-              throw error;
-            },
-          );
-        },
-        // Connect throws a failed write into the stream; what comes out is mapped like any error.
-        throw(error?: unknown) {
-          const thrown = iterator.throw ? iterator.throw(error) : Promise.reject(error);
-          return thrown.then(
-            (result) => {
-              if (result.done) end({ closed: false });
-              return result;
-            },
-            (cause: unknown) => {
-              const mapped = mapError ? mapError(cause) : cause;
-              end({ error: mapped, closed: false });
-              throw mapped;
-            },
-          );
-        },
-      };
-    },
-  };
+  return new ObservedIterator(messages, hooks);
+}
+
+// The wrappers below are classes rather than objects of closures: a watch holds one of each for
+// as long as it is open, and closures (with their contexts) made for each watch cost about 5 KiB
+// of heap per watcher over the interceptors' layers; methods on a prototype cost nothing per watch.
+
+/**
+ * The stream of observeStream, and its iterator once read (a response stream is read once; one
+ * object instead of two per watch).
+ */
+class ObservedIterator<T> implements AsyncIterable<T>, AsyncIterator<T> {
+  private messages: AsyncIterable<T> | undefined;
+  private iterator!: AsyncIterator<T>;
+  private readonly hooks: StreamHooks<T>;
+  private ended = false;
+
+  constructor(messages: AsyncIterable<T>, hooks: StreamHooks<T>) {
+    this.messages = messages;
+    this.hooks = hooks;
+  }
+
+  [Symbol.asyncIterator](): this {
+    if (this.messages === undefined) throw new Error("a response stream is read once");
+    this.iterator = this.messages[Symbol.asyncIterator]();
+    this.messages = undefined;
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const { pull } = this.hooks;
+    const pulled = pull ? pull(() => this.iterator.next()) : this.iterator.next();
+    return pulled.then(
+      (result) => {
+        if (result.done) this.end({ closed: false });
+        else if (this.hooks.map) return { done: false, value: this.hooks.map(result.value) };
+        return result;
+      },
+      (cause: unknown) => this.fail(cause),
+    );
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    // Ended once the producer has returned, as an async generator's `finally` would be: by then
+    // the call's signal says whether the client went away.
+    const { iterator } = this;
+    if (!iterator.return) {
+      this.end({ closed: true });
+      return Promise.resolve({ done: true as const, value: undefined });
+    }
+    return iterator.return(value).then(
+      (result) => {
+        this.end({ closed: true });
+        return result;
+      },
+      (error: unknown) => {
+        this.end({ error, closed: true });
+        throw error;
+      },
+    );
+  }
+
+  // Connect throws a failed write into the stream; what comes out is mapped like any error.
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    const { iterator } = this;
+    const thrown = iterator.throw ? iterator.throw(error) : Promise.reject(error);
+    return thrown.then(
+      (result) => {
+        if (result.done) this.end({ closed: false });
+        return result;
+      },
+      (cause: unknown) => this.fail(cause),
+    );
+  }
+
+  private fail(cause: unknown): never {
+    const error = this.hooks.mapError ? this.hooks.mapError(cause) : cause;
+    this.end({ error, closed: false });
+    throw error;
+  }
+
+  private end(how: StreamEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.hooks.onEnd?.(how);
+  }
 }
 
 /**
@@ -153,59 +177,77 @@ export function stopStreamOn<T>(
   messages: AsyncIterable<T>,
   arm: (stop: (error: unknown) => void) => () => void,
 ): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const iterator = messages[Symbol.asyncIterator]();
-      let stopped: { error: unknown } | undefined;
-      let rejectPending: ((error: unknown) => void) | undefined;
-      let disarm: (() => void) | undefined;
-      const finish = () => {
-        disarm?.();
-        disarm = undefined;
-      };
-      const stop = (error: unknown) => {
-        if (stopped) return;
-        stopped = { error };
-        finish();
-        rejectPending?.(error);
-        rejectPending = undefined;
-        iterator.return?.().catch(() => {});
-      };
-      const disarmer = arm(stop);
-      if (stopped) disarmer();
-      else disarm = disarmer;
-      return {
-        next() {
-          if (stopped) return Promise.reject(stopped.error);
-          return new Promise<IteratorResult<T>>((resolve, reject) => {
-            rejectPending = reject;
-            iterator.next().then(
-              (result) => {
-                rejectPending = undefined;
-                if (result.done) finish();
-                resolve(result);
-              },
-              (error: unknown) => {
-                rejectPending = undefined;
-                finish();
-                reject(error);
-              },
-            );
-          });
+  return new StoppableIterator(messages, arm);
+}
+
+/** The stream of stopStreamOn, and its iterator once read (as ObservedIterator). */
+class StoppableIterator<T> implements AsyncIterable<T>, AsyncIterator<T> {
+  private messages: AsyncIterable<T> | undefined;
+  private iterator!: AsyncIterator<T>;
+  private readonly arm: (stop: (error: unknown) => void) => () => void;
+  private stopped: { error: unknown } | undefined;
+  private rejectPending: ((error: unknown) => void) | undefined;
+  private disarm: (() => void) | undefined;
+
+  constructor(messages: AsyncIterable<T>, arm: (stop: (error: unknown) => void) => () => void) {
+    this.messages = messages;
+    this.arm = arm;
+  }
+
+  [Symbol.asyncIterator](): this {
+    if (this.messages === undefined) throw new Error("a response stream is read once");
+    this.iterator = this.messages[Symbol.asyncIterator]();
+    this.messages = undefined;
+    const disarm = this.arm((error) => this.stop(error));
+    if (this.stopped) disarm();
+    else this.disarm = disarm;
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.stopped) return Promise.reject(this.stopped.error);
+    return new Promise<IteratorResult<T>>((resolve, reject) => {
+      this.rejectPending = reject;
+      this.iterator.next().then(
+        (result) => {
+          this.rejectPending = undefined;
+          if (result.done) this.finish();
+          resolve(result);
         },
-        return() {
-          // The producer may be waiting for its next change; it ends on its call's signal, and
-          // the stream is closed now rather than when it gets there.
-          finish();
-          iterator.return?.().catch(() => {});
-          return Promise.resolve({ done: true as const, value: undefined });
+        (error: unknown) => {
+          this.rejectPending = undefined;
+          this.finish();
+          reject(error);
         },
-        throw(error?: unknown) {
-          finish();
-          iterator.return?.().catch(() => {});
-          return Promise.reject(error);
-        },
-      };
-    },
-  };
+      );
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    // The producer may be waiting for its next change; it ends on its call's signal, and the
+    // stream is closed now rather than when it gets there.
+    this.finish();
+    this.iterator.return?.().catch(() => {});
+    return Promise.resolve({ done: true as const, value: undefined });
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.finish();
+    this.iterator.return?.().catch(() => {});
+    return Promise.reject(error);
+  }
+
+  private stop(error: unknown): void {
+    if (this.stopped) return;
+    this.stopped = { error };
+    this.finish();
+    this.rejectPending?.(error);
+    this.rejectPending = undefined;
+    this.iterator.return?.().catch(() => {});
+  }
+
+  private finish(): void {
+    this.disarm?.();
+    this.disarm = undefined;
+  }
 }
