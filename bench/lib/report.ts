@@ -86,13 +86,20 @@ function table(header: string[], rows: string[][]): string {
   );
 }
 
+const protocolNames = {
+  grpc: "gRPC",
+  "grpc-web": "gRPC-web",
+  "connect-binary": "Connect binary",
+  "connect-json": "Connect JSON (HTTP/1.1)",
+} as const;
+
 function unarySections(unary: UnaryScenario[], goals: Goal[]): string[] {
   return unary.map((s) => {
     for (const r of s.ratios) {
       if (!r.target) continue;
       const threshold = Number(r.target.replace(">= ", ""));
       goals.push({
-        goal: `unary gRPC ${r.name} ${r.target}`,
+        goal: `unary ${protocolNames[s.protocol]} ${r.name} ${r.target}`,
         measured: ratio(r.value),
         met: Number.isFinite(r.value) ? r.value >= threshold : undefined,
       });

@@ -1,4 +1,3 @@
-import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   constants as http2Constants,
@@ -199,7 +198,7 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
       if (wire === undefined) return false;
       // A browser's call (over TLS) needs CORS, which the compatibility API's handler answers.
       if (wire.protocolName !== "grpc" && headers.origin !== undefined) return false;
-      serve(spec, stream, headers, wire, stream.session?.socket?.remoteAddress);
+      serve(spec, stream, headers, wire, stream.session?.socket?.remoteAddress, path as string);
       return true;
     },
     takeHttp1(req, res) {
@@ -207,8 +206,8 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
       if (spec === undefined || req.method !== "POST") return false;
       const wire = wireOf(spec, req.headers, options.maxTimeoutMs);
       if (wire === undefined || wire.protocolName === "grpc") return false;
-      const headers = { ...req.headers, ":path": req.url, ":authority": req.headers.host };
-      serve(spec, new Http1Exchange(req, res), headers, wire, req.socket.remoteAddress);
+      const exchange = new Http1Exchange(req, res);
+      serve(spec, exchange, req.headers, wire, req.socket.remoteAddress, req.url as string);
       return true;
     },
   };
@@ -273,6 +272,7 @@ function createCallServer(options: ServingPathOptions) {
     headers: IncomingHttpHeaders,
     wire: Wire,
     address: string | undefined,
+    path: string,
   ): void => {
     const header = new IncomingHeaders(headers);
     const timeout =
@@ -285,7 +285,7 @@ function createCallServer(options: ServingPathOptions) {
       shared,
       spec,
       stream,
-      headers,
+      `http://${headers[":authority"] ?? headers.host ?? "localhost"}${path}`,
       header,
       wire,
       deadline,
@@ -310,6 +310,8 @@ interface SharedByCalls {
   unaryChainOf: (spec: Extract<ServedSpec, { kind: "unary" }>) => Chain<UnaryResponse>;
   streamChainOf: (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => Chain<StreamResponse>;
 }
+
+const callOfStream = Symbol("call");
 
 /**
  * What a call is answered on: an HTTP/2 stream, or the same shape over an HTTP/1.1 request and
@@ -342,18 +344,20 @@ interface Exchange {
  * body events, the response's close and drain, `respond` as `writeHead`. Trailers have no place in
  * HTTP/1.1; the wires served over it (Connect unary) put theirs in the headers or the body.
  */
-class Http1Exchange extends EventEmitter {
+class Http1Exchange {
   private readonly req: IncomingMessage;
   private readonly res: ServerResponse;
-  private readingBody = false;
 
   constructor(req: IncomingMessage, res: ServerResponse) {
-    super();
     this.req = req;
     this.res = res;
-    res.once("close", () => this.emit("close"));
-    res.on("drain", () => this.emit("drain"));
-    req.on("error", (error) => this.emit("error", error));
+  }
+
+  // The call's listeners are the same functions for every call, with the emitter as `this`: the
+  // request and the response hold the call as the stream would.
+  set [callOfStream](call: Call) {
+    (this.req as unknown as CallStream)[callOfStream] = call;
+    (this.res as unknown as CallStream)[callOfStream] = call;
   }
 
   get closed(): boolean {
@@ -364,14 +368,16 @@ class Http1Exchange extends EventEmitter {
     return this.res.destroyed;
   }
 
-  override on(event: string | symbol, listener: (...args: never[]) => void): this {
-    // The body is read from when someone listens for it: before, it waits in the socket.
-    if ((event === "data" || event === "end") && !this.readingBody) {
-      this.readingBody = true;
-      this.req.on("data", (chunk: Buffer) => this.emit("data", chunk));
-      this.req.on("end", () => this.emit("end"));
-    }
-    return super.on(event, listener as (...args: unknown[]) => void);
+  /** The body's events and errors come from the request; the end and drain, from the response. */
+  on(event: string, listener: (...args: never[]) => void): this {
+    this.emitterOf(event).on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: Node's own signature for any listener
+  off(event: string, listener: (...args: any[]) => void): this {
+    this.emitterOf(event).off(event, listener);
+    return this;
   }
 
   respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void {
@@ -406,11 +412,14 @@ class Http1Exchange extends EventEmitter {
   close(): void {
     this.res.destroy();
   }
+
+  private emitterOf(event: string): IncomingMessage | ServerResponse {
+    return event === "close" || event === "drain" ? this.res : this.req;
+  }
 }
 
 /** A call's HTTP/2 stream, which holds its call for the listeners below. */
 type CallStream = Exchange & { [callOfStream]?: Call };
-const callOfStream = Symbol("call");
 
 // The listeners every call puts on its stream: the same functions for all calls (the stream is
 // their `this`), instead of closures made for each call.
@@ -451,7 +460,7 @@ class Call {
   readonly deadline: number | undefined;
   private readonly shared: SharedByCalls;
   private readonly spec: ServedSpec;
-  private readonly headers: IncomingHttpHeaders;
+  readonly url: string;
   readonly wire: Wire;
   private headersSent = false;
   private controller: AbortController | undefined;
@@ -474,7 +483,7 @@ class Call {
     shared: SharedByCalls,
     spec: ServedSpec,
     stream: Exchange,
-    headers: IncomingHttpHeaders,
+    url: string,
     header: Headers,
     wire: Wire,
     deadline: number | undefined,
@@ -484,7 +493,7 @@ class Call {
     this.spec = spec;
     this.method = spec.method;
     this.stream = stream;
-    this.headers = headers;
+    this.url = url;
     this.header = header;
     this.wire = wire;
     this.deadline = deadline;
@@ -511,10 +520,6 @@ class Call {
       else this.watchClient();
     }
     return this.controller.signal;
-  }
-
-  get url(): string {
-    return `http://${this.headers[":authority"] ?? "localhost"}${this.headers[":path"]}`;
   }
 
   get responseHeader(): Headers {
