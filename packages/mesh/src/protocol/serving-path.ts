@@ -320,6 +320,8 @@ const callOfStream = Symbol("call");
 interface Exchange {
   readonly closed: boolean;
   readonly destroyed: boolean;
+  /** The request body has ended (and was read, or was empty). */
+  readonly readableEnded: boolean;
   on(event: "data", listener: (this: CallStream, chunk: Buffer) => void): unknown;
   on(event: "error", listener: (error: Error) => void): unknown;
   on(
@@ -366,6 +368,10 @@ class Http1Exchange {
 
   get destroyed(): boolean {
     return this.res.destroyed;
+  }
+
+  get readableEnded(): boolean {
+    return this.req.readableEnded;
   }
 
   /** The body's events and errors come from the request; the end and drain, from the response. */
@@ -461,6 +467,8 @@ class Call {
   private readonly shared: SharedByCalls;
   private readonly spec: ServedSpec;
   readonly url: string;
+  /** The request's content-length, or -1 when it has none. */
+  private readonly contentLength: number;
   readonly wire: Wire;
   private headersSent = false;
   private controller: AbortController | undefined;
@@ -494,6 +502,8 @@ class Call {
     this.method = spec.method;
     this.stream = stream;
     this.url = url;
+    const announced = header.get("content-length");
+    this.contentLength = announced === null ? -1 : Number(announced);
     this.header = header;
     this.wire = wire;
     this.deadline = deadline;
@@ -539,6 +549,17 @@ class Call {
       return;
     }
     if (this.ended) return;
+    // A Connect unary body announced larger than the limit is refused before it is read.
+    const length = this.contentLength;
+    if (!this.wire.enveloped && length > this.shared.maxMessageBytes) {
+      this.finish(messageTooLarge(length, "readMaxBytes", this.shared.maxMessageBytes));
+      return;
+    }
+    // An empty body may have ended while the request gate ran (its end is not read twice).
+    if (this.stream.readableEnded) {
+      this.received();
+      return;
+    }
     this.stream.on("data", onCallData);
     this.stream.on("end", onCallEnd);
   }
