@@ -48,6 +48,7 @@ const seen = {
   lateSignal: undefined as AbortSignal | undefined,
   watchSignals: [] as AbortSignal[],
   intercepted: [] as string[],
+  requestMethods: [] as string[],
 };
 // Every watcher gets the same message object for a change, as the services' watch handlers do.
 const watchers = new Set<(message: WatchUsersResponse) => void>();
@@ -85,6 +86,7 @@ before(async () => {
     routes: (router) =>
       router.service(UserService, {
         async getUser(req, context) {
+          seen.requestMethods.push(context.requestMethod);
           switch (req.id) {
             case "slow":
               // Ignores its signal: the deadline must still end the call on time.
@@ -646,6 +648,28 @@ for (const [name, httpVersion, useBinaryFormat] of [
       header?.get("content-type"),
       useBinaryFormat ? "application/connect+proto" : "application/connect+json",
     );
+  });
+}
+
+for (const httpVersion of ["1.1", "2"] as const) {
+  test(`Connect GET over HTTP/${httpVersion} (a method without side effects) on the runtime's path, JSON and protobuf`, async () => {
+    for (const useBinaryFormat of [false, true]) {
+      const connect = createClient(
+        UserService,
+        createConnectTransport({
+          baseUrl: server.url,
+          httpVersion,
+          useBinaryFormat,
+          useHttpGet: true,
+        }),
+      );
+      const { answer, header, trailer } = await getUserSeeingHeaders(connect, "headers");
+      assert.equal(answer.user?.id, "headers");
+      assert.equal(header?.get("date"), null, "served by the runtime's path");
+      assert.equal(trailer?.get("x-trailer"), "done");
+      assert.ok(seen.requestMethods.includes("GET"), "the handler saw a GET");
+      await assertMissingUserKeepsItsError(connect);
+    }
   });
 }
 

@@ -16,6 +16,8 @@ import {
   toBinary,
   toJsonString,
 } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
@@ -49,13 +51,14 @@ import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
 // response per call built by connect-node's adapter, and aborts that construct a DOMException each
 // (bench/README.md, "Where the time goes"). This path serves the calls that make up almost all of
 // the traffic straight from the HTTP stream: gRPC and gRPC-web unary and server-streaming calls
-// with uncompressed protobuf (the mesh's own calls, grpc-web clients), and Connect unary POSTs
-// and server streams, protobuf or JSON, uncompressed (browsers, curl, the dashboard), over HTTP/2
+// with uncompressed protobuf (the mesh's own calls, grpc-web clients), and Connect unary calls (POST,
+// and GET for methods without side effects) and server streams, protobuf or JSON, uncompressed
+// (browsers, curl, the dashboard), over HTTP/2
 // and, but for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the
 // semantics connect-es gives them (codes, messages, headers, trailers, deadlines, limits,
 // Connect's JSON errors and end-stream message, gRPC-web's trailer frame). Everything else
-// (Connect GET, JSON over gRPC and gRPC-web, compression, client and bidi streams, browsers over
-// HTTP/2) still goes to connect-es. No library offers a server that shares a port and its interceptors with
+// (JSON over gRPC and gRPC-web, compression, client and bidi streams, browsers over HTTP/2) still
+// goes to connect-es. No library offers a server that shares a port and its interceptors with
 // connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
@@ -192,7 +195,15 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
     },
     take(stream, headers) {
       const path = headers[":path"];
-      const spec = path === undefined ? undefined : methods.get(path);
+      if (path === undefined) return false;
+      if (headers[":method"] === "GET") {
+        const get = connectGetOf(methods, path, headers, options.maxTimeoutMs);
+        if (get === undefined || headers.origin !== undefined) return false;
+        const address = stream.session?.socket?.remoteAddress;
+        serve(get.spec, stream, headers, get.wire, address, path, get.body);
+        return true;
+      }
+      const spec = methods.get(path);
       if (spec === undefined || headers[":method"] !== "POST") return false;
       const wire = wireOf(spec, headers, options.maxTimeoutMs);
       if (wire === undefined) return false;
@@ -202,7 +213,23 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
       return true;
     },
     takeHttp1(req, res) {
-      const spec = req.url === undefined ? undefined : methods.get(req.url);
+      if (req.url === undefined) return false;
+      if (req.method === "GET") {
+        const get = connectGetOf(methods, req.url, req.headers, options.maxTimeoutMs);
+        if (get === undefined) return false;
+        const exchange = new Http1Exchange(req, res);
+        serve(
+          get.spec,
+          exchange,
+          req.headers,
+          get.wire,
+          req.socket.remoteAddress,
+          req.url,
+          get.body,
+        );
+        return true;
+      }
+      const spec = methods.get(req.url);
       if (spec === undefined || req.method !== "POST") return false;
       const wire = wireOf(spec, req.headers, options.maxTimeoutMs);
       if (wire === undefined || wire.protocolName === "grpc") return false;
@@ -237,16 +264,54 @@ function wireOf(
   if (encoding !== undefined && encoding !== "identity") return undefined;
   const version = headers["connect-protocol-version"];
   if (version !== undefined && version !== "1") return undefined;
-  const timeout = headers["connect-timeout-ms"];
-  if (
-    timeout !== undefined &&
-    (typeof timeout !== "string" || !connectTimeout.test(timeout) || Number(timeout) > maxTimeoutMs)
-  ) {
-    return undefined;
-  }
+  if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
   const json = connect[1]?.toLowerCase() === "json";
   if (unary) return json ? connectJson : connectProto;
   return json ? connectStreamJson : connectStreamProto;
+}
+
+/** Whether a Connect request's timeout, if any, is well-formed and in range (else connect-es answers). */
+function connectTimeoutServed(headers: IncomingHttpHeaders, maxTimeoutMs: number): boolean {
+  const timeout = headers["connect-timeout-ms"];
+  return (
+    timeout === undefined ||
+    (typeof timeout === "string" && connectTimeout.test(timeout) && Number(timeout) <= maxTimeoutMs)
+  );
+}
+
+/**
+ * A Connect unary GET this path serves (a method without side effects, an uncompressed message in
+ * the query, protobuf or JSON), with its message's bytes; undefined for connect-es to answer.
+ */
+function connectGetOf(
+  methods: ReadonlyMap<string, ServedSpec>,
+  path: string,
+  headers: IncomingHttpHeaders,
+  maxTimeoutMs: number,
+): { spec: ServedSpec; wire: Wire; body: Buffer } | undefined {
+  const query = path.indexOf("?");
+  const spec = methods.get(query < 0 ? path : path.slice(0, query));
+  if (spec?.kind !== "unary" || query < 0) return undefined;
+  if (spec.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return undefined;
+  const params = new URLSearchParams(path.slice(query + 1));
+  const encoding = params.get("encoding");
+  if (encoding !== "proto" && encoding !== "json") return undefined;
+  const compression = params.get("compression");
+  if (compression !== null && compression !== "identity") return undefined;
+  const connect = params.get("connect");
+  if (connect !== null && connect !== "v1") return undefined;
+  if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
+  const message = params.get("message") ?? "";
+  let body: Buffer;
+  try {
+    body =
+      params.get("base64") === "1"
+        ? Buffer.from(base64Decode(message))
+        : Buffer.from(message, "utf8");
+  } catch {
+    return undefined;
+  }
+  return { spec, wire: encoding === "json" ? connectJson : connectProto, body };
 }
 
 function createCallServer(options: ServingPathOptions) {
@@ -273,6 +338,8 @@ function createCallServer(options: ServingPathOptions) {
     wire: Wire,
     address: string | undefined,
     path: string,
+    /** A GET's message, from its query: no body is read. */
+    query?: Buffer,
   ): void => {
     const header = new IncomingHeaders(headers);
     const timeout =
@@ -290,6 +357,7 @@ function createCallServer(options: ServingPathOptions) {
       wire,
       deadline,
       options.contextValues(address),
+      query,
     );
     // The gate runs after the headers, before the body is read.
     if (requestGate === undefined) call.read(timeout.error);
@@ -467,6 +535,9 @@ class Call {
   private readonly shared: SharedByCalls;
   private readonly spec: ServedSpec;
   readonly url: string;
+  readonly requestMethod: "POST" | "GET";
+  /** A GET's message, from its query. */
+  private query: Buffer | undefined;
   /** The request's content-length, or -1 when it has none. */
   private readonly contentLength: number;
   readonly wire: Wire;
@@ -496,12 +567,15 @@ class Call {
     wire: Wire,
     deadline: number | undefined,
     contextValues: ContextValues,
+    query?: Buffer,
   ) {
     this.shared = shared;
     this.spec = spec;
     this.method = spec.method;
     this.stream = stream;
     this.url = url;
+    this.query = query;
+    this.requestMethod = query === undefined ? "POST" : "GET";
     const announced = header.get("content-length");
     this.contentLength = announced === null ? -1 : Number(announced);
     this.header = header;
@@ -549,6 +623,16 @@ class Call {
       return;
     }
     if (this.ended) return;
+    const query = this.query;
+    if (query !== undefined) {
+      this.query = undefined;
+      // A GET has no body to read; its message came in the query.
+      this.stream.resume();
+      if (query.length > this.shared.maxMessageBytes) {
+        this.finish(messageTooLarge(query.length, "readMaxBytes", this.shared.maxMessageBytes));
+      } else void this.answer(query);
+      return;
+    }
     // A Connect unary body announced larger than the limit is refused before it is read.
     const length = this.contentLength;
     if (!this.wire.enveloped && length > this.shared.maxMessageBytes) {
@@ -861,7 +945,7 @@ class Call {
 class CallContext implements HandlerContext {
   readonly method: DescMethod;
   readonly service: DescService;
-  readonly requestMethod = "POST";
+  readonly requestMethod: string;
   readonly protocolName: string;
   private readonly call: Call;
   private readonly req: RequestParts;
@@ -870,6 +954,7 @@ class CallContext implements HandlerContext {
     this.call = call;
     this.req = req;
     this.protocolName = call.wire.protocolName;
+    this.requestMethod = call.requestMethod;
     this.method = call.method;
     this.service = call.method.parent;
   }
@@ -1179,7 +1264,7 @@ class CallRequest {
   readonly stream: boolean;
   readonly service: DescService;
   readonly method: DescMethod;
-  readonly requestMethod = "POST";
+  readonly requestMethod: string;
   readonly header: Headers;
   readonly contextValues: ContextValues;
   readonly message: unknown;
@@ -1189,6 +1274,7 @@ class CallRequest {
 
   constructor(call: Call, stream: boolean, message: unknown) {
     this.stream = stream;
+    this.requestMethod = call.requestMethod;
     this.service = call.method.parent;
     this.method = call.method;
     this.header = call.header;
