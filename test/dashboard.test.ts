@@ -40,6 +40,7 @@ import {
   createTestDatabase,
   freePort,
   readMetric,
+  reservePort,
   startTestService,
   type TestDatabase,
   waitFor,
@@ -80,8 +81,11 @@ let orders: RunningService;
 let usersPort: number;
 let dashboard: ChildProcess | undefined;
 let dashboardUrl: string;
-/** A second dashboard, started by the token-expiry test, whose tokens last a few seconds. */
-let shortLivedPort: number;
+/**
+ * A second dashboard, started by the token-expiry test, whose tokens last a few seconds: its port
+ * is held from the start (the services' CORS origins name it) until that test starts it.
+ */
+let shortLived: { port: number; release(): Promise<void> };
 let corsOrigins: string;
 let browser: Browser;
 let laptop: BrowserContext;
@@ -92,8 +96,8 @@ before(async () => {
   if (skip) return;
   const dashboardPort = await freePort();
   dashboardUrl = `http://127.0.0.1:${dashboardPort}`;
-  shortLivedPort = await freePort();
-  corsOrigins = `${dashboardUrl},http://127.0.0.1:${shortLivedPort}`;
+  shortLived = await reservePort();
+  corsOrigins = `${dashboardUrl},http://127.0.0.1:${shortLived.port}`;
   const build = ensureDashboardBuild((line) => console.error(`# ${line}`));
   build.catch(() => {}); // awaited below, once the services are up
 
@@ -172,6 +176,7 @@ after(async () => {
   if (skip) return;
   await browser?.close();
   dashboard?.kill("SIGTERM");
+  await shortLived?.release();
   await Promise.all(
     [users, orders, inventory, ...extraServices]
       .filter((service) => service !== undefined)
@@ -785,16 +790,20 @@ test("tokens that expire every few seconds: the streams end with unauthenticated
   skip,
 }, async () => {
   const ttlSeconds = 3;
-  const shortLived = spawnDashboard({
-    port: shortLivedPort,
+  await shortLived.release();
+  const shortLivedDashboard = spawnDashboard({
+    port: shortLived.port,
     hostname: "127.0.0.1",
     usersUrl: users.server.url,
     ordersUrl: orders.server.url,
     inventoryUrl: inventory.server.url,
     env: { ...signInEnv, DASHBOARD_TOKEN_TTL_SECONDS: String(ttlSeconds) },
   });
+  // Its output is not looked at, but read: a full pipe would stop it.
+  shortLivedDashboard.stdout?.resume();
+  shortLivedDashboard.stderr?.resume();
   try {
-    const baseUrl = `http://127.0.0.1:${shortLivedPort}`;
+    const baseUrl = `http://127.0.0.1:${shortLived.port}`;
     await waitForDashboard(baseUrl);
     const page = await laptop.newPage();
     page.on("pageerror", (error) => pageErrors.push(`short-lived /users: ${error.message}`));
@@ -890,6 +899,6 @@ test("tokens that expire every few seconds: the streams end with unauthenticated
     });
     assert.ok(expired <= watches.length, `${expired} of ${watches.length} watches expired`);
   } finally {
-    shortLived.kill("SIGTERM");
+    shortLivedDashboard.kill("SIGTERM");
   }
 });

@@ -111,6 +111,7 @@ export async function readMetric(
 }
 export {
   freePort,
+  reservePort,
   type ServiceProcess,
   startServiceProcess,
   waitUntilServing,

@@ -21,6 +21,25 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A TCP port on 127.0.0.1 held open until `release()`: for a port chosen long before a process
+ * binds it (one named in another server's configuration), which a port number alone would leave
+ * free for any other listener meanwhile (tests run side by side).
+ */
+export function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      resolve({
+        port: typeof address === "object" && address ? address.port : 0,
+        release: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
 /** Waits until the server on `port` reports SERVING over grpc.health.v1, for at most `timeoutMs`. */
 export async function waitUntilServing(port: number, timeoutMs = 30_000): Promise<void> {
   const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
