@@ -72,8 +72,9 @@ export interface ChangeFeed {
    * Reads one page of a watch's initial state in its turn: at most `snapshotReaders` such reads
    * run at once in the process, first come first served, so that a storm of watchers neither
    * takes the connection pool nor starves other calls. Watches asking for the same page (`key`)
-   * while it is read, or within a second after while no newer change is known (of the 8 pages
-   * read last), share that read when it reflects `atLeast` or a later revision.
+   * while it is read, or within a second after while no newer change is known (of the
+   * `sharedSnapshotPages` read last), share that read when it reflects `atLeast` or a later
+   * revision.
    */
   readPage<P extends { revision: bigint }>(
     key: string,

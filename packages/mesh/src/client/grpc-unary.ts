@@ -19,8 +19,9 @@ import { envelope, envelopeHeaderBytes, messageTooLarge } from "../protocol/serv
 // async iterables, a Web request and response, an AbortController and a DOMException per call);
 // service-to-service calls are almost all unary, and that machinery cost more CPU per order
 // than the calls' own work (bench/README.md). Streams still go through connect-node's transport,
-// on the same session. This is the client-side counterpart of the serving path (protocol/serving-path.ts); no library offers a
-// leaner unary call that plugs into connect-es's clients, hence this code.
+// on the same session. This is the client-side counterpart of the serving path
+// (protocol/serving-path.ts); no library offers a leaner unary call that plugs into connect-es's
+// clients, hence this code.
 
 /** One unary call: what connect-es's `Transport.unary` gets, without its context values. */
 export type UnaryCaller = <I extends DescMessage, O extends DescMessage>(

@@ -37,7 +37,6 @@ import {
   endStreamFlag,
   endStreamToJson,
   errorToJsonBytes,
-  trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
@@ -195,49 +194,54 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
     },
     take(stream, headers) {
       const path = headers[":path"];
-      if (path === undefined) return false;
-      if (headers[":method"] === "GET") {
-        const get = connectGetOf(methods, path, headers, options.maxTimeoutMs);
-        if (get === undefined || headers.origin !== undefined) return false;
-        const address = stream.session?.socket?.remoteAddress;
-        serve(get.spec, stream, headers, get.wire, address, path, get.body);
-        return true;
-      }
-      const spec = methods.get(path);
-      if (spec === undefined || headers[":method"] !== "POST") return false;
-      const wire = wireOf(spec, headers, options.maxTimeoutMs);
-      if (wire === undefined) return false;
+      const route = routeOf(methods, headers[":method"], path, headers, options.maxTimeoutMs);
+      if (route === undefined || path === undefined) return false;
       // A browser's call (over TLS) needs CORS, which the compatibility API's handler answers.
-      if (wire.protocolName !== "grpc" && headers.origin !== undefined) return false;
-      serve(spec, stream, headers, wire, stream.session?.socket?.remoteAddress, path as string);
+      if (route.wire.protocolName !== "grpc" && headers.origin !== undefined) return false;
+      const address = stream.session?.socket?.remoteAddress;
+      serve(route.spec, stream, headers, route.wire, address, path, route.query);
       return true;
     },
     takeHttp1(req, res) {
-      if (req.url === undefined) return false;
-      if (req.method === "GET") {
-        const get = connectGetOf(methods, req.url, req.headers, options.maxTimeoutMs);
-        if (get === undefined) return false;
-        const exchange = new Http1Exchange(req, res);
-        serve(
-          get.spec,
-          exchange,
-          req.headers,
-          get.wire,
-          req.socket.remoteAddress,
-          req.url,
-          get.body,
-        );
-        return true;
+      const route = routeOf(methods, req.method, req.url, req.headers, options.maxTimeoutMs);
+      if (route === undefined || req.url === undefined || route.wire.protocolName === "grpc") {
+        return false;
       }
-      const spec = methods.get(req.url);
-      if (spec === undefined || req.method !== "POST") return false;
-      const wire = wireOf(spec, req.headers, options.maxTimeoutMs);
-      if (wire === undefined || wire.protocolName === "grpc") return false;
       const exchange = new Http1Exchange(req, res);
-      serve(spec, exchange, req.headers, wire, req.socket.remoteAddress, req.url as string);
+      serve(
+        route.spec,
+        exchange,
+        req.headers,
+        route.wire,
+        req.socket.remoteAddress,
+        req.url,
+        route.query,
+      );
       return true;
     },
   };
+}
+
+/** A call this path serves: its method, its wire, and for a GET the message from its query. */
+interface Route {
+  spec: ServedSpec;
+  wire: Wire;
+  query?: Buffer;
+}
+
+/** The route of a request to `path` by HTTP `method`; undefined for connect-es to serve it. */
+function routeOf(
+  methods: ReadonlyMap<string, ServedSpec>,
+  method: string | undefined,
+  path: string | undefined,
+  headers: IncomingHttpHeaders,
+  maxTimeoutMs: number,
+): Route | undefined {
+  if (path === undefined) return undefined;
+  if (method === "GET") return connectGetOf(methods, path, headers, maxTimeoutMs);
+  const spec = method === "POST" ? methods.get(path) : undefined;
+  const wire = spec === undefined ? undefined : wireOf(spec, headers, maxTimeoutMs);
+  return spec === undefined || wire === undefined ? undefined : { spec, wire };
 }
 
 /**
@@ -288,12 +292,12 @@ function connectGetOf(
   path: string,
   headers: IncomingHttpHeaders,
   maxTimeoutMs: number,
-): { spec: ServedSpec; wire: Wire; body: Buffer } | undefined {
-  const query = path.indexOf("?");
-  const spec = methods.get(query < 0 ? path : path.slice(0, query));
-  if (spec?.kind !== "unary" || query < 0) return undefined;
+): Route | undefined {
+  const queryAt = path.indexOf("?");
+  const spec = methods.get(queryAt < 0 ? path : path.slice(0, queryAt));
+  if (spec?.kind !== "unary" || queryAt < 0) return undefined;
   if (spec.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return undefined;
-  const params = new URLSearchParams(path.slice(query + 1));
+  const params = new URLSearchParams(path.slice(queryAt + 1));
   const encoding = params.get("encoding");
   if (encoding !== "proto" && encoding !== "json") return undefined;
   const compression = params.get("compression");
@@ -302,16 +306,16 @@ function connectGetOf(
   if (connect !== null && connect !== "v1") return undefined;
   if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
   const message = params.get("message") ?? "";
-  let body: Buffer;
+  let query: Buffer;
   try {
-    body =
+    query =
       params.get("base64") === "1"
         ? Buffer.from(base64Decode(message))
         : Buffer.from(message, "utf8");
   } catch {
     return undefined;
   }
-  return { spec, wire: encoding === "json" ? connectJson : connectProto, body };
+  return { spec, wire: encoding === "json" ? connectJson : connectProto, query };
 }
 
 function createCallServer(options: ServingPathOptions) {
@@ -538,8 +542,6 @@ class Call {
   readonly requestMethod: "POST" | "GET";
   /** A GET's message, from its query. */
   private query: Buffer | undefined;
-  /** The request's content-length, or -1 when it has none. */
-  private readonly contentLength: number;
   readonly wire: Wire;
   private headersSent = false;
   private controller: AbortController | undefined;
@@ -576,8 +578,6 @@ class Call {
     this.url = url;
     this.query = query;
     this.requestMethod = query === undefined ? "POST" : "GET";
-    const announced = header.get("content-length");
-    this.contentLength = announced === null ? -1 : Number(announced);
     this.header = header;
     this.wire = wire;
     this.deadline = deadline;
@@ -634,7 +634,7 @@ class Call {
       return;
     }
     // A Connect unary body announced larger than the limit is refused before it is read.
-    const length = this.contentLength;
+    const length = Number(this.header.get("content-length") ?? -1);
     if (!this.wire.enveloped && length > this.shared.maxMessageBytes) {
       this.finish(messageTooLarge(length, "readMaxBytes", this.shared.maxMessageBytes));
       return;
@@ -694,10 +694,7 @@ class Call {
     if (this.ended) return;
     const { size, announced } = this;
     if (!this.wire.enveloped) {
-      const body = this.chunks === undefined ? this.firstChunk : Buffer.concat(this.chunks, size);
-      this.firstChunk = undefined;
-      this.chunks = undefined;
-      void this.answer(body ?? Buffer.alloc(0));
+      void this.answer(this.takeBody());
       return;
     }
     if (size === 0) {
@@ -718,34 +715,38 @@ class Call {
       this.finish(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
       return;
     }
-    const body = this.chunks === undefined ? this.firstChunk : Buffer.concat(this.chunks, size);
+    void this.answer(this.takeBody().subarray(envelopeHeaderBytes));
+  }
+
+  /** The request body received, which the call no longer holds. */
+  private takeBody(): Buffer {
+    const body =
+      this.chunks === undefined ? this.firstChunk : Buffer.concat(this.chunks, this.size);
     this.firstChunk = undefined;
     this.chunks = undefined;
-    void this.answer((body as Buffer).subarray(envelopeHeaderBytes));
+    return body ?? Buffer.alloc(0);
   }
 
   /** Runs the method's chain on the request message and sends what it answers. */
   private async answer(bytes: Buffer): Promise<void> {
     const { spec, method, shared } = this;
     try {
-      const input = this.wire.json
-        ? decodeJson(method.input, bytes, shared.jsonOptions)
-        : decode(method.input, bytes);
+      const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
+      const input = decode(method.input, bytes, json);
+      const max = shared.maxSendMessageBytes;
       if (spec.kind === "unary") {
         const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
         if (this.ended) return;
-        if (this.wire.enveloped) {
-          this.sendUnary(encode(method.output, res.message, shared.maxSendMessageBytes), res);
-        } else {
-          this.sendUnary(encodeBody(this.wire, method.output, res.message, shared), res);
-        }
+        this.sendUnary(
+          this.wire.enveloped
+            ? encode(method.output, res.message, max)
+            : serialize(method.output, res.message, max, json),
+          res,
+        );
       } else {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
-        const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
-        await this.sendStream(res, (message) =>
-          frameOf(method.output, message, shared.maxSendMessageBytes, json),
-        );
+        await this.sendStream(res, (message) => frameOf(method.output, message, max, json));
       }
     } catch (error) {
       this.finish(error);
@@ -777,7 +778,7 @@ class Call {
       if (this.wire.endFrame === "grpc-web") {
         stream.respond(this.responseHeaders(header), answerWithBody);
         stream.write(frame);
-        stream.end(trailerFrame(setTrailerStatus(new Headers(trailer), undefined)));
+        stream.end(trailerFrame(grpcStatus(trailer, undefined)));
         this.end(callEnded);
         return;
       }
@@ -841,43 +842,42 @@ class Call {
       );
       return;
     }
-    if (this.wire.endFrame === "connect") {
-      // Connect streams: the headers (if not sent yet), then the end-stream message: the trailers
-      // as its metadata, and the error, if any, as Connect's JSON.
+    if (this.wire.endFrame !== undefined) {
+      // gRPC-web and Connect streams: the headers (if not sent yet), then the status and trailers
+      // as the body's last frame: gRPC-web's trailer frame, or Connect's end-stream message (the
+      // trailers as its metadata, the error, if any, as Connect's JSON).
       if (!this.headersSent) {
         this.headersSent = true;
         stream.respond(this.responseHeaders(this.setHeader), answerWithBody);
       }
-      const end = endStreamToJson(new Headers(trailer), status, this.shared.jsonOptions ?? {});
-      const frame = envelope(Buffer.from(JSON.stringify(end)));
-      frame[0] = endStreamFlag;
-      stream.end(frame);
-      stream.off("data", onCallData);
-      stream.off("end", onCallEnd);
-      stream.resume();
-      return;
-    }
-    const fields = setTrailerStatus(new Headers(trailer), status);
-    if (status !== undefined && status.rawMessage !== "") {
-      fields.set("grpc-message", encodeGrpcMessage(status.rawMessage));
-    }
-    if (this.wire.endFrame === "grpc-web") {
-      // gRPC-web: the headers (if not sent yet), then the status and trailers as the last frame.
-      if (!this.headersSent) {
-        this.headersSent = true;
-        stream.respond(this.responseHeaders(this.setHeader), answerWithBody);
-      }
-      stream.end(trailerFrame(fields));
+      stream.end(
+        this.wire.endFrame === "grpc-web"
+          ? trailerFrame(grpcStatus(trailer, status))
+          : envelope(
+              Buffer.from(
+                JSON.stringify(
+                  endStreamToJson(new Headers(trailer), status, this.shared.jsonOptions ?? {}),
+                ),
+              ),
+              endStreamFlag,
+            ),
+      );
     } else if (!this.headersSent) {
       // Trailers-only: the status goes with the headers, and nothing follows.
       this.headersSent = true;
+      const fields = grpcStatus(trailer, status);
       stream.respond(toObject(fields, this.responseHeaders(this.setHeader)), trailersOnly);
     } else {
-      this.trailersToSend = toObject(fields, {});
+      this.trailersToSend = toObject(grpcStatus(trailer, status), {});
       stream.on("wantTrailers", onWantTrailers);
       stream.end();
     }
-    // What the client still sends is not read.
+    this.stopReading();
+  }
+
+  /** What the client still sends is not read. */
+  private stopReading(): void {
+    const stream = this.stream;
     stream.off("data", onCallData);
     stream.off("end", onCallEnd);
     stream.resume();
@@ -897,16 +897,14 @@ class Call {
     const header = new Headers(this.setHeader);
     if (!error.isWireError) mergeNonProtocolHeaders(header, error.metadata);
     const body = errorToJsonBytes(error, this.shared.jsonOptions ?? {});
-    const fields = toObject(trailerMux(header, trailer ?? new Headers()), {
+    const fields = toObject(header, {
       ":status": codeToHttpStatus(error.code),
       "content-type": "application/json",
       "content-length": body.byteLength,
     });
-    stream.respond(fields, answerWithBody);
+    stream.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
     stream.end(body);
-    stream.off("data", onCallData);
-    stream.off("end", onCallEnd);
-    stream.resume();
+    this.stopReading();
   }
 
   /** The client closed or reset the stream. */
@@ -1015,49 +1013,22 @@ function extraMessage(): ConnectError {
   );
 }
 
-function decodeJson(
-  schema: DescMessage,
-  bytes: Buffer,
-  jsonOptions: Partial<JsonReadOptions> | undefined,
-) {
-  try {
-    // Unknown fields are ignored unless the options say otherwise, as connect-es reads JSON.
-    return fromJsonString(schema, bytes.toString("utf8"), {
-      ignoreUnknownFields: true,
-      ...jsonOptions,
-    });
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConnectError(
-      `cannot decode message ${schema.typeName} from JSON: ${reason}`,
-      Code.InvalidArgument,
-    );
-  }
-}
-
-/** The body of a Connect unary answer: `message` in the call's codec, within the size limit. */
-function encodeBody(
-  wire: Wire,
+/**
+ * `message` (a message, or the init object of one) in protobuf, or as JSON with `json`'s options;
+ * JSON stays a string: Node then writes an HTTP/1.1 answer's headers and body as one chunk (a
+ * Buffer goes out by writev of two, which cost about a fifth of a JSON call's time).
+ */
+function serialize(
   schema: DescMessage,
   message: unknown,
-  shared: SharedByCalls,
+  maxMessageBytes: number,
+  json?: Partial<JsonWriteOptions>,
 ): Body {
   const full = create(schema, message as never);
-  if (wire.json) {
-    // JSON stays a string: Node then writes an HTTP/1.1 answer's headers and body as one chunk
-    // (a Buffer goes out by writev of two, which cost about a fifth of a JSON call's time).
-    const text = toJsonString(schema, full, shared.jsonOptions);
-    const length = Buffer.byteLength(text);
-    if (length > shared.maxSendMessageBytes) {
-      throw messageTooLarge(length, "writeMaxBytes", shared.maxSendMessageBytes);
-    }
-    return { data: text, length };
-  }
-  const bytes = toBinary(schema, full);
-  if (bytes.byteLength > shared.maxSendMessageBytes) {
-    throw messageTooLarge(bytes.byteLength, "writeMaxBytes", shared.maxSendMessageBytes);
-  }
-  return { data: bytes, length: bytes.byteLength };
+  const data = json === undefined ? toBinary(schema, full) : toJsonString(schema, full, json);
+  const length = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+  if (length > maxMessageBytes) throw messageTooLarge(length, "writeMaxBytes", maxMessageBytes);
+  return { data, length };
 }
 
 /** The body of a Connect unary answer, and its length in bytes. */
@@ -1068,9 +1039,19 @@ interface Body {
 
 /** gRPC-web's last frame: the trailer fields, one "name: value" line each, flagged as trailers. */
 function trailerFrame(fields: Headers): Buffer {
-  const frame = envelope(trailerSerialize(fields));
-  frame[0] = trailerFlag;
-  return frame;
+  return envelope(trailerSerialize(fields), trailerFlag);
+}
+
+/**
+ * The trailer fields of a gRPC or gRPC-web call that ends with `status` (success when undefined):
+ * `trailer`, the status, and its message percent-encoded as the gRPC spec says.
+ */
+function grpcStatus(trailer: Headers | undefined, status: ConnectError | undefined): Headers {
+  const fields = setTrailerStatus(new Headers(trailer), status);
+  if (status !== undefined && status.rawMessage !== "") {
+    fields.set("grpc-message", encodeGrpcMessage(status.rawMessage));
+  }
+  return fields;
 }
 
 /** `trailer` as Connect unary sends it: each field as a header prefixed "trailer-". */
@@ -1091,31 +1072,41 @@ function connectTimeoutOf(value: string | undefined): {
   return value === undefined ? {} : { timeoutMs: Number(value) };
 }
 
-function decode(schema: DescMessage, bytes: Uint8Array) {
+/** The request message in `bytes`: protobuf, or JSON with `json`'s options. */
+function decode(schema: DescMessage, bytes: Buffer, json?: Partial<JsonReadOptions>) {
   try {
-    return fromBinary(schema, bytes);
+    if (json === undefined) return fromBinary(schema, bytes);
+    // Unknown fields are ignored unless the options say otherwise, as connect-es reads JSON.
+    return fromJsonString(schema, bytes.toString("utf8"), { ignoreUnknownFields: true, ...json });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConnectError(
-      requestFaults.undecodable(schema.typeName, reason),
+      json === undefined
+        ? requestFaults.undecodable(schema.typeName, reason)
+        : `cannot decode message ${schema.typeName} from JSON: ${reason}`,
       Code.InvalidArgument,
     );
   }
 }
 
-/** The enveloped encoding of `message` (a message, or the init object of one). */
-function encode(schema: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
-  const bytes = toBinary(schema, create(schema, message as never));
-  if (bytes.byteLength > maxMessageBytes) {
-    throw messageTooLarge(bytes.byteLength, "writeMaxBytes", maxMessageBytes);
-  }
-  return envelope(bytes);
+/** The enveloped encoding of `message` (see serialize). */
+function encode(
+  schema: DescMessage,
+  message: unknown,
+  maxMessageBytes: number,
+  json?: Partial<JsonWriteOptions>,
+): Buffer {
+  const { data } = serialize(schema, message, maxMessageBytes, json);
+  return envelope(typeof data === "string" ? Buffer.from(data) : data);
 }
 
-/** `bytes` as one uncompressed gRPC message: the envelope's header, then the message. */
-export function envelope(bytes: Uint8Array): Buffer {
+/**
+ * `bytes` as one enveloped message: the envelope's header (`flags`, 0 for an uncompressed message,
+ * then the length), then the message.
+ */
+export function envelope(bytes: Uint8Array, flags = 0): Buffer {
   const frame = Buffer.allocUnsafe(envelopeHeaderBytes + bytes.byteLength);
-  frame[0] = 0;
+  frame[0] = flags;
   frame.writeUInt32BE(bytes.byteLength, 1);
   frame.set(bytes, envelopeHeaderBytes);
   return frame;
@@ -1136,28 +1127,13 @@ function frameOf(
     typeof message === "object" && message !== null
       ? (message as { [sharedEncoding]?: SharedEncoding })[sharedEncoding]
       : undefined;
-  if (json !== undefined) {
-    if (shared === undefined) return encodeJson(schema, message, maxMessageBytes, json);
-    shared.jsonFrame ??= encodeJson(schema, message, maxMessageBytes, json);
-    return shared.jsonFrame as Buffer;
+  if (shared === undefined) return encode(schema, message, maxMessageBytes, json);
+  if (json === undefined) {
+    shared.frame ??= encode(schema, message, maxMessageBytes);
+    return shared.frame as Buffer;
   }
-  if (shared === undefined) return encode(schema, message, maxMessageBytes);
-  shared.frame ??= encode(schema, message, maxMessageBytes);
-  return shared.frame as Buffer;
-}
-
-/** The enveloped JSON encoding of `message` (Connect streams with the JSON codec). */
-function encodeJson(
-  schema: DescMessage,
-  message: unknown,
-  maxMessageBytes: number,
-  json: Partial<JsonWriteOptions>,
-): Buffer {
-  const bytes = Buffer.from(toJsonString(schema, create(schema, message as never), json));
-  if (bytes.byteLength > maxMessageBytes) {
-    throw messageTooLarge(bytes.byteLength, "writeMaxBytes", maxMessageBytes);
-  }
-  return envelope(bytes);
+  shared.jsonFrame ??= encode(schema, message, maxMessageBytes, json);
+  return shared.jsonFrame as Buffer;
 }
 
 /** The handler of a unary method, innermost in its chain. */
