@@ -87,25 +87,39 @@ export function observeStream<T>(
 // of heap per watcher over the interceptors' layers; methods on a prototype cost nothing per watch.
 
 /**
- * The stream of observeStream, and its iterator once read (a response stream is read once; one
- * object instead of two per watch).
+ * A wrapped stream that is also its own iterator once read: a response stream is read once, and
+ * a watch then holds one object per wrapper instead of two.
  */
-class ObservedIterator<T> implements AsyncIterable<T>, AsyncIterator<T> {
+abstract class ReadOnce<T> implements AsyncIterable<T>, AsyncIterator<T> {
   private messages: AsyncIterable<T> | undefined;
-  private iterator!: AsyncIterator<T>;
-  private readonly hooks: StreamHooks<T>;
-  private ended = false;
+  protected iterator!: AsyncIterator<T>;
 
-  constructor(messages: AsyncIterable<T>, hooks: StreamHooks<T>) {
+  constructor(messages: AsyncIterable<T>) {
     this.messages = messages;
-    this.hooks = hooks;
   }
 
   [Symbol.asyncIterator](): this {
     if (this.messages === undefined) throw new Error("a response stream is read once");
     this.iterator = this.messages[Symbol.asyncIterator]();
     this.messages = undefined;
+    this.opened();
     return this;
+  }
+
+  /** Called once reading starts. */
+  protected opened(): void {}
+
+  abstract next(): Promise<IteratorResult<T>>;
+}
+
+/** The stream of observeStream. */
+class ObservedIterator<T> extends ReadOnce<T> {
+  private readonly hooks: StreamHooks<T>;
+  private ended = false;
+
+  constructor(messages: AsyncIterable<T>, hooks: StreamHooks<T>) {
+    super(messages);
+    this.hooks = hooks;
   }
 
   next(): Promise<IteratorResult<T>> {
@@ -180,28 +194,22 @@ export function stopStreamOn<T>(
   return new StoppableIterator(messages, arm);
 }
 
-/** The stream of stopStreamOn, and its iterator once read (as ObservedIterator). */
-class StoppableIterator<T> implements AsyncIterable<T>, AsyncIterator<T> {
-  private messages: AsyncIterable<T> | undefined;
-  private iterator!: AsyncIterator<T>;
+/** The stream of stopStreamOn. */
+class StoppableIterator<T> extends ReadOnce<T> {
   private readonly arm: (stop: (error: unknown) => void) => () => void;
   private stopped: { error: unknown } | undefined;
   private rejectPending: ((error: unknown) => void) | undefined;
   private disarm: (() => void) | undefined;
 
   constructor(messages: AsyncIterable<T>, arm: (stop: (error: unknown) => void) => () => void) {
-    this.messages = messages;
+    super(messages);
     this.arm = arm;
   }
 
-  [Symbol.asyncIterator](): this {
-    if (this.messages === undefined) throw new Error("a response stream is read once");
-    this.iterator = this.messages[Symbol.asyncIterator]();
-    this.messages = undefined;
+  protected override opened(): void {
     const disarm = this.arm((error) => this.stop(error));
     if (this.stopped) disarm();
     else this.disarm = disarm;
-    return this;
   }
 
   next(): Promise<IteratorResult<T>> {
