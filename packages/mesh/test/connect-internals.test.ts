@@ -1,6 +1,7 @@
 // The runtime uses parts of connect-es that its authors mark internal ("does not follow semantic
-// versioning"): the gRPC timeout parser, the gRPC status trailers (written and read), and the
-// router's list of handlers. connect-es is pinned to an exact version for it; these tests pin
+// versioning"): the gRPC timeout parser, the gRPC status trailers (written and read), the router's
+// list of handlers, and the serving path's Connect and gRPC-web wire helpers (error JSON, HTTP
+// status of a code, end-stream message, trailer frame, metadata merge). connect-es is pinned to an exact version for it; these tests pin
 // what the runtime relies on, so that an update that changes any of it fails here first.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -9,11 +10,19 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  endStreamFlag,
+  endStreamToJson,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
 import {
   findTrailerError,
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { UserSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 
@@ -96,4 +105,33 @@ test("a router's handlers are a list the runtime can wrap in place, one per meth
   assert.equal(first?.service, UserService);
   router.handlers[0] = Object.assign(() => Promise.reject(new Error("wrapped")), first);
   assert.notEqual(router.handlers[0], first, "the list takes a wrapped handler");
+});
+
+test("the Connect and gRPC-web wire helpers write what the serving path sends", () => {
+  assert.equal(codeToHttpStatus(Code.NotFound), 404);
+  assert.equal(codeToHttpStatus(Code.DeadlineExceeded), 504);
+  const error = new ConnectError("gone", Code.NotFound, undefined, [
+    { desc: UserSchema, value: { id: "reason-1" } },
+  ]);
+  const json = JSON.parse(new TextDecoder().decode(errorToJsonBytes(error, {}))) as {
+    code: string;
+    message: string;
+    details: { type: string; value: string }[];
+  };
+  assert.equal(json.code, "not_found");
+  assert.equal(json.message, "gone");
+  assert.equal(json.details[0]?.type, "shop.user.v1.User");
+  const end = endStreamToJson(new Headers({ "x-trailer": "done" }), error, {});
+  assert.deepEqual(end.metadata, { "x-trailer": ["done"] });
+  assert.equal((end.error as { code?: string } | undefined)?.code, "not_found");
+  assert.equal(endStreamFlag, 0b10);
+  assert.equal(trailerFlag, 0x80);
+  assert.equal(
+    new TextDecoder().decode(trailerSerialize(new Headers({ "grpc-status": "0", "x-a": "b" }))),
+    "grpc-status: 0\r\nx-a: b\r\n",
+  );
+  const merged = new Headers();
+  mergeNonProtocolHeaders(merged, new Headers({ "x-why": "absent", "content-type": "a/b" }));
+  assert.equal(merged.get("x-why"), "absent");
+  assert.equal(merged.get("content-type"), null, "protocol headers are not merged");
 });
