@@ -604,7 +604,7 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
         const key = keyOf(run, memory);
         rounds.set(key, [...(rounds.get(key) ?? []), result]);
         log(
-          `  ${rows.toLocaleString("en-US")} rows, ${memory ? `memory round ${round - shape.rounds + 1}/${shape.memoryRounds}` : `round ${round + 1}/${shape.rounds}`} ${run.label.padEnd(20)} ${memory ? `heap held +${mib(result.heapAdded)} MiB` : `heap in use +${mib(result.heapGrowth)} MiB`} (from ${mib(result.heapBefore)})  all snapshots in ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
+          `  ${rows.toLocaleString("en-US")} rows, ${memory ? `memory round ${round - shape.rounds + 1}/${shape.memoryRounds}` : `round ${round + 1}/${shape.rounds}`} ${run.label.padEnd(20)} ${memory ? `heap held +${mib(result.heapAdded)} MiB` : `heap in use +${mib(result.heapGrowth)} MiB`} (from ${mib(result.heapBefore)})  first / all snapshots in ${(result.firstSnapshotMs / 1000).toFixed(2)} / ${(result.allSnapshotsMs / 1000).toFixed(2)} s  complete ${result.complete}/${result.watchers}  other calls p50 ${result.quietP50Ms.toFixed(1)} -> ${result.stormP50Ms.toFixed(1)} ms, p99 ${result.quietP99Ms.toFixed(1)} -> ${result.stormP99Ms.toFixed(1)} ms, failed ${result.stormFailures}/${result.stormCalls}${result.firstFailure ? ` (${result.firstFailure})` : ""}`,
         );
       }
     }
