@@ -33,7 +33,7 @@ import {
 import { waitFor } from "@shop/testing";
 import pino from "pino";
 import {
-  convertOnce,
+  convertBatchesOnce,
   type SharedEncoding,
   sharedEncoding,
 } from "../src/change-feed/convert-once.ts";
@@ -723,7 +723,7 @@ describe("server-streaming calls over gRPC", () => {
     assert.deepEqual(headerSeen, Array(50).fill("open"));
   });
 
-  test("a message sent again after a change goes out as it is now; one made by convertOnce is encoded once for every stream", async () => {
+  test("a message sent again after a change goes out as it is now; one made by convertBatchesOnce is encoded once for every stream", async () => {
     const client = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
     const controller = new AbortController();
     // The watches of the tests before are gone first: the count below is of these two alone.
@@ -745,11 +745,13 @@ describe("server-streaming calls over gRPC", () => {
     });
     reused.revision = 2n;
     broadcast(reused);
-    // A message shared by converting once: both streams send the encoding the first one made.
-    const shared = convertOnce((revision: { value: bigint }) =>
-      create(WatchUsersResponseSchema, { revision: revision.value }),
-    )({ value: 3n });
-    broadcast(shared);
+    // A response shared by converting its batch once: both streams send the encoding the first
+    // one made.
+    const shared = convertBatchesOnce(
+      (_batch: { revision: bigint }) => [],
+      (event: never) => event,
+    )({ revision: 3n });
+    broadcast(shared as unknown as WatchUsersResponse);
     await Promise.all(done);
     controller.abort();
     for (const revisions of received) assert.deepEqual(revisions, [1n, 2n, 3n]);

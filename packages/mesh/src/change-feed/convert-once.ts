@@ -1,56 +1,130 @@
 // Converting once what many watchers share: the change feed hands every watch at the same place the
 // same objects, and each layer above converts each of them once (into events, messages, encodings)
 // for all those watches, keeping the result on the object itself.
+import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import type { EventBatch } from "./watch.ts";
 
 /**
  * Converts whole batches once while they live, each into an event batch of `convert`ed items
  * (`convert` being itself a `convertOnce`): the change feed hands every watch at the same place
  * the same batch, so those watches share one converted batch, which the serving path then encodes
- * once for all of them.
+ * once for all of them (`sharedEncoding`). A batch that stands for a response already encoded
+ * (`preEncodedBatch`) becomes that response again, without being converted.
  */
 export function convertBatchesOnce<T extends { revision: bigint }, A, B>(
   itemsOf: (batch: T) => readonly A[],
   convert: (item: A) => B,
 ): (batch: T) => EventBatch<B> {
-  return convertOnce((batch: T) => ({
-    events: itemsOf(batch).map(convert),
-    revision: batch.revision,
-  }));
+  const converted = Symbol("converted batch");
+  return (batch) =>
+    keepOn(batch, converted, () => {
+      const encoded = (batch as { [preEncoded]?: SharedEncoding })[preEncoded];
+      if (encoded !== undefined) return decodedLazily(encoded) as EventBatch<B>;
+      const output: EventBatch<B> = {
+        events: itemsOf(batch).map(convert),
+        revision: batch.revision,
+      };
+      const encoding: SharedEncoding = {
+        frame: undefined,
+        jsonFrame: undefined,
+        schema: undefined,
+      };
+      Object.defineProperty(output, sharedEncoding, { value: encoding });
+      keepOn(batch, encodingOfOutput, () => encoding);
+      return output;
+    });
 }
 
 /**
  * Wraps a conversion so that each input object is converted once while it lives: the change feed
  * hands every watcher the same record objects, so every watcher then shares one converted event
  * instead of building its own copy (which, for many watchers catching up at once, costs megabytes
- * each). The output is shared by everyone who converts the same input, and is not to be changed:
- * the serving path encodes an object output once for every stream that sends it
- * (`sharedEncoding`).
+ * each). The output is shared by everyone who converts the same input, and is not to be changed.
  */
 export function convertOnce<A extends object, B>(convert: (input: A) => B): (input: A) => B {
   const converted = Symbol("converted");
-  return (input) =>
-    keepOn(input, converted, () => {
-      const output = convert(input);
-      if (typeof output === "object" && output !== null && Object.isExtensible(output)) {
-        const encoding: SharedEncoding = { frame: undefined, jsonFrame: undefined };
-        Object.defineProperty(output, sharedEncoding, { value: encoding });
-      }
-      return output;
-    });
+  return (input) => keepOn(input, converted, () => convert(input));
 }
 
 /**
- * Where an output of `convertOnce` keeps its encoding once the serving path has made it, for every
- * other stream that sends the same object.
+ * Where an output of `convertBatchesOnce` keeps its encoding once the serving path has made it,
+ * for every other stream that sends the same object.
  */
 export const sharedEncoding = Symbol("sharedEncoding");
 
-/** What `sharedEncoding` holds: the enveloped message in protobuf and in JSON, once made. */
+/**
+ * What `sharedEncoding` holds: the enveloped message in protobuf and in JSON, once made, and the
+ * schema they were made with (set with the first).
+ */
 export interface SharedEncoding {
   frame: Uint8Array | undefined;
   jsonFrame: Uint8Array | undefined;
+  schema: DescMessage | undefined;
 }
+
+/** On a batch given to `convertBatchesOnce`: the encoding of what it became. */
+const encodingOfOutput = Symbol("encodingOfOutput");
+/** On a batch made by `preEncodedBatch`: the encoding it stands for. */
+const preEncoded = Symbol("preEncoded");
+
+/**
+ * The encoding of the response `batch` became (through `convertBatchesOnce`), once the serving
+ * path has encoded it in protobuf; undefined before.
+ */
+export function encodedAs(batch: object): SharedEncoding | undefined {
+  const encoding = (batch as { [encodingOfOutput]?: SharedEncoding })[encodingOfOutput];
+  return encoding?.frame !== undefined && encoding.schema !== undefined ? encoding : undefined;
+}
+
+/**
+ * A batch that stands for the response `encoding` holds: `convertBatchesOnce` turns it back into
+ * that response (its frames as they are, its fields decoded from them only if someone reads them),
+ * so that what was kept of it is the bytes alone. Its own `events` are empty: it is for sending,
+ * not for reading.
+ */
+export function preEncodedBatch<E>(encoding: SharedEncoding, revision: bigint): EventBatch<E> {
+  const batch: EventBatch<E> = { events: [], revision };
+  Object.defineProperty(batch, preEncoded, { value: encoding });
+  return batch;
+}
+
+/**
+ * The message `encoding` holds, decoded from its protobuf frame when first read: the serving path
+ * sends the frames it finds under `sharedEncoding` without reading a field; anyone else (JSON made
+ * later, another library's serializer, an interceptor) reads the message itself.
+ */
+function decodedLazily(encoding: SharedEncoding): object {
+  let decoded: Record<PropertyKey, unknown> | undefined;
+  const message = () => {
+    if (decoded === undefined) {
+      const { frame, schema } = encoding as Required<{
+        [K in keyof SharedEncoding]: NonNullable<SharedEncoding[K]>;
+      }>;
+      decoded = fromBinary(schema, frame.subarray(envelopePrefixBytes)) as Record<
+        PropertyKey,
+        unknown
+      >;
+    }
+    return decoded;
+  };
+  // Symbols are never fields: they stay on the proxy's own target and do not decode anything.
+  return new Proxy({} as Record<PropertyKey, unknown>, {
+    get: (target, key) => {
+      if (typeof key === "symbol") return key === sharedEncoding ? encoding : target[key];
+      return message()[key];
+    },
+    has: (target, key) =>
+      typeof key === "symbol" ? key === sharedEncoding || key in target : key in message(),
+    ownKeys: (target) => [...Reflect.ownKeys(message()), ...Reflect.ownKeys(target)],
+    getOwnPropertyDescriptor: (target, key) =>
+      typeof key === "symbol"
+        ? Reflect.getOwnPropertyDescriptor(target, key)
+        : Reflect.getOwnPropertyDescriptor(message(), key),
+  });
+}
+
+/** The bytes before a message in an enveloped frame (flags, then the length). */
+const envelopePrefixBytes = 5;
 
 /**
  * What `make` makes of `owner`, made once and kept on `owner` itself, under `key` (a property no

@@ -5,16 +5,25 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import pLimit from "p-limit";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
-import { Gauge } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { processRegistry } from "../observability/metrics.ts";
 import { type ChangeRecord, channelOf } from "./log.ts";
+import { compactPage, encodedBytesOf } from "./watch.ts";
 
 /**
- * How many snapshot pages, once read, are kept (for a second at most) for watchers that ask for
- * the same page later: watchers opening together drift apart over a large collection, and with
- * fewer kept, 100 of them read each page of 20,000 rows about 15 times instead of about 9.
+ * How many snapshot pages, once read and before they are kept as their encoding alone (see
+ * `compactPage`), are kept for watchers that ask for the same page later.
  */
 export const sharedSnapshotPages = 64;
+
+/**
+ * How many snapshot pages kept as their encoding, and how many bytes of it at most: watchers
+ * opening together drift apart over a collection (over 10,000 rows, the first of 100 has the whole
+ * state in a third of the time the last takes), and a page the trailing watchers read again is
+ * another read, and another copy of its items in memory for a while.
+ */
+export const sharedEncodedPages = 1024;
+export const sharedEncodedBytes = 16 * 1024 * 1024;
 
 /**
  * One response of a watch: the changes after the previous one and the revision now reached. Watches
@@ -46,6 +55,13 @@ const activeWatches = new Gauge({
   registers: [processRegistry],
 });
 
+const snapshotPages = new Counter({
+  name: "change_feed_snapshot_pages_total",
+  help: "Snapshot pages handed to watches, by where they came from: read from the database, shared as read (a read under way or kept), or kept as the response they became, encoded.",
+  labelNames: ["schema", "source"],
+  registers: [processRegistry],
+});
+
 /** How the keys of a service's entities compare, as the change log's `entity_id` is cast. */
 export type EntityKeyType = "uuid" | "text";
 
@@ -72,9 +88,8 @@ export interface ChangeFeed {
    * Reads one page of a watch's initial state in its turn: at most `snapshotReaders` such reads
    * run at once in the process, first come first served, so that a storm of watchers neither
    * takes the connection pool nor starves other calls. Watches asking for the same page (`key`)
-   * while it is read, or within a second after while no newer change is known (of the
-   * `sharedSnapshotPages` read last), share that read when it reflects `atLeast` or a later
-   * revision.
+   * while it is read, or for a few seconds after while no newer change is known (of those kept:
+   * see `sharedSnapshotPages`), share that read when it reflects `atLeast` or a later revision.
    */
   readPage<P extends { revision: bigint }>(
     key: string,
@@ -306,19 +321,52 @@ export async function createChangeFeed(options: {
   // Reads of initial state take their turn; pages read for one watch serve others at the same
   // place for a moment, so that watchers opening together read each page once between them.
   const inTurn = pLimit(options.snapshotReaders ?? 2);
-  /** A page being read or kept for late-comers; `timer` forgets it `shareMs` after its read. */
+  /**
+   * A page being read, or read (`page`) and kept for late-comers; `timer` forgets it `shareMs`
+   * after its read.
+   */
+  type Page = { revision: bigint };
   interface SharedPage {
-    reading: Promise<{ revision: bigint }>;
-    done: boolean;
+    reading: Promise<Page>;
+    page?: Page;
     timer?: NodeJS.Timeout;
   }
   const pages = new Map<string, SharedPage>();
-  const shareMs = 1_000;
+  const shareMs = 5_000;
   const forget = (key: string, entry: SharedPage) => {
     // The timer holds the page through its closure: it goes with the page, or the page would stay
-    // in memory for the rest of its second after leaving the map.
+    // in memory for the rest of its time after leaving the map.
     clearTimeout(entry.timer);
     if (pages.get(key) === entry) pages.delete(key);
+  };
+  /** The page `entry` keeps, kept from now on as its encoding alone once it can be. */
+  const compacted = (entry: SharedPage & { page: Page }) => {
+    const compact = compactPage(entry.page);
+    if (compact !== undefined) {
+      entry.page = compact;
+      entry.reading = Promise.resolve(compact);
+    }
+    return entry.page;
+  };
+  /**
+   * Keeps the pages read within their bounds, the oldest leaving first: at most
+   * `sharedSnapshotPages` as read, and as their encoding at most `sharedEncodedPages` and
+   * `sharedEncodedBytes`.
+   */
+  const trim = () => {
+    let read = 0;
+    let encoded = 0;
+    let bytes = 0;
+    for (const [key, entry] of [...pages].reverse()) {
+      if (entry.page === undefined) continue;
+      const bytesOf = encodedBytesOf(compacted(entry as SharedPage & { page: Page }));
+      bytes += bytesOf;
+      const within =
+        bytesOf === 0
+          ? ++read <= sharedSnapshotPages
+          : ++encoded <= sharedEncodedPages && bytes <= sharedEncodedBytes;
+      if (!within) forget(key, entry);
+    }
   };
 
   async function readPage<P extends { revision: bigint }>(
@@ -326,29 +374,29 @@ export async function createChangeFeed(options: {
     atLeast: bigint,
     readOne: () => Promise<P>,
   ): Promise<P> {
-    const shared = pages.get(key) as
-      | (Omit<SharedPage, "reading"> & { reading: Promise<P> })
-      | undefined;
+    const shared = pages.get(key);
     if (shared !== undefined) {
-      const page = await shared.reading.catch(() => undefined);
+      const done = shared.page !== undefined;
+      const page = done
+        ? compacted(shared as SharedPage & { page: Page })
+        : await shared.reading.catch(() => undefined);
       // A read done before the newest change known here is no longer the current state.
-      const current = !shared.done || (page !== undefined && page.revision >= committed);
-      if (page !== undefined && page.revision >= atLeast && current) return page;
+      const current = !done || (page !== undefined && page.revision >= committed);
+      if (page !== undefined && page.revision >= atLeast && current) {
+        snapshotPages.inc({ schema, source: encodedBytesOf(page) > 0 ? "encoded" : "shared" });
+        return page as P;
+      }
     }
-    const reading: Promise<{ revision: bigint }> = inTurn(readOne);
-    const entry: SharedPage = { reading, done: false };
+    snapshotPages.inc({ schema, source: "read" });
+    const reading: Promise<Page> = inTurn(readOne);
+    const entry: SharedPage = { reading };
     pages.set(key, entry);
     reading.then(
-      () => {
-        entry.done = true;
+      (page) => {
         if (pages.get(key) !== entry) return;
+        entry.page = page;
         entry.timer = setTimeout(() => forget(key, entry), shareMs).unref();
-        // Pages kept for late-comers are bounded in number, not only in time: watchers spread over
-        // a large collection would otherwise keep a second's worth of pages, growing with its size.
-        let kept = 0;
-        for (const [other, page] of [...pages].reverse()) {
-          if (page.done && ++kept > sharedSnapshotPages) forget(other, page);
-        }
+        trim();
       },
       () => forget(key, entry),
     );

@@ -1,5 +1,5 @@
 // Pure watch logic shared by the services' domains; it imports neither Connect nor a database.
-import { keepOn } from "./convert-once.ts";
+import { encodedAs, keepOn, preEncodedBatch, type SharedEncoding } from "./convert-once.ts";
 
 export {
   convertBatchesOnce,
@@ -21,6 +21,7 @@ export class InvalidStartRevisionError extends Error {
 
 /** One page of a collection's current state, read in one transaction. */
 export interface SnapshotPage<T> {
+  /** Its items; none in a page kept as its encoding alone (see compactPage). */
   items: T[];
   /** The revision the page reflects. */
   revision: bigint;
@@ -126,7 +127,7 @@ export async function* snapshotThenChanges<T, E>(options: {
       const next = page.next;
       // The first response goes out at once, even for an empty collection; a later page can be
       // empty only when the rows after the previous one went away meanwhile.
-      const send = through === undefined || page.items.length > 0;
+      const send = through === undefined || itemCount(page) > 0;
       out.batch = send ? snapshotBatchOf(page, options.toSnapshotEvent) : undefined;
       page = undefined;
       if (send) yield take(out);
@@ -207,13 +208,54 @@ class MappedStream<A, B> implements AsyncIterable<B>, AsyncIterator<B> {
 // Watches opening together share the pages they read (ChangeFeed.readPage): each shared page
 // becomes one batch of events for all of them, which the layers above then convert and encode once.
 const snapshotBatchOfPage = Symbol("snapshotBatch");
+/** On a page kept as its encoding alone: that encoding, and how many items it holds. */
+const encodedPage = Symbol("encodedPage");
+
+interface EncodedPage {
+  [encodedPage]?: { encoding: SharedEncoding; count: number };
+}
 
 function snapshotBatchOf<T, E>(
   page: SnapshotPage<T>,
   toSnapshotEvent: (item: T, revision: bigint) => E,
 ): EventBatch<E> {
-  return keepOn(page, snapshotBatchOfPage, () => ({
-    events: page.items.map((item) => toSnapshotEvent(item, page.revision)),
-    revision: page.revision,
-  }));
+  return keepOn(page, snapshotBatchOfPage, () => {
+    const encoded = (page as EncodedPage)[encodedPage];
+    if (encoded !== undefined) return preEncodedBatch<E>(encoded.encoding, page.revision);
+    return {
+      events: page.items.map((item) => toSnapshotEvent(item, page.revision)),
+      revision: page.revision,
+    };
+  });
+}
+
+function itemCount(page: SnapshotPage<unknown>): number {
+  return (page as EncodedPage)[encodedPage]?.count ?? page.items.length;
+}
+
+/**
+ * The same page kept as the response it became, once the serving path has encoded that response
+ * in protobuf (undefined before): its revision, its next key, how many items, and the encoding.
+ * Watchers that ask for the page later send those bytes as they are, and what the page holds in
+ * memory is the bytes alone (outside the JavaScript heap) instead of its items, their events and
+ * messages, a dozen small objects per item, which V8's young-generation collector copies for as
+ * long as they live: kept for late-comers, a page lives long enough to be copied and promoted,
+ * and a storm of watchers then paused every other call for 50 ms at a time.
+ */
+export function compactPage<P extends { revision: bigint }>(page: P): P | undefined {
+  if ((page as EncodedPage)[encodedPage] !== undefined) return undefined;
+  const batch = (page as { [snapshotBatchOfPage]?: object })[snapshotBatchOfPage];
+  const encoding = batch === undefined ? undefined : encodedAs(batch);
+  if (encoding === undefined) return undefined;
+  // Only a SnapshotPage has a batch made by snapshotBatchOf.
+  const { items, revision, next } = page as unknown as SnapshotPage<unknown>;
+  const compact: SnapshotPage<never> = { items: [], revision, next };
+  Object.defineProperty(compact, encodedPage, { value: { encoding, count: items.length } });
+  return compact as unknown as P;
+}
+
+/** The bytes a page kept by compactPage holds (0 for any other page). */
+export function encodedBytesOf(page: object): number {
+  const encoding = (page as EncodedPage)[encodedPage]?.encoding;
+  return (encoding?.frame?.byteLength ?? 0) + (encoding?.jsonFrame?.byteLength ?? 0);
 }

@@ -1114,8 +1114,9 @@ export function envelope(bytes: Uint8Array, flags = 0): Buffer {
 
 /**
  * The enveloped encoding of a streamed message. A change that goes out to many watchers is one
- * message object made by `convertOnce` and yielded by each of their streams: it is encoded once,
- * for all of them. Any other message is encoded as it is when sent.
+ * message object made by `convertBatchesOnce` and yielded by each of their streams: it is encoded
+ * once, for all of them (and may later stand for nothing but that encoding: see
+ * `preEncodedBatch`). Any other message is encoded as it is when sent.
  */
 function frameOf(
   schema: DescMessage,
@@ -1129,7 +1130,10 @@ function frameOf(
       : undefined;
   if (shared === undefined) return encode(schema, message, maxMessageBytes, json);
   if (json === undefined) {
-    shared.frame ??= encode(schema, message, maxMessageBytes);
+    if (shared.frame === undefined) {
+      shared.frame = encode(schema, message, maxMessageBytes);
+      shared.schema = schema;
+    }
     return shared.frame as Buffer;
   }
   shared.jsonFrame ??= encode(schema, message, maxMessageBytes, json);
