@@ -1,5 +1,5 @@
 import { parseEnv, type ServerConfig, serverEnvSchema, toServerConfig } from "@shop/mesh";
-import { z } from "zod";
+import * as z from "zod/mini";
 
 /** The inventory service's settings. */
 export interface Config extends ServerConfig {
@@ -7,8 +7,8 @@ export interface Config extends ServerConfig {
   seedDemoCatalog: boolean;
 }
 
-const envSchema = serverEnvSchema.extend({
-  SEED_DEMO_CATALOG: z.enum(["true", "false"]).default("true"),
+const envSchema = z.extend(serverEnvSchema, {
+  SEED_DEMO_CATALOG: z._default(z.enum(["true", "false"]), "true"),
 });
 
 /** Reads the service's settings from `env` once; nothing else reads the environment. */

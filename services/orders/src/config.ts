@@ -1,5 +1,5 @@
 import { parseEnv, type ServerConfig, serverEnvSchema, toServerConfig } from "@shop/mesh";
-import { z } from "zod";
+import * as z from "zod/mini";
 
 /** The orders service's settings. */
 export interface Config extends ServerConfig {
@@ -17,17 +17,17 @@ export interface Config extends ServerConfig {
   requestIdTtlMs: number;
 }
 
-const envSchema = serverEnvSchema.extend({
-  USERS_URL: z.url().default("http://localhost:8081"),
-  INVENTORY_URL: z.url().default("http://localhost:8083"),
-  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(2_000),
-  PENDING_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
-  SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(2_000),
-  REQUEST_ID_TTL_MS: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(24 * 60 * 60 * 1000),
+/** Milliseconds from the environment, a whole number of at least 1; `fallback` when unset. */
+const milliseconds = (fallback: number) =>
+  z._default(z.pipe(z.coerce.number(), z.int().check(z.positive())), fallback);
+
+const envSchema = z.extend(serverEnvSchema, {
+  USERS_URL: z._default(z.url(), "http://localhost:8081"),
+  INVENTORY_URL: z._default(z.url(), "http://localhost:8083"),
+  UPSTREAM_TIMEOUT_MS: milliseconds(2_000),
+  PENDING_TIMEOUT_MS: milliseconds(10_000),
+  SWEEP_INTERVAL_MS: milliseconds(2_000),
+  REQUEST_ID_TTL_MS: milliseconds(24 * 60 * 60 * 1000),
 });
 
 /** Reads the service's settings from `env` once; nothing else reads the environment. */
