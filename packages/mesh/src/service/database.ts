@@ -63,7 +63,10 @@ export async function applyMigrations(
   // Services and replicas starting together would race on the same migrations and on the shared
   // journal schema: one migrates at a time, the others wait.
   const key = "migrate:shop";
-  const session = await database.sql.reserve();
+  // The session is held for the lock, so the migrations' own queries need a second connection:
+  // both are opened at once rather than one after the other (PostgreSQL starts a process for
+  // each, some 20 ms here, on every start of a service).
+  const [session] = await Promise.all([database.sql.reserve(), database.sql`select 1`]);
   try {
     await session`select pg_advisory_lock(hashtext(${key}))`;
     await migrate(database.db, {
