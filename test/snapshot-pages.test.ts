@@ -4,6 +4,7 @@
 // made from them, and must see exactly what the first watcher saw and what the database holds.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { toJson } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import {
@@ -130,4 +131,35 @@ test("watchers after the first get the pages kept as their encoding, over every 
   } finally {
     await sql.end();
   }
+});
+
+test("a page that went out in JSON alone stays kept as read until a binary watcher sends it, then as its encoding; a user created before is in every snapshot", async () => {
+  const client = createClient(UserService, createGrpcTransport({ baseUrl: users.server.url }));
+  await client.createUser({ name: "After", email: "after@example.com" });
+  // Past the time pages are kept (5 s), and past the feed's poll (1 s), so the service knows of
+  // the write and keeps nothing from the test before.
+  await sleep(5_500);
+  const json = createConnectTransport({
+    baseUrl: users.server.url,
+    httpVersion: "1.1",
+    useBinaryFormat: false,
+  });
+  const before = {
+    read: await pagesFrom("read"),
+    shared: await pagesFrom("shared"),
+    encoded: await pagesFrom("encoded"),
+  };
+  const first = await snapshotOver(json);
+  assert.equal(first.size, rows + 1, "the JSON watcher has every user, the new one too");
+  assert.equal((await pagesFrom("read")) - before.read, pageCount, "each page read again");
+  // Only JSON went out: the pages are shared as read with the next watcher, who encodes them.
+  const binary = await snapshotOver(createGrpcTransport({ baseUrl: users.server.url }));
+  assert.deepEqual(binary, first);
+  assert.equal((await pagesFrom("shared")) - before.shared, pageCount, "kept as read");
+  assert.equal((await pagesFrom("encoded")) - before.encoded, 0);
+  // From then on they are kept as their encoding, and JSON is made from it.
+  const again = await snapshotOver(json);
+  assert.deepEqual(again, first);
+  assert.equal((await pagesFrom("encoded")) - before.encoded, pageCount, "then as encoded");
+  assert.equal((await pagesFrom("read")) - before.read, pageCount, "and not read again");
 });

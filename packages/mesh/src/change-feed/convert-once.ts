@@ -89,30 +89,36 @@ export function preEncodedBatch<E>(encoding: SharedEncoding, revision: bigint): 
 }
 
 /**
- * The message `encoding` holds, decoded from its protobuf frame when first read: the serving path
- * sends the frames it finds under `sharedEncoding` without reading a field; anyone else (JSON made
- * later, another library's serializer, an interceptor) reads the message itself.
+ * The message `encoding` holds, decoded from its protobuf frame when read: the serving path sends
+ * the frames it finds under `sharedEncoding` without reading a field; anyone else (JSON made
+ * later, another library's serializer, an interceptor) reads the message itself. The decoded
+ * message is held weakly: a page kept as its encoding must not keep its objects too, and whoever
+ * reads it holds it while reading (a WeakRef's target lives at least to the end of the job).
  */
 function decodedLazily(encoding: SharedEncoding): object {
-  let decoded: Record<PropertyKey, unknown> | undefined;
+  let decoded: WeakRef<Record<PropertyKey, unknown>> | undefined;
   const message = () => {
-    if (decoded === undefined) {
+    let current = decoded?.deref();
+    if (current === undefined) {
       const { frame, schema } = encoding as Required<{
         [K in keyof SharedEncoding]: NonNullable<SharedEncoding[K]>;
       }>;
-      decoded = fromBinary(schema, frame.subarray(envelopePrefixBytes)) as Record<
+      current = fromBinary(schema, frame.subarray(envelopePrefixBytes)) as Record<
         PropertyKey,
         unknown
       >;
+      decoded = new WeakRef(current);
     }
-    return decoded;
+    return current;
   };
-  // Symbols are never fields: they stay on the proxy's own target and do not decode anything.
+  // Symbols are never fields: they stay on the proxy's own target and decode nothing. Nothing is
+  // written to it: it stands for a message that is not to be changed.
   return new Proxy({} as Record<PropertyKey, unknown>, {
     get: (target, key) => {
       if (typeof key === "symbol") return key === sharedEncoding ? encoding : target[key];
       return message()[key];
     },
+    set: () => false,
     has: (target, key) =>
       typeof key === "symbol" ? key === sharedEncoding || key in target : key in message(),
     ownKeys: (target) => [...Reflect.ownKeys(message()), ...Reflect.ownKeys(target)],

@@ -330,6 +330,8 @@ export async function createChangeFeed(options: {
     reading: Promise<Page>;
     page?: Page;
     timer?: NodeJS.Timeout;
+    /** The bytes of its encoding when the bounds were last checked. */
+    counted?: number;
   }
   const pages = new Map<string, SharedPage>();
   const shareMs = 5_000;
@@ -360,6 +362,7 @@ export async function createChangeFeed(options: {
     for (const [key, entry] of [...pages].reverse()) {
       if (entry.page === undefined) continue;
       const bytesOf = encodedBytesOf(compacted(entry as SharedPage & { page: Page }));
+      entry.counted = bytesOf;
       bytes += bytesOf;
       const within =
         bytesOf === 0
@@ -383,9 +386,14 @@ export async function createChangeFeed(options: {
       // A read done before the newest change known here is no longer the current state.
       const current = !done || (page !== undefined && page.revision >= committed);
       if (page !== undefined && page.revision >= atLeast && current) {
-        snapshotPages.inc({ schema, source: encodedBytesOf(page) > 0 ? "encoded" : "shared" });
+        const bytes = encodedBytesOf(page);
+        snapshotPages.inc({ schema, source: bytes > 0 ? "encoded" : "shared" });
+        // Kept as its encoding since the bounds were checked, or given its JSON since: again.
+        if (done && bytes !== shared.counted) trim();
         return page as P;
       }
+      // Replaced by a newer read: it leaves now, timer and all, and the new one is the newest.
+      forget(key, shared);
     }
     snapshotPages.inc({ schema, source: "read" });
     const reading: Promise<Page> = inTurn(readOne);

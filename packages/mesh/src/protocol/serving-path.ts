@@ -1128,16 +1128,28 @@ function frameOf(
     typeof message === "object" && message !== null
       ? (message as { [sharedEncoding]?: SharedEncoding })[sharedEncoding]
       : undefined;
-  if (shared === undefined) return encode(schema, message, maxMessageBytes, json);
+  // An encoding is shared by the streams of one method: another method's is made anew.
+  if (shared === undefined || (shared.schema !== undefined && shared.schema !== schema)) {
+    return encode(schema, message, maxMessageBytes, json);
+  }
+  shared.schema = schema;
   if (json === undefined) {
-    if (shared.frame === undefined) {
-      shared.frame = encode(schema, message, maxMessageBytes);
-      shared.schema = schema;
-    }
+    shared.frame ??= ownMemory(encode(schema, message, maxMessageBytes));
     return shared.frame as Buffer;
   }
-  shared.jsonFrame ??= encode(schema, message, maxMessageBytes, json);
+  shared.jsonFrame ??= ownMemory(encode(schema, message, maxMessageBytes, json));
   return shared.jsonFrame as Buffer;
+}
+
+/**
+ * `frame` in memory of its own: a small Buffer is a slice of a pool shared with others (8 KiB),
+ * which a frame kept for a while (a snapshot page kept as its encoding) would keep whole.
+ */
+function ownMemory(frame: Buffer): Buffer {
+  if (frame.byteLength === frame.buffer.byteLength) return frame;
+  const own = Buffer.allocUnsafeSlow(frame.byteLength);
+  frame.copy(own);
+  return own;
 }
 
 /** The handler of a unary method, innermost in its chain. */
