@@ -2,6 +2,7 @@
 // same objects, and each layer above converts each of them once (into events, messages, encodings)
 // for all those watches, keeping the result on the object itself.
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
+import { messageOf } from "../protocol/envelope.ts";
 import type { EventBatch } from "./watch.ts";
 
 /**
@@ -103,10 +104,7 @@ function decodedLazily(encoding: SharedEncoding): object {
       const { frame, schema } = encoding as Required<{
         [K in keyof SharedEncoding]: NonNullable<SharedEncoding[K]>;
       }>;
-      current = fromBinary(schema, frame.subarray(envelopePrefixBytes)) as Record<
-        PropertyKey,
-        unknown
-      >;
+      current = fromBinary(schema, messageOf(frame)) as Record<PropertyKey, unknown>;
       decoded = new WeakRef(current);
     }
     return current;
@@ -128,9 +126,6 @@ function decodedLazily(encoding: SharedEncoding): object {
         : Reflect.getOwnPropertyDescriptor(message(), key),
   });
 }
-
-/** The bytes before a message in an enveloped frame (flags, then the length). */
-const envelopePrefixBytes = 5;
 
 /**
  * What `make` makes of `owner`, made once and kept on `owner` itself, under `key` (a property no

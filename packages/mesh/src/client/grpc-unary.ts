@@ -10,8 +10,9 @@ import {
 import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { envelope, envelopeHeaderBytes, messageOf } from "../protocol/envelope.ts";
 import { IncomingHeaders } from "../protocol/incoming-headers.ts";
-import { envelope, envelopeHeaderBytes, messageTooLarge } from "../protocol/serving-path.ts";
+import { messageTooLarge } from "../protocol/serving-path.ts";
 
 // Unary gRPC calls of the mesh's outbound clients, written straight to an HTTP/2 stream of
 // connect-node's session manager (which keeps the connection: connects, pings, reconnects).
@@ -245,7 +246,7 @@ function answer(
       body.length > envelopeHeaderBytes + length ? Code.Unimplemented : Code.Internal,
     );
   }
-  return fromBinary(method.output, body.subarray(envelopeHeaderBytes));
+  return fromBinary(method.output, messageOf(body));
 }
 
 /**

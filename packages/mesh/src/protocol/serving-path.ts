@@ -41,6 +41,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { convertOnce, type SharedEncoding, sharedEncoding } from "../change-feed/convert-once.ts";
+import { envelope, envelopeHeaderBytes, messageOf } from "./envelope.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
@@ -158,8 +159,6 @@ const connectStreamJson: Wire = {
 const connectUnaryContentType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
 const connectStreamContentType = /^application\/connect\+(proto|json)(?:;\s*charset=utf-?8)?$/i;
 const connectTimeout = /^\d{1,10}$/;
-/** The bytes before each message of a gRPC body: a flags byte and the message's length. */
-export const envelopeHeaderBytes = 5;
 // Abort reasons: aborting without one makes Node construct a DOMException (with a stack) per call.
 const callEnded = new ConnectError("the call has ended", Code.Canceled);
 const clientGone = new ConnectError("the client closed the call", Code.Canceled);
@@ -715,7 +714,7 @@ class Call {
       this.finish(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
       return;
     }
-    void this.answer(this.takeBody().subarray(envelopeHeaderBytes));
+    void this.answer(messageOf(this.takeBody()));
   }
 
   /** The request body received, which the call no longer holds. */
@@ -1098,18 +1097,6 @@ function encode(
 ): Buffer {
   const { data } = serialize(schema, message, maxMessageBytes, json);
   return envelope(typeof data === "string" ? Buffer.from(data) : data);
-}
-
-/**
- * `bytes` as one enveloped message: the envelope's header (`flags`, 0 for an uncompressed message,
- * then the length), then the message.
- */
-export function envelope(bytes: Uint8Array, flags = 0): Buffer {
-  const frame = Buffer.allocUnsafe(envelopeHeaderBytes + bytes.byteLength);
-  frame[0] = flags;
-  frame.writeUInt32BE(bytes.byteLength, 1);
-  frame.set(bytes, envelopeHeaderBytes);
-  return frame;
 }
 
 /**
