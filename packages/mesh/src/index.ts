@@ -92,6 +92,7 @@ export {
 export {
   type AuthConfig,
   parseEnv,
+  positiveInteger,
   type ServerConfig,
   type ServerEnv,
   serverEnvSchema,

@@ -1,4 +1,10 @@
-import { parseEnv, type ServerConfig, serverEnvSchema, toServerConfig } from "@shop/mesh";
+import {
+  parseEnv,
+  positiveInteger,
+  type ServerConfig,
+  serverEnvSchema,
+  toServerConfig,
+} from "@shop/mesh";
 import * as z from "zod/mini";
 
 /** The orders service's settings. */
@@ -18,8 +24,7 @@ export interface Config extends ServerConfig {
 }
 
 /** Milliseconds from the environment, a whole number of at least 1; `fallback` when unset. */
-const milliseconds = (fallback: number) =>
-  z._default(z.pipe(z.coerce.number(), z.int().check(z.positive())), fallback);
+const milliseconds = (fallback: number) => z._default(positiveInteger, fallback);
 
 const envSchema = z.extend(serverEnvSchema, {
   USERS_URL: z._default(z.url(), "http://localhost:8081"),

@@ -346,6 +346,7 @@ export async function createChangeFeed(options: {
     const compact = compactPage(entry.page);
     if (compact !== undefined) {
       entry.page = compact;
+      // The settled read holds the page it read: it goes too.
       entry.reading = Promise.resolve(compact);
     }
     return entry.page;

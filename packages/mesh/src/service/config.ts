@@ -10,7 +10,8 @@ import { defaultLimits, type Limits } from "../server/serve.ts";
 z.config(en());
 
 const port = z.pipe(z.coerce.number(), z.int().check(z.minimum(0), z.maximum(65535)));
-const positive = z.pipe(z.coerce.number(), z.int().check(z.positive()));
+/** A whole number of at least 1, from an environment variable's text. */
+export const positiveInteger = z.pipe(z.coerce.number(), z.int().check(z.positive()));
 const list = z.pipe(
   z.string(),
   z.transform((value: string) =>
@@ -52,14 +53,14 @@ export const serverEnvSchema = z.object({
   ),
   TLS_CERT_FILE: optionalString,
   TLS_KEY_FILE: optionalString,
-  MAX_MESSAGE_BYTES: z._default(positive, defaultLimits.maxMessageBytes),
-  MAX_SEND_MESSAGE_BYTES: z._default(positive, defaultLimits.maxSendMessageBytes),
-  MAX_CONCURRENT_STREAMS: z._default(positive, defaultLimits.maxConcurrentStreams),
-  MAX_HEADER_BYTES: z._default(positive, defaultLimits.maxHeaderBytes),
-  HEADERS_TIMEOUT_MS: z._default(positive, defaultLimits.headersTimeoutMs),
-  IDLE_TIMEOUT_MS: z._default(positive, defaultLimits.idleTimeoutMs),
-  MAX_TIMEOUT_MS: z._default(positive, defaultLimits.maxTimeoutMs),
-  MAX_WATCHES_PER_CLIENT: z._default(positive, defaultLimits.maxStreamsPerClient),
+  MAX_MESSAGE_BYTES: z._default(positiveInteger, defaultLimits.maxMessageBytes),
+  MAX_SEND_MESSAGE_BYTES: z._default(positiveInteger, defaultLimits.maxSendMessageBytes),
+  MAX_CONCURRENT_STREAMS: z._default(positiveInteger, defaultLimits.maxConcurrentStreams),
+  MAX_HEADER_BYTES: z._default(positiveInteger, defaultLimits.maxHeaderBytes),
+  HEADERS_TIMEOUT_MS: z._default(positiveInteger, defaultLimits.headersTimeoutMs),
+  IDLE_TIMEOUT_MS: z._default(positiveInteger, defaultLimits.idleTimeoutMs),
+  MAX_TIMEOUT_MS: z._default(positiveInteger, defaultLimits.maxTimeoutMs),
+  MAX_WATCHES_PER_CLIENT: z._default(positiveInteger, defaultLimits.maxStreamsPerClient),
   /** "on" (the default) needs a key source and an issuer; "off" lets every call in. */
   AUTH: z._default(z.enum(["on", "off"]), "on"),
   /** Public keys that sign tokens: a JWKS endpoint, or a JWKS file. */
@@ -75,7 +76,7 @@ export const serverEnvSchema = z.object({
     "grpc.reflection.v1alpha.ServerReflection",
     "/metrics",
   ]),
-  AUTH_MAX_TOKEN_BYTES: z._default(positive, 8 * 1024),
+  AUTH_MAX_TOKEN_BYTES: z._default(positiveInteger, 8 * 1024),
   /** This service's private JWK, with which it signs its own identity for calls to others. */
   AUTH_SERVICE_KEY_FILE: optionalString,
 });
