@@ -203,10 +203,11 @@ export async function stormRound(options: {
     } finally {
       await pool.close();
     }
-    const allSnapshotsMs = Math.max(...finishedAt.map((at) => (at ?? 0) - opened));
-    const firstSnapshotMs = Math.min(...finishedAt.map((at) => (at ?? 0) - opened));
+    const snapshotMs = finishedAt.map((at) => (at ?? 0) - opened);
     const peak = await server.peakHeap();
     const storm = await others.take();
+    const quietLatencies = sortedSamples(quiet.latencies);
+    const stormLatencies = sortedSamples(storm.latencies);
     return {
       rows: options.rows,
       watchers: options.watchers,
@@ -214,13 +215,13 @@ export async function stormRound(options: {
       heapAdded: options.memory ? peak.liveHeap - heapBefore : Number.NaN,
       heapHeldP95: options.memory ? peak.liveHeapP95 - heapBefore : Number.NaN,
       heapGrowth: peak.heapUsed - heapBefore,
-      allSnapshotsMs,
-      firstSnapshotMs,
+      allSnapshotsMs: Math.max(...snapshotMs),
+      firstSnapshotMs: Math.min(...snapshotMs),
       complete: counts.filter((count) => count === options.rows).length,
-      quietP50Ms: percentile(sortedSamples(quiet.latencies), 50),
-      quietP99Ms: percentile(sortedSamples(quiet.latencies), 99),
-      stormP50Ms: percentile(sortedSamples(storm.latencies), 50),
-      stormP99Ms: percentile(sortedSamples(storm.latencies), 99),
+      quietP50Ms: percentile(quietLatencies, 50),
+      quietP99Ms: percentile(quietLatencies, 99),
+      stormP50Ms: percentile(stormLatencies, 50),
+      stormP99Ms: percentile(stormLatencies, 99),
       stormCalls: storm.latencies.length + storm.failures.length,
       stormFailures: storm.failures.length,
       firstFailure: storm.failures[0],
