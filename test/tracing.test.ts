@@ -181,3 +181,37 @@ for (const [protocol, transport] of Object.entries(transports)) {
     assert.ok(databaseSpans.some((span) => span.service === "inventory"));
   });
 }
+
+test("a snapshot page is traced once, by the read behind it, however many watchers it serves", async () => {
+  const users = createClient(
+    UserService,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${ports.users}` }),
+  );
+  const pagesRead = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${ports.users}/metrics`)).text();
+    const line = text
+      .split("\n")
+      .find((l) => l.startsWith('change_feed_snapshot_pages_total{schema="users",source="read"}'));
+    return Number(line?.split(" ").at(-1) ?? 0);
+  };
+  const tracedReads = () =>
+    spans.filter((span) => span.service === "users" && span.name === "db users.snapshotPage")
+      .length;
+  const readsBefore = await pagesRead();
+  const tracedBefore = tracedReads();
+  /** Opens a watch from revision 0 and closes it once it has its first response. */
+  const firstResponse = async () => {
+    const abort = new AbortController();
+    for await (const _ of users.watchUsers({ startRevision: 0n }, { signal: abort.signal })) break;
+    abort.abort();
+  };
+  // The first watcher reads the page; four more, asking while it is kept, get it shared.
+  await firstResponse();
+  await Promise.all([firstResponse(), firstResponse(), firstResponse(), firstResponse()]);
+  const reads = (await pagesRead()) - readsBefore;
+  assert.ok(reads >= 1 && reads < 5, `${reads} reads for 5 watchers: the page was not shared`);
+  const deadline = Date.now() + 10_000;
+  while (tracedReads() - tracedBefore < reads && Date.now() < deadline) await sleep(50);
+  await sleep(300);
+  assert.equal(tracedReads() - tracedBefore, reads, "one span per read, none per watcher");
+});

@@ -7,6 +7,8 @@ import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { Counter, Gauge } from "prom-client";
 import { processRegistry } from "../observability/metrics.ts";
+import { traceDatabaseCall } from "../observability/tracing.ts";
+import { waitTurn } from "../protocol/turns.ts";
 import { type ChangeRecord, channelOf } from "./log.ts";
 import { compactPage, encodedBytesOf } from "./watch.ts";
 
@@ -311,6 +313,8 @@ export async function createChangeFeed(options: {
         }
         if (read > cursor) continue;
         await waitForChange(cursor, watch.signal, Math.max(0, heartbeatMs - (Date.now() - sentAt)));
+        // Every watch woken by a change goes on now: they take turns (see waitTurn).
+        await waitTurn();
       }
     } finally {
       watching--;
@@ -321,6 +325,10 @@ export async function createChangeFeed(options: {
   // Reads of initial state take their turn; pages read for one watch serve others at the same
   // place for a moment, so that watchers opening together read each page once between them.
   const inTurn = pLimit(options.snapshotReaders ?? 2);
+  // Counted for every page every watcher gets: the labelled counters are looked up once.
+  const pagesRead = snapshotPages.labels({ schema, source: "read" });
+  const pagesShared = snapshotPages.labels({ schema, source: "shared" });
+  const pagesEncoded = snapshotPages.labels({ schema, source: "encoded" });
   /**
    * A page being read, or read (`page`) and kept for late-comers; `timer` forgets it `shareMs`
    * after its read.
@@ -378,6 +386,17 @@ export async function createChangeFeed(options: {
     atLeast: bigint,
     readOne: () => Promise<P>,
   ): Promise<P> {
+    const page = await pageFor(key, atLeast, readOne);
+    // Every watcher waiting for a page goes on when it is read: they take turns (see waitTurn).
+    await waitTurn();
+    return page;
+  }
+
+  async function pageFor<P extends { revision: bigint }>(
+    key: string,
+    atLeast: bigint,
+    readOne: () => Promise<P>,
+  ): Promise<P> {
     const shared = pages.get(key);
     if (shared !== undefined) {
       const done = shared.page !== undefined;
@@ -388,7 +407,7 @@ export async function createChangeFeed(options: {
       const current = !done || (page !== undefined && page.revision >= committed);
       if (page !== undefined && page.revision >= atLeast && current) {
         const bytes = encodedBytesOf(page);
-        snapshotPages.inc({ schema, source: bytes > 0 ? "encoded" : "shared" });
+        (bytes > 0 ? pagesEncoded : pagesShared).inc();
         // Kept as its encoding since the bounds were checked, or given its JSON since: again.
         if (done && bytes !== shared.counted) trim();
         return page as P;
@@ -396,8 +415,8 @@ export async function createChangeFeed(options: {
       // Replaced by a newer read: it leaves now, timer and all, and the new one is the newest.
       forget(key, shared);
     }
-    snapshotPages.inc({ schema, source: "read" });
-    const reading: Promise<Page> = inTurn(readOne);
+    pagesRead.inc();
+    const reading: Promise<Page> = inTurn(() => traceDatabaseCall(schema, "snapshotPage", readOne));
     const entry: SharedPage = { reading };
     pages.set(key, entry);
     reading.then(

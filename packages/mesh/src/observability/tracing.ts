@@ -178,33 +178,48 @@ export function traceRepository<T extends object>(repository: T, namespace: stri
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
       if (typeof value !== "function" || typeof property !== "string") return value;
-      // Change streams live as long as a watch; they are not one database operation.
-      if (value.constructor?.name === "AsyncGeneratorFunction") return value.bind(target);
+      // Change streams live as long as a watch; they are not one database operation. Nor is a
+      // snapshot page, which watchers asking together share: the change feed traces the one read
+      // behind it (ChangeFeed.readPage), not each of the watchers' asks.
+      if (value.constructor?.name === "AsyncGeneratorFunction" || property === "snapshotPage") {
+        return value.bind(target);
+      }
       return (...args: unknown[]) =>
-        tracer.startActiveSpan(
-          `db ${namespace}.${property}`,
-          {
-            kind: SpanKind.CLIENT,
-            attributes: {
-              "db.system.name": "postgresql",
-              "db.namespace": namespace,
-              "db.operation.name": property,
-            },
-          },
-          async (span) => {
-            try {
-              return await (value as (...a: unknown[]) => unknown).apply(target, args);
-            } catch (error) {
-              span.recordException(error instanceof Error ? error : String(error));
-              span.setStatus({ code: SpanStatusCode.ERROR });
-              throw error;
-            } finally {
-              span.end();
-            }
-          },
+        traceDatabaseCall(namespace, property, () =>
+          (value as (...a: unknown[]) => unknown).apply(target, args),
         );
     },
   });
+}
+
+/** Runs `call`, one database operation, in a CLIENT span with the database conventions' attributes. */
+export function traceDatabaseCall<R>(
+  namespace: string,
+  operation: string,
+  call: () => R | Promise<R>,
+): Promise<R> {
+  return tracer.startActiveSpan(
+    `db ${namespace}.${operation}`,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "db.system.name": "postgresql",
+        "db.namespace": namespace,
+        "db.operation.name": operation,
+      },
+    },
+    async (span) => {
+      try {
+        return await call();
+      } catch (error) {
+        span.recordException(error instanceof Error ? error : String(error));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 /** The ids of the active span, for log lines; empty outside a trace. */

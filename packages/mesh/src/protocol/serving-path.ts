@@ -45,6 +45,7 @@ import { envelope, envelopeHeaderBytes, messageOf } from "./envelope.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
+import { waitTurn } from "./turns.ts";
 
 // The runtime's own serving path. connect-es serves every call through its streaming machinery:
 // about ten async-iterable transforms per call and per streamed message, a Web request and
@@ -806,6 +807,8 @@ class Call {
     })[Symbol.asyncIterator]();
     try {
       for (;;) {
+        // Streams with a message ready take turns with other work (see waitTurn).
+        await waitTurn();
         let next: IteratorResult<unknown> | undefined = await messages.next();
         if (this.ended) return;
         if (next.done) break;
