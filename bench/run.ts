@@ -136,7 +136,7 @@ const settings = {
   // Ours at both sizes (does its memory grow with the table?), grpc-js over the same store at the
   // smaller one (who serves the same snapshot faster?).
   snapshotStorm: {
-    rounds: quick ? 1 : 2,
+    rounds: quick ? 1 : 3,
     memoryRounds: quick ? 1 : 3,
     watchers: 100,
     connections: 4,

@@ -60,7 +60,7 @@ export async function growUsers(sql: postgres.Sql, total: number): Promise<void>
 const otherCallsWarmupMs = 2_000;
 
 /**
- * Starts the other calls (GetUser for each of `ids` in turn, 20 ms apart) in a process of their
+ * Starts the other calls (GetUser for each of `ids` in turn, 5 ms apart) in a process of their
  * own (see other-calls.ts), on the load generator's cores like the rest of the clients.
  */
 function callOthers(url: string, ids: readonly string[]) {
@@ -97,8 +97,11 @@ function callOthers(url: string, ids: readonly string[]) {
 /**
  * Warms a fresh server's watch path: `watchers` streams from revision 0, each closed once it has had
  * `pages` responses. V8 compiles and optimises that path the first time it runs, once per process
- * and whatever the size of the table; left in the measured storm, that one-off growth (a few MiB,
- * landing in one GC sample or another) would blur what the watchers themselves hold.
+ * and whatever the size of the table; left in the measured storm, that one-off work would be
+ * measured as the storm's: a few MiB of growth landing in one GC sample or another, and stalls of
+ * 20-50 ms (the watch request's validation rules compiled, the path's first runs) that were then
+ * the other calls' slowest. The other calls' quiet window is measured warm for the same reason.
+ * The pages it reads are kept for 5 s (`shareMs` of the change feed); the storm starts later.
  */
 async function warmUp(options: {
   url: string;
@@ -138,21 +141,16 @@ export async function stormRound(options: {
   quietSeconds: number;
   /** Users the other calls read. */
   userIds: readonly string[];
-  /**
-   * A memory round: the server's watch path is warmed first (see warmUp), then a full GC is forced
-   * every 100 ms to see what is held (its times are not used).
-   */
+  /** A memory round: a full GC is forced every 100 ms to see what is held (its times are not used). */
   memory: boolean;
 }): Promise<StormRound> {
   const { server } = options;
-  if (options.memory) {
-    await warmUp({
-      url: server.url,
-      watchers: options.watchers,
-      connections: options.connections,
-      pages: 20,
-    });
-  }
+  await warmUp({
+    url: server.url,
+    watchers: options.watchers,
+    connections: options.connections,
+    pages: 20,
+  });
   const others = callOthers(server.url, options.userIds);
   try {
     // The first calls of a fresh process pay for V8 compiling the GetUser path (tens of ms each):
