@@ -85,7 +85,9 @@ test("every service runs two replicas behind the edge, and orders calls users an
     const hostVariable = `${name.toUpperCase()}_HOST`;
     assert.match(
       caddyfile,
-      new RegExp(`:${port} \\{\\s*import edge \\{\\$${hostVariable}:${name}\\} ${port}`),
+      new RegExp(
+        `:\\{\\$${name.toUpperCase()}_EDGE_PORT:${port}\\} \\{\\s*import \\{\\$EDGE_UPSTREAMS:names\\} \\{\\$${hostVariable}:${name}\\} ${port}`,
+      ),
     );
   }
   const orders = service("orders");

@@ -9,8 +9,6 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
-import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import {
   createTestDatabase,
@@ -19,8 +17,11 @@ import {
   type TestDatabase,
 } from "@shop/testing";
 import postgres, { type Sql } from "postgres";
-
-const definite = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.NotFound]);
+import {
+  type Acknowledged,
+  assertInvariants,
+  placeOrdersUnderFire,
+} from "./support/orders-under-fire.ts";
 
 interface Shop {
   database: TestDatabase;
@@ -55,123 +56,35 @@ async function stopShop(shop: Shop): Promise<void> {
   await shop.database.drop();
 }
 
-/**
- * Places `count` orders at `concurrency`, killing `victim` with SIGKILL `kills` times meanwhile.
- * Returns the acknowledged orders by request id and the stock each product started with.
- */
-async function placeOrdersUnderFire(shop: Shop, victim: ServiceProcess, count: number) {
-  const grpc = (url: string) => createGrpcTransport({ baseUrl: url });
-  const users = createClient(UserService, grpc(shop.users.url));
-  const inventory = createClient(InventoryService, grpc(shop.inventory.url));
-  const orders = createClient(OrderService, grpc(shop.orders.url));
-  const customers = await Promise.all(
-    Array.from({ length: 8 }, (_, i) =>
-      users.createUser({ name: `C${i}`, email: `c${i}-${crypto.randomUUID()}@example.com` }),
-    ),
-  );
-  const { products } = await inventory.listProducts({});
-  for (const product of products) await inventory.adjustStock({ sku: product.sku, delta: 10_000n });
-  const initial = new Map(
-    (await inventory.listProducts({})).products.map((p) => [p.sku, p.stock + p.reserved]),
-  );
-
-  const acknowledged = new Map<string, { id: string; sku: string; quantity: bigint }>();
-  const refused: string[] = [];
-  let next = 0;
-  let attempts = 0;
-  let failed = false;
-  const worker = async () => {
-    for (let i = next++; i < count && !failed; i = next++) {
-      const requestId = crypto.randomUUID();
-      const sku = products[i % products.length]?.sku ?? "";
-      const quantity = BigInt((i % 3) + 1);
-      const userId = customers[i % customers.length]?.user?.id ?? "";
-      const giveUpAt = Date.now() + 60_000;
-      for (let attempt = 0; ; attempt++) {
-        attempts++;
-        try {
-          const { order } = await orders.createOrder(
-            { userId, items: [{ sku, quantity }], requestId },
-            { timeoutMs: 3_000 },
-          );
-          acknowledged.set(requestId, { id: order?.id ?? "", sku, quantity });
-          break;
-        } catch (error) {
-          const code = ConnectError.from(error).code;
-          if (definite.has(code)) {
-            refused.push(`${requestId}: ${ConnectError.from(error).message}`);
-            break;
-          }
-          if (Date.now() > giveUpAt) {
-            failed = true;
-            assert.fail(`order ${requestId} never got a definite answer; last: ${String(error)}`);
-          }
-          // As a real client would: exponential backoff with jitter, capped at half a second.
-          await sleep(Math.random() * Math.min(500, 20 * 2 ** attempt));
+/** Places `count` orders while `victim` is killed with SIGKILL five times and restarted. */
+function ordersWhileKilling(shop: Shop, victim: ServiceProcess, count: number) {
+  return placeOrdersUnderFire(
+    {
+      usersUrl: shop.users.url,
+      inventoryUrl: shop.inventory.url,
+      ordersUrl: shop.orders.url,
+      sql: shop.sql,
+    },
+    {
+      count,
+      concurrency: 32,
+      async fire() {
+        for (let kill = 0; kill < 5; kill++) {
+          await sleep(400 + Math.random() * 600);
+          await victim.kill("SIGKILL");
+          await victim.restart();
         }
-      }
-    }
-  };
-  const killer = (async () => {
-    for (let kill = 0; kill < 5; kill++) {
-      await sleep(400 + Math.random() * 600);
-      await victim.kill("SIGKILL");
-      await victim.restart();
-    }
-  })();
-  await Promise.all([...Array.from({ length: 32 }, worker), killer]);
-  return { acknowledged, refused, initial, attempts };
-}
-
-/** Waits until no order is half done (pending or being rolled back). */
-async function waitForCompensation(sql: Sql): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const [row] = await sql<{ n: number }[]>`
-      select count(*)::int as n from orders.orders where status in ('pending', 'compensating')`;
-    if (row?.n === 0) return;
-    assert.ok(Date.now() < deadline, `${row?.n} orders still half done after 30 s`);
-    await sleep(200);
-  }
+      },
+    },
+  );
 }
 
 /** Every order acknowledged by any run of this file, by request id. */
-const everAcknowledged = new Map<string, { id: string; sku: string; quantity: bigint }>();
+const everAcknowledged = new Map<string, Acknowledged>();
 
-async function assertInvariants(shop: Shop, run: Awaited<ReturnType<typeof placeOrdersUnderFire>>) {
+async function checkRun(shop: Shop, run: Awaited<ReturnType<typeof ordersWhileKilling>>) {
   for (const [requestId, ack] of run.acknowledged) everAcknowledged.set(requestId, ack);
-  await waitForCompensation(shop.sql);
-  const stored = await shop.sql<{ id: string; request_id: string; status: string }[]>`
-    select id, request_id, status from orders.orders`;
-  const byRequest = new Map(stored.map((row) => [row.request_id, row]));
-  assert.equal(byRequest.size, stored.length, "no request id made two orders");
-  for (const [requestId, ack] of everAcknowledged) {
-    const row = byRequest.get(requestId);
-    assert.ok(row, `acknowledged order ${ack.id} (${requestId}) exists`);
-    assert.equal(row.id, ack.id, "and it is the order that was acknowledged");
-    assert.equal(row.status, "confirmed");
-  }
-  assert.equal(stored.length, everAcknowledged.size, "no order exists that was not acknowledged");
-
-  const held = new Map<string, bigint>();
-  for (const ack of everAcknowledged.values()) {
-    held.set(ack.sku, (held.get(ack.sku) ?? 0n) + ack.quantity);
-  }
-  const products = await shop.sql<{ sku: string; stock: string; reserved: string }[]>`
-    select sku, stock::text, reserved::text from inventory.products`;
-  for (const product of products) {
-    const live = held.get(product.sku) ?? 0n;
-    assert.equal(BigInt(product.reserved), live, `${product.sku}: reserved = held by live orders`);
-    assert.equal(
-      BigInt(product.stock) + BigInt(product.reserved),
-      run.initial.get(product.sku),
-      `${product.sku}: initial stock = available + reserved by live orders`,
-    );
-  }
-  const [orphans] = await shop.sql<{ n: number }[]>`
-    select count(*)::int as n from inventory.reservations r
-    where r.status = 'held' and not exists (select 1 from orders.orders o where o.id::text = r.order_id)`;
-  assert.equal(orphans?.n, 0, "no stock is held for an order that does not exist");
+  await assertInvariants(shop.sql, everAcknowledged, run.initial);
 }
 
 let shop: Shop;
@@ -183,16 +96,16 @@ after(async () => {
 });
 
 test("1,000 orders while the orders service is killed 5 times: nothing lost, nothing doubled", async () => {
-  const run = await placeOrdersUnderFire(shop, shop.orders, 1_000);
+  const run = await ordersWhileKilling(shop, shop.orders, 1_000);
   assert.equal(run.refused.length, 0, `refused: ${run.refused.slice(0, 3).join("; ")}`);
   assert.equal(run.acknowledged.size, 1_000);
-  await assertInvariants(shop, run);
+  await checkRun(shop, run);
 });
 
 test("1,000 orders while the inventory service is killed 5 times: no stock held for nothing", async () => {
-  const run = await placeOrdersUnderFire(shop, shop.inventory, 1_000);
+  const run = await ordersWhileKilling(shop, shop.inventory, 1_000);
   assert.equal(run.refused.length, 0, `refused: ${run.refused.slice(0, 3).join("; ")}`);
-  await assertInvariants(shop, run);
+  await checkRun(shop, run);
 });
 
 test("100 concurrent updates with one expected version: exactly one wins, 99 are aborted", async () => {
