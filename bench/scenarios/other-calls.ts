@@ -1,5 +1,6 @@
-// The storm's "other calls" as a process of their own: GetUser over gRPC for each of the given ids
-// in turn, 5 ms apart, until told to stop. In the driver's process they would share an event loop
+// The storm's "other calls" as a process of their own (the bench's snapshot-storm scenario and
+// test/snapshot-storm.test.ts): GetUser over gRPC for each of the given ids in turn, 5 ms apart,
+// until told to stop. In the driver's process they would share an event loop
 // with the watchers' client, which decodes every snapshot message, and a reply would wait there for
 // that work instead of for the server: what they measured was the driver, not the service.
 //
