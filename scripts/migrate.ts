@@ -4,11 +4,10 @@
 // so a database migrated here makes their start a check and nothing more.
 //
 //   DATABASE_URL=postgres://... node scripts/migrate.ts
-import { fileURLToPath } from "node:url";
 import { applyMigrations, createLogger, openDatabase } from "@shop/mesh";
-import { tables as inventoryTables } from "../services/inventory/src/store/schema.ts";
-import { tables as orderTables } from "../services/orders/src/store/schema.ts";
-import { tables as userTables } from "../services/users/src/store/schema.ts";
+import { inventoryStorage } from "../services/inventory/src/app.ts";
+import { ordersStorage } from "../services/orders/src/app.ts";
+import { usersStorage } from "../services/users/src/app.ts";
 
 const logger = createLogger("migrate", process.env.LOG_LEVEL ?? "info");
 const url = process.env.DATABASE_URL;
@@ -17,19 +16,7 @@ if (!url) {
   process.exit(2);
 }
 
-// Each service's schema, tables and migrations, as its app.ts declares them.
-const services = [
-  { name: "users", tables: userTables },
-  { name: "inventory", tables: inventoryTables },
-  { name: "orders", tables: orderTables },
-].map(({ name, tables }) => ({
-  name,
-  schema: name,
-  tables: tables as Record<string, unknown>,
-  migrationsFolder: fileURLToPath(new URL(`../services/${name}/drizzle`, import.meta.url)),
-}));
-
-for (const service of services) {
+for (const service of [usersStorage, inventoryStorage, ordersStorage]) {
   const database = openDatabase({
     url,
     schema: service.schema,

@@ -7,6 +7,7 @@
 // every change exactly once, in order; the errors clients saw during each kill, and for how long,
 // are reported. A replica told to stop (SIGTERM) leaves the edge before it stops answering.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
@@ -24,9 +25,7 @@ import { assertInvariants, placeOrdersUnderFire } from "./support/orders-under-f
 
 const missing = [
   debianPostgres() ? undefined : "PostgreSQL's server (apt-get install postgresql)",
-  (await import("node:child_process")).spawnSync("caddy", ["version"]).status === 0
-    ? undefined
-    : "Caddy (apt-get install caddy)",
+  spawnSync("caddy", ["version"]).status === 0 ? undefined : "Caddy (apt-get install caddy)",
 ].filter(Boolean);
 const skip = missing.length > 0 ? `not installed here: ${missing.join(", ")}` : false;
 

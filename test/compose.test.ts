@@ -18,6 +18,7 @@ import { parse } from "yaml";
 import { loadConfig as inventoryConfig } from "../services/inventory/src/config.ts";
 import { loadConfig as ordersConfig } from "../services/orders/src/config.ts";
 import { loadConfig as usersConfig } from "../services/users/src/config.ts";
+import { assertOrdersCallThroughEdge } from "./support/edge.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -92,13 +93,11 @@ test("every service runs two replicas behind the edge, and orders calls users an
   }
   const orders = service("orders");
   const config = ordersConfig({ ...orders.environment });
-  for (const [upstream, url] of [
-    ["users", config.usersUrl],
-    ["inventory", config.inventoryUrl],
-  ] as const) {
-    const target = new URL(url);
-    assert.equal(target.hostname, "edge");
-    assert.equal(Number(target.port), configs[upstream]({ ...service(upstream).environment }).port);
+  assertOrdersCallThroughEdge(
+    config,
+    (upstream) => configs[upstream]({ ...service(upstream).environment }).port,
+  );
+  for (const upstream of ["users", "inventory"] as const) {
     assert.equal(orders.depends_on?.[upstream]?.condition, "service_healthy");
   }
   assert.equal(orders.depends_on?.edge?.condition, "service_started");

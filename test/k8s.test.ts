@@ -22,6 +22,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { loadConfig as inventoryConfig } from "../services/inventory/src/config.ts";
 import { loadConfig as ordersConfig } from "../services/orders/src/config.ts";
 import { loadConfig as usersConfig } from "../services/users/src/config.ts";
+import { assertOrdersCallThroughEdge } from "./support/edge.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const base = path.join(root, "deploy", "base");
@@ -190,14 +191,7 @@ test("orders calls users and inventory through the edge and holds its own signin
     environment[variable.name] = variable.value ?? "postgres://from-a-secret/shop";
   }
   const config = ordersConfig(environment);
-  for (const [upstream, url] of [
-    ["users", config.usersUrl],
-    ["inventory", config.inventoryUrl],
-  ] as const) {
-    const target = new URL(url);
-    assert.equal(target.hostname, "edge");
-    assert.equal(Number(target.port), find("Service", upstream).spec.ports[0].port);
-  }
+  assertOrdersCallThroughEdge(config, (upstream) => find("Service", upstream).spec.ports[0].port);
   const keyDirectory = path.dirname(config.auth?.serviceKeyFile ?? "");
   const mount = container.volumeMounts.find((m: Manifest) => m.mountPath === keyDirectory);
   const volume = find("Deployment", "orders").spec.template.spec.volumes.find(

@@ -5,8 +5,6 @@
 // meanwhile. A service that held each watcher's whole snapshot in memory at once (100 x 20,000
 // users) would die of it under this limit.
 import assert from "node:assert/strict";
-import { fork } from "node:child_process";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
@@ -20,6 +18,7 @@ import {
   type TestDatabase,
 } from "@shop/testing";
 import postgres, { type Sql } from "postgres";
+import { callOthers } from "../bench/scenarios/snapshot-storm.ts";
 
 const rows = 20_000;
 const watchers = 100;
@@ -92,34 +91,6 @@ async function watch(
   return seen;
 }
 
-/** The storm scenario's other calls (bench/scenarios/other-calls.ts) in a process of their own. */
-function callOthers(url: string, ids: readonly string[]) {
-  const child = fork(
-    path.join(import.meta.dirname, "..", "bench", "scenarios", "other-calls.ts"),
-    [url, ids.join(",")],
-    { stdio: ["ignore", "ignore", "inherit", "ipc"] },
-  );
-  return {
-    /** Stops the calls and gives what they saw: the latency of each answer, and each failure. */
-    async stop(): Promise<{ latencies: number[]; failures: string[] }> {
-      const taken = new Promise<{ latencies: number[]; failures: string[] }>((resolve, reject) => {
-        child.once("message", (message) =>
-          resolve(message as { latencies: number[]; failures: string[] }),
-        );
-        child.once("exit", (code) =>
-          reject(new Error(`the other calls' process exited with ${code}`)),
-        );
-      });
-      child.send({ type: "take" });
-      const result = await taken;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.send({ type: "stop" });
-      await exited;
-      return result;
-    },
-  };
-}
-
 test("100 watchers from revision 0 on 20,000 users under a 192 MiB heap: the whole state, then every change once, in order; other calls answered meanwhile", async () => {
   const transports: Transport[] = [
     createGrpcTransport({ baseUrl: users.url }),
@@ -144,12 +115,13 @@ test("100 watchers from revision 0 on 20,000 users under a 192 MiB heap: the who
   // Meanwhile: users created and updated (some land between the pages the watchers read), and
   // other calls that must all succeed. Those are made by a process of their own (the storm
   // scenario's probe: GetUser over gRPC, 5 ms apart, a 10 s deadline): this one decodes every
-  // watcher's 20,000 users, and a reply would wait here for that work (a 5 s deadline made here was
-  // once missed with a service that was answering).
+  // watcher's 20,000 users, and a reply may wait here for that work (a 5 s deadline made here was
+  // missed once in CI, most likely so).
   const ids = (await sql<{ id: string }[]>`select id::text from users.users limit 20`).map(
     (row) => row.id,
   );
   const others = callOthers(users.url, ids);
+  let taken: Awaited<ReturnType<typeof others.take>>;
   let results: Watched[];
   try {
     const [sample] = await sql<{ id: string }[]>`select id from users.users order by id limit 1`;
@@ -175,8 +147,10 @@ test("100 watchers from revision 0 on 20,000 users under a 192 MiB heap: the who
   } finally {
     // On a failure too: the watches, the writes and the calls beside them end.
     stop.abort();
+    taken = await others.take();
+    await others.stop();
   }
-  const { latencies, failures } = await others.stop();
+  const { latencies, failures } = taken;
 
   const truth = new Map(
     (await sql<{ id: string; version: string }[]>`select id, version::text from users.users`).map(

@@ -61,9 +61,10 @@ const otherCallsWarmupMs = 2_000;
 
 /**
  * Starts the other calls (GetUser for each of `ids` in turn, 5 ms apart) in a process of their
- * own (see other-calls.ts), on the load generator's cores like the rest of the clients.
+ * own (see other-calls.ts), on the load generator's cores like the rest of the clients. Also the
+ * other calls of test/snapshot-storm.test.ts.
  */
-function callOthers(url: string, ids: readonly string[]) {
+export function callOthers(url: string, ids: readonly string[]) {
   const child = fork(path.join(import.meta.dirname, "other-calls.ts"), [url, ids.join(",")], {
     stdio: ["ignore", "ignore", "inherit", "ipc"],
   });

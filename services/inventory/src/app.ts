@@ -12,13 +12,21 @@ export interface InventoryOptions {
   seedDemoCatalog: boolean;
 }
 
+/**
+ * What the inventory service keeps in PostgreSQL: its schema, tables and migrations (applied on start,
+ * and by scripts/migrate.ts).
+ */
+export const inventoryStorage = {
+  name: "inventory",
+  schema: "inventory",
+  tables,
+  migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+};
+
 /** The inventory service as the mesh runtime runs it. */
 export function inventoryService(options: InventoryOptions): ServiceDefinition<typeof tables> {
   return {
-    name: "inventory",
-    schema: "inventory",
-    tables,
-    migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+    ...inventoryStorage,
     services: [InventoryService],
     routes: ({ database, feed }) =>
       inventoryRoutes(traceRepository(createInventoryStore(database, feed), "inventory")),

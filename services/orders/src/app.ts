@@ -23,6 +23,17 @@ export interface OrdersOptions {
   credentials?: () => Promise<string>;
 }
 
+/**
+ * What the orders service keeps in PostgreSQL: its schema, tables and migrations (applied on start,
+ * and by scripts/migrate.ts).
+ */
+export const ordersStorage = {
+  name: "orders",
+  schema: "orders",
+  tables,
+  migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+};
+
 /** The orders service as the mesh runtime runs it. */
 export function ordersService(options: OrdersOptions): ServiceDefinition<typeof tables> {
   const users = createUpstreamClient(UserService, {
@@ -39,10 +50,7 @@ export function ordersService(options: OrdersOptions): ServiceDefinition<typeof 
   });
   const stock = createStockKeeper(inventory);
   return {
-    name: "orders",
-    schema: "orders",
-    tables,
-    migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+    ...ordersStorage,
     services: [OrderService],
     routes: ({ database, feed }) =>
       orderRoutes({
