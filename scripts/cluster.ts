@@ -200,20 +200,27 @@ export async function startCluster(
     const edges = Object.fromEntries(
       serviceNames.map((name) => [name, `http://127.0.0.1:${ports[name]}`]),
     ) as Record<ServiceName, string>;
-    const common = { ...options.env, DATABASE_URL: database.url };
+    // A replica told to stop answers, not ready, until the edge's health checks (every 2 s) have
+    // taken it out.
+    const common = { DRAIN_DELAY_MS: "3000", ...options.env, DATABASE_URL: database.url };
     const envOf: Record<ServiceName, Record<string, string>> = {
       users: common,
       inventory: common,
       orders: { ...common, USERS_URL: edges.users, INVENTORY_URL: edges.inventory },
     };
     const replicas = {} as Record<ServiceName, ServiceProcess[]>;
+    const started: ServiceProcess[] = [];
+    // All at once: each drains for a while first.
+    stops.push(async () => {
+      await Promise.all(started.map((replica) => replica.kill("SIGTERM")));
+    });
     for (const name of serviceNames) {
       replicas[name] = [];
       // One after the other: the first migrates, the next find it done.
       for (let i = 0; i < (options.replicasEach ?? 2); i++) {
         const replica = await startServiceProcess(name, envOf[name]);
         replicas[name].push(replica);
-        stops.push(() => replica.kill("SIGTERM"));
+        started.push(replica);
       }
     }
     const edge = await startEdge(folder, replicas, ports);

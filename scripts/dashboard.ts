@@ -187,3 +187,21 @@ export async function waitForDashboard(url: string, timeoutMs = 60_000): Promise
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * Starts `next start` (spawnDashboard) and waits until it answers on 127.0.0.1 (or the hostname
+ * given); if it does not, kills it and fails with what it printed.
+ */
+export async function startDashboard(options: DashboardOptions): Promise<ChildProcess> {
+  const dashboard = spawnDashboard(options);
+  const output: string[] = [];
+  dashboard.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+  dashboard.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+  try {
+    await waitForDashboard(`http://${options.hostname ?? "127.0.0.1"}:${options.port}`);
+  } catch (error) {
+    dashboard.kill("SIGKILL");
+    throw new Error(`${(error as Error).message}\n${output.join("")}`);
+  }
+  return dashboard;
+}

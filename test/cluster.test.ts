@@ -5,15 +5,20 @@
 // 100 over gRPC) follow the orders through the edge, resuming from their last revision when their
 // stream breaks: no acknowledged order is lost or doubled, the stock adds up, and every watcher has
 // every change exactly once, in order; the errors clients saw during each kill, and for how long,
-// are reported. A replica told to stop (SIGTERM) leaves the edge before it stops answering.
+// are reported. The dashboard is open in Chromium throughout, its streams through the edges too: it
+// recovers by itself and ends up showing the orders and the stock the database has, the latest
+// changes in order, none twice. A replica told to stop (SIGTERM) leaves the edge before it stops
+// answering.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
+import { freePort } from "@shop/testing";
+import type { Browser, Page } from "playwright-core";
 import postgres, { type Sql } from "postgres";
 import {
   type Cluster,
@@ -21,18 +26,29 @@ import {
   type ServiceName,
   startCluster,
 } from "../scripts/cluster.ts";
+import { ensureDashboardBuild, startDashboard } from "../scripts/dashboard.ts";
+import { chromiumMissing, launchChromium } from "./support/browser.ts";
 import { assertInvariants, placeOrdersUnderFire } from "./support/orders-under-fire.ts";
 
 const missing = [
   debianPostgres() ? undefined : "PostgreSQL's server (apt-get install postgresql)",
   spawnSync("caddy", ["version"]).status === 0 ? undefined : "Caddy (apt-get install caddy)",
+  chromiumMissing,
 ].filter(Boolean);
-const skip = missing.length > 0 ? `not installed here: ${missing.join(", ")}` : false;
+const skip = missing.length > 0 ? `not installed here: ${missing.join("; ")}` : false;
 
 let cluster: Cluster;
 let sql: Sql;
+let dashboard: ChildProcess | undefined;
+let dashboardUrl: string;
+let browser: Browser | undefined;
+const pageErrors: string[] = [];
 before(async () => {
   if (skip) return;
+  const dashboardPort = await freePort();
+  dashboardUrl = `http://127.0.0.1:${dashboardPort}`;
+  const build = ensureDashboardBuild((line) => console.error(`# ${line}`));
+  build.catch(() => {}); // awaited below, once the cluster is up
   cluster = await startCluster({
     // Half-done orders are rolled back soon after a crash, so the test can wait for it.
     // Behind the edge, every watcher comes from the edge's address: one client to the replicas.
@@ -41,21 +57,39 @@ before(async () => {
       SWEEP_INTERVAL_MS: "200",
       UPSTREAM_TIMEOUT_MS: "1000",
       MAX_WATCHES_PER_CLIENT: "1000",
+      CORS_ORIGINS: dashboardUrl,
     },
   });
   sql = postgres(cluster.databaseUrl, { max: 2, onnotice: () => {} });
+  await build;
+  // The dashboard as docker compose and the manifests run it: the browser calls the edges.
+  dashboard = await startDashboard({
+    port: dashboardPort,
+    hostname: "127.0.0.1",
+    usersUrl: cluster.edges.users,
+    ordersUrl: cluster.edges.orders,
+    inventoryUrl: cluster.edges.inventory,
+  });
+  browser = await launchChromium();
 });
 after(async () => {
+  await browser?.close();
+  dashboard?.kill("SIGTERM");
   await sql?.end();
   await cluster?.stop();
+  assert.deepEqual(pageErrors, [], "no uncaught errors in the pages");
 });
 
-test("orders and 200 watchers through the edges while a replica of each service is killed: nothing lost or doubled, every change once, in order", {
+/** Enough orders to last through the six kills. */
+const orderCount = 1_400;
+
+test("orders, 200 watchers and the dashboard through the edges while each replica in turn is killed: nothing lost or doubled, every change once, in order", {
   skip,
 }, async (t) => {
   /** What the clients saw while each replica was down: failed attempts and their span. */
   const windows: { victim: string; from: number; to: number }[] = [];
   let started = 0;
+  const watchingPage = await openDashboard();
   const watching = watchOrders(await orderRevision());
   const run = await placeOrdersUnderFire(
     {
@@ -65,25 +99,32 @@ test("orders and 200 watchers through the edges while a replica of each service 
       sql,
     },
     {
-      count: 600,
+      count: orderCount,
       concurrency: 16,
       async fire() {
         started = performance.now();
+        // Each replica in turn, so that every stream (the watchers', the dashboard's) loses its
+        // replica at least once; a service's second replica once the edge takes the first back
+        // (it leaves a replica it could not reach out for 5 s).
         for (const name of ["users", "inventory", "orders"] as ServiceName[]) {
-          await sleep(700);
-          const victim = cluster.replicas[name][0];
-          assert.ok(victim);
-          const from = performance.now() - started;
-          await victim.kill("SIGKILL");
-          await sleep(1_000);
-          await victim.restart();
-          windows.push({ victim: `${name} replica 1`, from, to: performance.now() - started });
+          for (const [i, victim] of cluster.replicas[name].entries()) {
+            await sleep(i === 0 ? 700 : 5_000);
+            const from = performance.now() - started;
+            await victim.kill("SIGKILL");
+            await sleep(1_000);
+            await victim.restart();
+            windows.push({
+              victim: `${name} replica ${i + 1}`,
+              from,
+              to: performance.now() - started,
+            });
+          }
         }
       },
     },
   );
   assert.equal(run.refused.length, 0, `refused: ${run.refused.slice(0, 3).join("; ")}`);
-  assert.equal(run.acknowledged.size, 600);
+  assert.equal(run.acknowledged.size, orderCount);
   await assertInvariants(sql, run.acknowledged, run.initial);
 
   // Every watcher has every change of the log since it started, once each, in order.
@@ -93,7 +134,7 @@ test("orders and 200 watchers through the edges while a replica of each service 
       select revision::text as revision from orders.changes as c
       where c.revision > ${String(watching.from)} order by c.revision`
   ).map((row) => BigInt(row.revision));
-  assert.ok(expected.length >= 600, `${expected.length} changes`);
+  assert.ok(expected.length >= orderCount, `${expected.length} changes`);
   for (const [i, watcher] of watchers.entries()) {
     assert.deepEqual(watcher.revisions, expected, `watcher ${i} (${watcher.protocol})`);
   }
@@ -115,7 +156,171 @@ test("orders and 200 watchers through the edges while a replica of each service 
     );
   }
   t.diagnostic(`${run.attempts} attempts for ${run.acknowledged.size} orders`);
+
+  // The dashboard, untouched meanwhile, shows what the database has.
+  const shown = await watchingPage.check();
+  t.diagnostic(
+    `the dashboard: ${shown.changesSeen} changes shown as they came, none twice; ${shown.outages}`,
+  );
 });
+
+/**
+ * Opens the dashboard's orders and products pages (as one person in two tabs) once their three
+ * streams are live, and records in each page when its streams go down and come back and every
+ * change its feed lists. `check()` then waits, without touching the pages, until they show what the
+ * database has: every order with its status, the stock of every product, the latest changes of the
+ * log newest first; no change listed twice, no reload, every stream live again.
+ */
+async function openDashboard() {
+  assert.ok(browser);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const open = async (pathname: string): Promise<Page> => {
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(`${pathname}: ${error.message}`));
+    await page.goto(`${dashboardUrl}${pathname}`);
+    for (const stream of ["users", "orders", "stock"]) {
+      await streamIs(page, stream, "live", 15_000);
+    }
+    // Runs in the page: lost on a reload.
+    await page.evaluate(`(() => {
+      const record = { since: Date.now(), streams: [], revisions: [] };
+      window.clusterTest = record;
+      let last = "";
+      setInterval(() => {
+        const now = [...document.querySelectorAll(".header-streams [data-stream]")]
+          .map((badge) => badge.dataset.stream + " " + badge.dataset.status).join(", ");
+        if (now !== last) record.streams.push([Date.now() - record.since, now]);
+        last = now;
+      }, 50);
+      new MutationObserver((mutations) => {
+        for (const mutation of mutations) {
+          for (const node of mutation.addedNodes) {
+            if (!(node instanceof Element)) continue;
+            const entries = node.matches("li[data-revision]") ? [node] : node.querySelectorAll("li[data-revision]");
+            for (const entry of entries) record.revisions.push(entry.dataset.revision);
+          }
+        }
+      }).observe(document.querySelector('[aria-label="Recent order changes"]') ?? document.body, { childList: true, subtree: true });
+    })()`);
+    return page;
+  };
+  const orders = await open("/orders");
+  const products = await open("/products");
+  return {
+    async check() {
+      const [{ n: count } = { n: 0 }] = await sql<{ n: number }[]>`
+        select count(*)::int as n from orders.orders`;
+      await orders
+        .getByText(`Showing the newest 200 of ${count} orders.`)
+        .waitFor({ timeout: 30_000 });
+      for (const page of [orders, products]) {
+        for (const stream of ["users", "orders", "stock"]) {
+          await streamIs(page, stream, "live", 30_000);
+        }
+      }
+      const statuses = new Map(
+        (
+          await sql<{ id: string; status: string }[]>`select id::text, status from orders.orders`
+        ).map((row) => [row.id, row.status]),
+      );
+      const rows = await orders
+        .locator("tbody tr[data-id]")
+        .evaluateAll((trs) =>
+          trs.map((tr) => [tr.getAttribute("data-id"), tr.querySelector(".status")?.textContent]),
+        );
+      assert.equal(rows.length, 200);
+      for (const [id, status] of rows) {
+        assert.equal(status, statuses.get(id ?? ""), `order ${id} as the database has it`);
+      }
+      // The latest changes, newest first, as the log has them.
+      const feed = await orders
+        .locator('[aria-label="Recent order changes"] li[data-revision]')
+        .evaluateAll((lis) => lis.map((li) => li.getAttribute("data-revision")));
+      const latest = await sql<{ revision: string }[]>`
+        select c.revision::text as revision from orders.changes as c
+        order by c.revision desc limit ${feed.length}`;
+      assert.ok(feed.length >= 20, `${feed.length} changes in the feed`);
+      assert.deepEqual(
+        feed,
+        latest.map((row) => row.revision),
+      );
+      const stock = new Map(
+        (
+          await sql<
+            { sku: string; stock: string }[]
+          >`select sku, stock::text || ' ' || reserved::text as stock from inventory.products`
+        ).map((row) => [row.sku, row.stock]),
+      );
+      const shownStock = await products
+        .locator("tbody tr[data-id]")
+        .evaluateAll((trs) =>
+          trs.map((tr) => [
+            tr.getAttribute("data-id"),
+            `${tr.querySelector("td.stock")?.textContent} ${tr.querySelector("td.reserved")?.textContent}`,
+          ]),
+        );
+      assert.equal(shownStock.length, stock.size);
+      for (const [sku, shown] of shownStock) {
+        assert.equal(
+          shown,
+          stock.get(sku ?? ""),
+          `${sku}: the stock and reservations the database has`,
+        );
+      }
+
+      const records = await Promise.all(
+        [orders, products].map(
+          (page) =>
+            page.evaluate("window.clusterTest") as Promise<
+              { streams: [number, string][]; revisions: string[] } | undefined
+            >,
+        ),
+      );
+      const outages: string[] = [];
+      for (const [i, record] of records.entries()) {
+        assert.ok(record, "the page was never reloaded");
+        const twice = record.revisions.filter((r, j) => record.revisions.indexOf(r) !== j);
+        assert.deepEqual(twice, [], "no change is listed twice");
+        const spans = outagesOf(record.streams);
+        // Each replica was killed in turn: every stream lost its replica once at least.
+        for (const stream of ["users", "orders", "stock"]) {
+          assert.ok(
+            spans.some((span) => span.stream === stream),
+            `tab ${i + 1}: the ${stream} stream never went down (${JSON.stringify(record.streams)})`,
+          );
+        }
+        const described = spans.map((span) => `${span.stream} ${(span.ms / 1000).toFixed(1)} s`);
+        outages.push(`tab ${i + 1}: streams reconnecting ${described.join(", ")}`);
+      }
+      return { changesSeen: records[0]?.revisions.length ?? 0, outages: outages.join("; ") };
+    },
+  };
+}
+
+/** When streams were not live, and for how long, from the page's record of its badges. */
+function outagesOf(changes: [number, string][]): { stream: string; ms: number }[] {
+  const down = new Map<string, number>();
+  const spans: { stream: string; ms: number }[] = [];
+  for (const [at, streams] of changes) {
+    for (const entry of streams.split(", ")) {
+      const [stream = "", status] = entry.split(" ");
+      if (status !== "live" && !down.has(stream)) down.set(stream, at);
+      const since = down.get(stream);
+      if (status === "live" && since !== undefined) {
+        spans.push({ stream, ms: at - since });
+        down.delete(stream);
+      }
+    }
+  }
+  return spans;
+}
+
+/** Waits until the page's header shows `stream` as `status`. */
+async function streamIs(page: Page, stream: string, status: string, timeout: number) {
+  await page
+    .locator(`.header-streams [data-stream="${stream}"][data-status="${status}"]`)
+    .waitFor({ timeout });
+}
 
 /** The newest revision of the orders' change log. */
 async function orderRevision(): Promise<bigint> {
@@ -186,13 +391,15 @@ test("a replica told to stop leaves the edge before it stops answering", { skip 
   });
   const victim = cluster.replicas.users[1];
   assert.ok(victim);
-  let failures = 0;
+  const failures: string[] = [];
   let calls = 0;
   let stopping = true;
   const caller = (async () => {
     while (stopping) {
       calls++;
-      await users.getUser({ id: user?.id ?? "" }, { timeoutMs: 2_000 }).catch(() => failures++);
+      await users.getUser({ id: user?.id ?? "" }, { timeoutMs: 2_000 }).catch((error: unknown) => {
+        failures.push(String(error));
+      });
       await sleep(10);
     }
   })();
@@ -203,5 +410,9 @@ test("a replica told to stop leaves the edge before it stops answering", { skip 
   await caller;
   await victim.restart();
   assert.ok(calls > 50, `${calls} calls`);
-  assert.equal(failures, 0, `${failures} of ${calls} calls failed while a replica drained`);
+  assert.deepEqual(
+    failures,
+    [],
+    `${failures.length} of ${calls} calls failed while a replica drained`,
+  );
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -45,26 +45,16 @@ import {
   type TestDatabase,
   waitFor,
 } from "@shop/testing";
-import {
-  type Browser,
-  type BrowserContext,
-  chromium,
-  type Locator,
-  type Page,
-} from "playwright-core";
-import { ensureDashboardBuild, spawnDashboard, waitForDashboard } from "../scripts/dashboard.ts";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
+import { ensureDashboardBuild, startDashboard } from "../scripts/dashboard.ts";
 import { inventoryService } from "../services/inventory/src/app.ts";
 import { ordersService } from "../services/orders/src/app.ts";
 import { usersService } from "../services/users/src/app.ts";
+import { chromiumMissing, launchChromium } from "./support/browser.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const screenshots = path.join(root, "docs", "screenshots");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const skip = existsSync(chromiumPath)
-  ? false
-  : `Chromium not found at ${chromiumPath}: the dashboard's browser tests need Debian's chromium ` +
-    "package (apt-get update && apt-get install -y chromium; .ci/run does), or CHROMIUM_PATH set to a " +
-    "Chromium binary";
+const skip = chromiumMissing ?? false;
 const run = promisify(execFile);
 
 let database: TestDatabase;
@@ -141,7 +131,7 @@ before(async () => {
     serviceEnv(),
   );
   await build;
-  dashboard = spawnDashboard({
+  dashboard = await startDashboard({
     port: dashboardPort,
     hostname: "127.0.0.1",
     usersUrl: users.server.url,
@@ -149,25 +139,7 @@ before(async () => {
     inventoryUrl: inventory.server.url,
     env: signInEnv,
   });
-  const output: string[] = [];
-  dashboard.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-  dashboard.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-  await waitForDashboard(dashboardUrl).catch((error: Error) => {
-    throw new Error(`${error.message}\n${output.join("")}`);
-  });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   laptop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   mkdirSync(screenshots, { recursive: true });
 });
@@ -791,7 +763,7 @@ test("tokens that expire every few seconds: the streams end with unauthenticated
 }, async () => {
   const ttlSeconds = 3;
   await shortLived.release();
-  const shortLivedDashboard = spawnDashboard({
+  const shortLivedDashboard = await startDashboard({
     port: shortLived.port,
     hostname: "127.0.0.1",
     usersUrl: users.server.url,
@@ -799,12 +771,8 @@ test("tokens that expire every few seconds: the streams end with unauthenticated
     inventoryUrl: inventory.server.url,
     env: { ...signInEnv, DASHBOARD_TOKEN_TTL_SECONDS: String(ttlSeconds) },
   });
-  // Its output is not looked at, but read: a full pipe would stop it.
-  shortLivedDashboard.stdout?.resume();
-  shortLivedDashboard.stderr?.resume();
   try {
     const baseUrl = `http://127.0.0.1:${shortLived.port}`;
-    await waitForDashboard(baseUrl);
     const page = await laptop.newPage();
     page.on("pageerror", (error) => pageErrors.push(`short-lived /users: ${error.message}`));
     const watches: { token: string; startRevision: bigint }[] = [];

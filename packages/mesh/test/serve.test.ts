@@ -371,6 +371,27 @@ describe("health Watch", () => {
     }
   });
 
+  test("with a drain delay, a closing server says it is not ready and still answers every call until the delay is over", async () => {
+    const probe = await startTestService(probeService, database.url);
+    const url = probe.server.url;
+    const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
+    const closing = probe.stop(1_000, 1_500);
+    try {
+      await waitFor(async () => (await fetch(`${url}/readyz`)).status === 503, {
+        message: "/readyz never said not ready",
+      });
+      // Still served over new and existing connections for the rest of the delay.
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await health.check({})).status, Status.NOT_SERVING);
+        assert.equal((await fetch(`${url}/healthz`)).status, 200);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await closing;
+    }
+    await assert.rejects(fetch(`${url}/healthz`), "closed after the delay");
+  });
+
   test("an unknown service is SERVICE_UNKNOWN, not an error", async () => {
     const controller = new AbortController();
     const health = createClient(Health, createGrpcTransport({ baseUrl }));

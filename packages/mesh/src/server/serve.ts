@@ -129,8 +129,13 @@ export interface Server {
   metrics: Metrics;
   /** Aborted when the server starts shutting down; long-running handlers end on it. */
   shutdownSignal: AbortSignal;
-  /** Stops accepting connections, ends streams, and waits up to `graceMs` for calls to finish. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Stops accepting connections, ends streams, and waits up to `graceMs` for calls to finish.
+   * With `drainMs`, first reports not ready (`/readyz` 503, health NOT_SERVING) for that long while
+   * still serving every call, so that an edge or client balancer polling readiness takes this
+   * replica out before it stops answering.
+   */
+  close(graceMs?: number, drainMs?: number): Promise<void>;
 }
 
 const keepAliveTimeoutMs = 5_000;
@@ -147,6 +152,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const health = createHealthState(options.services.map((service) => service.typeName));
   const metrics = createMetrics(options.name);
   const shutdown = new AbortController();
+  /** Set when closing starts: /readyz says "not ready" from then on. */
+  let draining = false;
   const corsOrigins = new Set(options.corsOrigins);
 
   const { auth } = options;
@@ -211,7 +218,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     if (req.method === "GET" && path === "/readyz") {
       options.readiness().then(
         (checks) => {
-          const ready = Object.values(checks).every(Boolean) && !shutdown.signal.aborted;
+          const ready = Object.values(checks).every(Boolean) && !draining;
           sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", checks });
         },
         (error: unknown) => {
@@ -439,10 +446,14 @@ export async function serve(options: ServeOptions): Promise<Server> {
     health,
     metrics,
     shutdownSignal: shutdown.signal,
-    async close(graceMs = 5_000) {
-      // Health turns NOT_SERVING first, and health watchers get a moment to hear it.
+    async close(graceMs = 5_000, drainMs = 0) {
+      // Health turns NOT_SERVING first, and health watchers (and readiness pollers, for `drainMs`)
+      // get a moment to hear it while calls are still served.
+      draining = true;
       health.setAll(ServingStatus.NOT_SERVING);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100, graceMs)));
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(drainMs, Math.min(100, graceMs))),
+      );
       listener.close();
       // Open streams end with `unavailable`; unary calls in flight run to completion. HTTP/2
       // clients get GOAWAY; idle HTTP/1.1 connections close now, busy ones after their response.

@@ -61,6 +61,15 @@ export const serverEnvSchema = z.object({
   IDLE_TIMEOUT_MS: z._default(positiveInteger, defaultLimits.idleTimeoutMs),
   MAX_TIMEOUT_MS: z._default(positiveInteger, defaultLimits.maxTimeoutMs),
   MAX_WATCHES_PER_CLIENT: z._default(positiveInteger, defaultLimits.maxStreamsPerClient),
+  /**
+   * On SIGTERM, how long to answer every call while reporting not ready before stopping: longer
+   * than the edge's readiness polling (deploy/base/Caddyfile: every 2 s) when replicas run as plain
+   * processes; 0 where something else waits first (a Kubernetes preStop).
+   */
+  DRAIN_DELAY_MS: z._default(
+    z.pipe(z.coerce.number(), z.int().check(z.minimum(0), z.maximum(60_000))),
+    0,
+  ),
   /** "on" (the default) needs a key source and an issuer; "off" lets every call in. */
   AUTH: z._default(z.enum(["on", "off"]), "on"),
   /** Public keys that sign tokens: a JWKS endpoint, or a JWKS file. */
@@ -96,6 +105,8 @@ export interface ServerConfig {
   corsOrigins: string[];
   tls: { certFile: string; keyFile: string } | undefined;
   limits: Limits;
+  /** On SIGTERM, how long to keep serving while not ready. */
+  drainDelayMs: number;
   /** Token checks; undefined when AUTH=off. */
   auth: AuthConfig | undefined;
 }
@@ -155,6 +166,7 @@ export function toServerConfig(env: ServerEnv, defaultPort: number): ServerConfi
       maxTimeoutMs: env.MAX_TIMEOUT_MS,
       maxStreamsPerClient: env.MAX_WATCHES_PER_CLIENT,
     },
+    drainDelayMs: env.DRAIN_DELAY_MS,
     auth:
       env.AUTH === "on" && env.AUTH_ISSUER
         ? {

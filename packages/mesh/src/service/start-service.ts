@@ -50,8 +50,11 @@ export interface ServiceDefinition<TTables extends Record<string, unknown>> {
 /** A service that is up: its server, and how to stop it. */
 export interface RunningService {
   server: Server;
-  /** Stops serving, then closes the feed and the pool. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Stops serving (after `drainMs` of answering while not ready, see `Server.close`), then closes
+   * the feed and the pool.
+   */
+  stop(graceMs?: number, drainMs?: number): Promise<void>;
 }
 
 /**
@@ -124,11 +127,11 @@ export async function startService<TTables extends Record<string, unknown>>(
   prune.unref();
   return {
     server,
-    async stop(graceMs) {
+    async stop(graceMs, drainMs) {
       await stopBackground?.();
       clearInterval(prune);
       stopHealth();
-      await server.close(graceMs);
+      await server.close(graceMs, drainMs);
       await feed.close();
       await database.close();
     },

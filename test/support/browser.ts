@@ -1,0 +1,30 @@
+// Debian's Chromium driven by playwright-core, as the browser tests start it.
+import { existsSync } from "node:fs";
+import { type Browser, chromium } from "playwright-core";
+
+/** Where Chromium is: Debian's package, or CHROMIUM_PATH. */
+export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/** Why a browser test cannot run here, or undefined when Chromium is installed. */
+export const chromiumMissing = existsSync(chromiumPath)
+  ? undefined
+  : `Chromium not found at ${chromiumPath}: the browser tests need Debian's chromium package ` +
+    "(apt-get update && apt-get install -y chromium; .ci/run does), or CHROMIUM_PATH set to a " +
+    "Chromium binary";
+
+/** Starts headless Chromium without anything that would reach out to the network by itself. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
