@@ -1,11 +1,13 @@
 // The scaled-out shop as plain processes on one machine, for people without Docker and for the
 // cluster test: a PostgreSQL server of its own (Debian's `postgresql` package), two replicas of each
-// service on it, and the edge (Debian's `caddy`, with deploy/base/Caddyfile, the file compose and
-// Kubernetes run) in front of each service. Orders calls users and inventory through the edge.
+// service on it (their bundles, as `npm start` runs them), and the edge (Debian's `caddy`, with
+// deploy/base/Caddyfile, the file compose and Kubernetes run) in front of each service. Orders
+// calls users and inventory through the edge.
 //
 //   node scripts/cluster.ts
-// prints the edges' addresses and runs until Ctrl-C. Authentication is off (AUTH=off), as in the
-// tests; the data lives in a temporary folder removed on exit.
+// also starts the dashboard (on DASHBOARD_PORT, 3000 by default) calling the edges, prints the
+// addresses and runs until Ctrl-C. Authentication is off (AUTH=off), as in the tests; the data
+// lives in a temporary folder removed on exit.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -13,6 +15,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, type ServiceProcess, startServiceProcess } from "@shop/testing";
 import postgres from "postgres";
+import { buildServices, bundleOf } from "./build-services.ts";
+import { ensureDashboardBuild, startDashboard } from "./dashboard.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const serviceNames = ["users", "inventory", "orders"] as const;
@@ -190,6 +194,8 @@ export async function startCluster(
     for (const step of stops.splice(0).reverse()) await step().catch(() => {});
   };
   try {
+    // The replicas run the services' bundles, as `npm start` does (built unless fresh).
+    await buildServices();
     const database = await startPostgres(folder);
     stops.push(database.stop);
     const ports = {
@@ -218,7 +224,7 @@ export async function startCluster(
       replicas[name] = [];
       // One after the other: the first migrates, the next find it done.
       for (let i = 0; i < (options.replicasEach ?? 2); i++) {
-        const replica = await startServiceProcess(name, envOf[name]);
+        const replica = await startServiceProcess(name, envOf[name], { entry: bundleOf(name) });
         replicas[name].push(replica);
         started.push(replica);
       }
@@ -233,13 +239,38 @@ export async function startCluster(
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const cluster = await startCluster({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" } });
+  const dashboardPort = Number(process.env.DASHBOARD_PORT ?? 3000);
+  const building = ensureDashboardBuild((line) => console.log(line));
+  building.catch(() => {}); // awaited below, once the cluster is up
+  const cluster = await startCluster({
+    env: {
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+      CORS_ORIGINS: `http://localhost:${dashboardPort},http://127.0.0.1:${dashboardPort}`,
+    },
+  });
+  let dashboard: ChildProcess | undefined;
+  try {
+    await building;
+    // The browser calls the edges, as compose and Kubernetes have it.
+    dashboard = await startDashboard({
+      port: dashboardPort,
+      hostname: "127.0.0.1",
+      usersUrl: cluster.edges.users,
+      ordersUrl: cluster.edges.orders,
+      inventoryUrl: cluster.edges.inventory,
+    });
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
   for (const name of serviceNames) {
     const ports = cluster.replicas[name].map((replica) => replica.port).join(", ");
     console.log(`${name.padEnd(9)} ${cluster.edges[name]}  (replicas on ${ports})`);
   }
+  console.log(`dashboard http://127.0.0.1:${dashboardPort}`);
   console.log(`database  ${cluster.databaseUrl}\nCtrl-C stops everything.`);
   const quit = () => {
+    dashboard?.kill("SIGTERM");
     cluster.stop().finally(() => process.exit(0));
   };
   process.once("SIGINT", quit);

@@ -67,18 +67,20 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts `services/<name>/src/main.ts` in a child process on a free port with `env` added, and
- * waits until it serves. Its logs go to this process's stderr when LOG_LEVEL is set. Authentication
- * is off unless `env` turns it on.
+ * Starts `services/<name>/src/main.ts` (or `options.entry`, its bundle say) in a child process on a
+ * free port with `env` added, and waits until it serves. Its logs go to this process's stderr when
+ * LOG_LEVEL is set. Authentication is off unless `env` turns it on.
  */
 export async function startServiceProcess(
   name: "users" | "inventory" | "orders",
   env: Record<string, string>,
+  options: { entry?: string } = {},
 ): Promise<ServiceProcess> {
+  const entry = options.entry ?? path.join(root, "services", name, "src", "main.ts");
   const port = env.PORT ? Number(env.PORT) : await freePort();
   let child: ChildProcess | undefined;
   const launch = async () => {
-    child = spawn(process.execPath, [path.join(root, "services", name, "src", "main.ts")], {
+    child = spawn(process.execPath, [entry], {
       cwd: root,
       env: {
         ...process.env,
