@@ -238,6 +238,20 @@ export async function startCluster(
   }
 }
 
+/**
+ * Starts the dashboard on `port` of 127.0.0.1 with the browser calling the edges, as in compose
+ * (the services' CORS_ORIGINS must name it).
+ */
+export function startClusterDashboard(cluster: Cluster, port: number): Promise<ChildProcess> {
+  return startDashboard({
+    port,
+    hostname: "127.0.0.1",
+    usersUrl: cluster.edges.users,
+    ordersUrl: cluster.edges.orders,
+    inventoryUrl: cluster.edges.inventory,
+  });
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dashboardPort = Number(process.env.DASHBOARD_PORT ?? 3000);
   const building = ensureDashboardBuild((line) => console.log(line));
@@ -251,14 +265,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   let dashboard: ChildProcess | undefined;
   try {
     await building;
-    // The browser calls the edges, as compose and Kubernetes have it.
-    dashboard = await startDashboard({
-      port: dashboardPort,
-      hostname: "127.0.0.1",
-      usersUrl: cluster.edges.users,
-      ordersUrl: cluster.edges.orders,
-      inventoryUrl: cluster.edges.inventory,
-    });
+    dashboard = await startClusterDashboard(cluster, dashboardPort);
   } catch (error) {
     await cluster.stop();
     throw error;

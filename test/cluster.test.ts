@@ -25,8 +25,9 @@ import {
   debianPostgres,
   type ServiceName,
   startCluster,
+  startClusterDashboard,
 } from "../scripts/cluster.ts";
-import { ensureDashboardBuild, startDashboard } from "../scripts/dashboard.ts";
+import { ensureDashboardBuild } from "../scripts/dashboard.ts";
 import { chromiumMissing, launchChromium } from "./support/browser.ts";
 import { assertInvariants, placeOrdersUnderFire } from "./support/orders-under-fire.ts";
 
@@ -62,14 +63,7 @@ before(async () => {
   });
   sql = postgres(cluster.databaseUrl, { max: 2, onnotice: () => {} });
   await build;
-  // The dashboard as docker compose and the manifests run it: the browser calls the edges.
-  dashboard = await startDashboard({
-    port: dashboardPort,
-    hostname: "127.0.0.1",
-    usersUrl: cluster.edges.users,
-    ordersUrl: cluster.edges.orders,
-    inventoryUrl: cluster.edges.inventory,
-  });
+  dashboard = await startClusterDashboard(cluster, dashboardPort);
   browser = await launchChromium();
 });
 after(async () => {
