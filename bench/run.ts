@@ -4,7 +4,7 @@
 //
 //   npm run bench                      the full run (about 6 minutes on 2 cores)
 //   npm run bench -- --quick           one short round of everything (about a minute; for CI)
-//   npm run bench -- --only=unary,fan-out,snapshot-storm,create-order,startup,npm-start
+//   npm run bench -- --only=unary,fan-out,snapshot-storm,create-order,write-ceiling,startup,npm-start
 //   npm run bench -- --cpu-prof        also profile every benchmark server (bench/results/cpuprofiles;
 //                                      summarise one with `node bench/profile.ts --analyze=<file>`)
 import { execFileSync } from "node:child_process";
@@ -66,6 +66,7 @@ import {
   type UnaryShape,
   type UnaryTarget,
 } from "./scenarios/unary.ts";
+import { measureWriteCeiling, type WriteCeilingShape } from "./scenarios/write-ceiling.ts";
 
 const scenarioNames = [
   "startup",
@@ -74,6 +75,7 @@ const scenarioNames = [
   "fan-out",
   "snapshot-storm",
   "create-order",
+  "write-ceiling",
 ] as const;
 type ScenarioName = (typeof scenarioNames)[number];
 
@@ -131,6 +133,17 @@ const settings = {
     warmupSeconds: quick ? 1 : 2,
     users: 64,
   },
+  // Each round starts every replica count afresh and runs the direct SQL at each number of
+  // connections once; calls in flight stay the same whatever the number of replicas.
+  writeCeiling: {
+    rounds: quick ? 1 : 3,
+    seconds: quick ? 2 : 5,
+    warmupSeconds: quick ? 1 : 2,
+    concurrency: 64,
+    replicas: [1, 2, 4],
+    directConnections: [1, 16, 64],
+    services: ["users", "inventory"],
+  } satisfies WriteCeilingShape,
   startup: { samples: quick ? 1 : 3, settleMs: quick ? 1000 : 2000 },
   npmStart: { samples: quick ? 1 : 3 },
   // Ours at both sizes (does its memory grow with the table?), grpc-js over the same store at the
@@ -665,6 +678,22 @@ const createOrder = await scenario("create-order", async () => {
   return keys.map((key) => summariseOrders(key, runners[key].label, runs.get(key) ?? []));
 });
 
+// ---------------------------------------------------------------------------------------------
+// Changes committed per second by one service with 1, 2 and 4 replicas, and the same transaction
+// issued directly.
+
+const writeCeiling = await scenario("write-ceiling", () =>
+  measureWriteCeiling({
+    databaseUrl,
+    pinning,
+    postgresCpu: databaseCpu,
+    shape: settings.writeCeiling,
+    log,
+    nodeFlags: (name) => profileFlags(`write-ceiling-${name}`),
+    track: (stop) => cleanups.push(stop),
+  }),
+);
+
 await cleanUp();
 
 // ---------------------------------------------------------------------------------------------
@@ -688,6 +717,8 @@ const { markdown, goals } = buildReport({
   snapshotStormShape: settings.snapshotStorm,
   createOrder,
   createOrderShape: settings.createOrder,
+  writeCeiling,
+  writeCeilingShape: settings.writeCeiling,
   startup,
   startupShape: settings.startup,
   npmStart,
@@ -718,6 +749,7 @@ writeFileSync(
       fanOut,
       snapshotStorm,
       createOrder,
+      writeCeiling,
       startup,
       npmStart,
       atRest,

@@ -16,12 +16,17 @@ export interface ClosedLoopResult {
   latencies: number[];
 }
 
-/** Runs `call(n)` from `concurrency` workers for `warmupSeconds` and then `seconds` measured. */
+/**
+ * Runs `call(n, worker)` from `concurrency` workers (numbered from 0) for `warmupSeconds` and then
+ * `seconds` measured. `onWindow` is awaited as the measured window opens and once it has closed,
+ * for readings of counters that go with the window (the load goes on meanwhile).
+ */
 export async function closedLoop(options: {
   concurrency: number;
   seconds: number;
   warmupSeconds: number;
-  call: (n: number) => Promise<void>;
+  call: (n: number, worker: number) => Promise<void>;
+  onWindow?: (edge: "open" | "close") => Promise<void>;
 }): Promise<ClosedLoopResult> {
   let n = 0;
   let measuring = false;
@@ -30,11 +35,11 @@ export async function closedLoop(options: {
   let errors = 0;
   let succeededTotal = 0;
   let firstError: string | undefined;
-  const worker = async () => {
+  const worker = async (index: number) => {
     while (!stopping) {
       const started = performance.now();
       try {
-        await options.call(n++);
+        await options.call(n++, index);
         succeededTotal++;
         if (measuring) latencies.push(performance.now() - started);
       } catch (error) {
@@ -45,13 +50,15 @@ export async function closedLoop(options: {
       }
     }
   };
-  const workers = Array.from({ length: options.concurrency }, worker);
+  const workers = Array.from({ length: options.concurrency }, (_, index) => worker(index));
   await new Promise((resolve) => setTimeout(resolve, options.warmupSeconds * 1000));
+  await options.onWindow?.("open");
   measuring = true;
   const windowStart = performance.now();
   await new Promise((resolve) => setTimeout(resolve, options.seconds * 1000));
   measuring = false;
   const seconds = (performance.now() - windowStart) / 1000;
+  await options.onWindow?.("close");
   stopping = true;
   await Promise.all(workers);
   return { seconds, completed: latencies.length, errors, firstError, succeededTotal, latencies };

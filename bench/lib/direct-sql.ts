@@ -10,6 +10,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { appendStatement } from "@shop/mesh";
 import postgres from "postgres";
 import { closedLoop } from "./closed-loop.ts";
+import { productData } from "./write-transactions.ts";
 
 interface Options {
   databaseUrl: string;
@@ -76,18 +77,10 @@ async function placeOrder(n: number): Promise<void> {
     const [row] = await tx.unsafe<Row[]>(reserveProduct, ["-1", "-1", sku, "1"]);
     if (!row) throw new Error(`${sku} is out of stock`);
     await tx.unsafe(lock, ["changes:inventory"]);
-    const data = {
-      sku: row.sku,
-      name: row.name,
-      priceCents: String(row.price_cents),
-      stock: String(row.stock),
-      reserved: String(row.reserved),
-      version: String(row.version),
-    };
     await tx.unsafe(appendInventoryChange, [
       [sku],
       ["updated"],
-      [JSON.stringify(data)],
+      [JSON.stringify(productData(row))],
       [null],
       "inventory_changes",
     ]);

@@ -5,6 +5,7 @@ import type { NpmStartSample } from "../scenarios/npm-start.ts";
 import type { StormResult } from "../scenarios/snapshot-storm.ts";
 import type { StartupSample } from "../scenarios/startup.ts";
 import type { UnaryScenario } from "../scenarios/unary.ts";
+import type { WriteCeilingResult, WriteCeilingShape } from "../scenarios/write-ceiling.ts";
 import { median } from "./stats.ts";
 
 /** A benchmark server's start and memory once it had settled. */
@@ -50,6 +51,8 @@ export interface ReportInput {
     warmupSeconds: number;
     users: number;
   };
+  writeCeiling: WriteCeilingResult | undefined;
+  writeCeilingShape: WriteCeilingShape;
   startup: StartupSample[] | undefined;
   startupShape: { samples: number; settleMs: number };
   npmStart: NpmStartSample[] | undefined;
@@ -68,6 +71,18 @@ export function kib(bytes: number): string {
 
 function fixed(value: number, digits: number): string {
   return Number.isFinite(value) ? value.toFixed(digits) : "–";
+}
+
+function percent(share: number): string {
+  return Number.isFinite(share) ? `${(share * 100).toFixed(0)} %` : "–";
+}
+
+/** Shares (0..1) by name as "a 60 %, b 30 %", the largest first. */
+export function shares(byName: Record<string, number>): string {
+  const named = Object.entries(byName).sort((a, b) => b[1] - a[1]);
+  return named.length > 0
+    ? named.map(([name, share]) => `${name} ${percent(share)}`).join(", ")
+    : "–";
 }
 
 function ratio(value: number): string {
@@ -280,6 +295,70 @@ function createOrderSection(
   )}${ours && direct ? `\n\n- ours / direct SQL: **${ratio(value)}** (target >= 0.5)` : ""}`;
 }
 
+function writeCeilingSection(result: WriteCeilingResult, shape: WriteCeilingShape): string {
+  const rate = (value: number) =>
+    Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "–";
+  const rows = result.rows.map((row) => [
+    row.service,
+    row.label,
+    rate(row.changesPerSecond),
+    rate(row.acknowledgedPerSecond),
+    fixed(row.p50Ms, 1),
+    fixed(row.p99Ms, 1),
+    String(row.errors),
+    `${row.acknowledged} / ${row.committed}`,
+    fixed(row.cpu.services, 2),
+    fixed(row.cpu.postgres, 2),
+    fixed(row.cpu.client, 2),
+    percent(row.lockHeldShare),
+    fixed(row.lockHeldMsPerChange, 3),
+    shares(row.lockHolder),
+    fixed(row.lockWaiting, 1),
+  ]);
+  const method = `${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up per contender, alternating (the order reversed every other round). Replicas: a fresh set per round, the bundles \`npm start\` runs, on the ${result.serverCores} server core(s) (CPU ${result.serverCpus}) with the bench's PostgreSQL; ${shape.concurrency} calls in flight over gRPC (h2c, one connection per replica, a node:http2 client on the load core), round robin over the replicas' own addresses, no edge. users: CreateUser, a new user each; inventory: AdjustStock +1, each worker on a product of its own (added for the bench). Direct SQL: the transaction the service commits (its row statement, the change-log lock, \`appendStatement\`) from that many connections, one transaction in flight on each, in a process on the server core(s), no service. Changes/s: new revisions in the change log over the window; acknowledged / committed: successful calls and new revisions over whole runs, warm-up included (equal when every acknowledged write committed once). Cores busy during the window: every replica together, PostgreSQL (all its processes), the client (for direct SQL, the direct-SQL process itself). Lock held: share of pg_locks samples (every ${result.lockSampleGapMs} ms) in which a transaction held the service's change-log lock; per change: that share of the window over its changes; holder doing: what the holding transaction's backend was doing in those samples (client: waiting for its client's next statement until it has read it, the client's turn, the loopback and the backend's wake-up; waking: granted the lock, not yet running; WAL: flushing the commit; running: executing a statement; else PostgreSQL's wait event); waiting: transactions queued for it, on average. PostgreSQL: fsync ${result.database.fsync}, synchronous_commit ${result.database.synchronousCommit} (the commit's WAL flush happens under the lock).`;
+  const notes = shape.services.map((service) => {
+    const of = (key: string) =>
+      result.rows.find((row) => row.service === service && row.key === key);
+    const one = of(`replicas-${shape.replicas[0]}`);
+    const scaling = shape.replicas
+      .map((replicas) => {
+        const row = of(`replicas-${replicas}`);
+        return `${replicas}: ${rate(row?.changesPerSecond ?? Number.NaN)}${one && row && row !== one ? ` (${ratio(row.changesPerSecond / one.changesPerSecond)})` : ""}`;
+      })
+      .join(", ");
+    const direct = shape.directConnections
+      .map(
+        (connections) =>
+          `${connections} connection(s) ${rate(of(`direct-${connections}`)?.changesPerSecond ?? Number.NaN)}`,
+      )
+      .join(", ");
+    const widest = of(`direct-${Math.max(...shape.directConnections)}`);
+    const lockBound = widest ? 1000 / widest.lockHeldMsPerChange : Number.NaN;
+    const most = of(`replicas-${Math.max(...shape.replicas)}`);
+    return `- ${service}: changes/s by replicas ${scaling} (at ${most?.label ?? "–"} the services kept ${fixed(most?.cpu.services ?? Number.NaN, 2)} of ${result.serverCores} server core(s) busy, PostgreSQL ${fixed(most?.cpu.postgres ?? Number.NaN, 2)} cores, the lock held ${percent(most?.lockHeldShare ?? Number.NaN)} of the time); direct SQL ${direct}; at ${widest?.label ?? "–"} the lock was held ${percent(widest?.lockHeldShare ?? Number.NaN)} of the time, ${fixed(widest?.lockHeldMsPerChange ?? Number.NaN, 3)} ms per change: at most about ${rate(lockBound)} changes/s with the lock busy all the time.`;
+  });
+  return `### Write ceiling: changes committed per second per service (issue 20, point 3)\n\n${method}\n\n${table(
+    [
+      "service",
+      "contender",
+      "changes/s",
+      "acknowledged/s",
+      "p50 ms",
+      "p99 ms",
+      "errors",
+      "acknowledged / committed",
+      "services cores",
+      "PostgreSQL cores",
+      "client cores",
+      "lock held",
+      "held ms/change",
+      "holder doing",
+      "waiting",
+    ],
+    rows,
+  )}\n\n${notes.join("\n")}`;
+}
+
 function npmStartSection(samples: NpmStartSample[] | undefined, goals: Goal[]): string {
   if (!samples || samples.length === 0) return "";
   const fresh = median(samples.map((sample) => sample.freshMs));
@@ -353,6 +432,9 @@ export function buildReport(input: ReportInput): { markdown: string; goals: Goal
   }
   if (input.createOrder) {
     sections.push(createOrderSection(input.createOrder, input.createOrderShape, goals));
+  }
+  if (input.writeCeiling) {
+    sections.push(writeCeilingSection(input.writeCeiling, input.writeCeilingShape));
   }
   if (input.startup || input.npmStart || input.atRest.length > 0) {
     sections.push(startupSection(input, goals));

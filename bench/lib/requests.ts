@@ -1,5 +1,11 @@
 // The request bytes the load tools and clients send.
-import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type MessageInitShape,
+  toBinary,
+  toJsonString,
+} from "@bufbuild/protobuf";
 import { GetUserRequestSchema } from "@shop/api/shop/user/v1/user_service_pb";
 
 /** The GetUser request of `id` as protobuf bytes (Connect binary body). */
@@ -18,6 +24,11 @@ export function grpcFrame(message: Uint8Array): Buffer {
   frame.writeUInt32BE(message.length, 1);
   frame.set(message, 5);
   return frame;
+}
+
+/** The message `init` of `schema` in a gRPC frame: a request made anew for every call. */
+export function grpcRequest<S extends DescMessage>(schema: S, init: MessageInitShape<S>): Buffer {
+  return grpcFrame(toBinary(schema, create(schema, init)));
 }
 
 /** The fully qualified path of a UserService method. */

@@ -4,15 +4,17 @@
 // with the watchers' client, which decodes every snapshot message, and a reply would wait there for
 // that work instead of for the server: what they measured was the driver, not the service.
 //
-// The calls are made on node:http2 itself, each request's bytes made once: a probe should add as
-// little of its own as it can. With connect-es's client here, each call's async iterables lived
-// long enough to be promoted, and the probe's own scavenges (15-50 ms each, seen with --trace-gc,
-// one or two a second) were the slowest calls of the quiet window and of the storm alike.
+// The calls are made on node:http2 itself (bench/lib/grpc-unary.ts), each request's bytes made
+// once: a probe should add as little of its own as it can. With connect-es's client here, each
+// call's async iterables lived long enough to be promoted, and the probe's own scavenges (15-50 ms
+// each, seen with --trace-gc, one or two a second) were the slowest calls of the quiet window and
+// of the storm alike.
 //
 //   node bench/scenarios/other-calls.ts <url> <id,id,...>
 // Asked { type: "take" } over IPC, it answers { type: "taken", latencies, failures } (the calls
 // since the last take); { type: "stop" } ends it.
 import * as http2 from "node:http2";
+import { grpcUnary } from "../lib/grpc-unary.ts";
 import { getUserRequestBytes, grpcFrame, userServicePath } from "../lib/requests.ts";
 
 /** What the driver asks of this process. */
@@ -53,44 +55,14 @@ process.on("message", (question: OtherCallsQuestion) => {
   }
 });
 
-/** One GetUser: undefined when it succeeded, else why it failed. */
-function call(request: Buffer): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      "grpc-timeout": `${deadlineMs}m`,
-    });
-    let status: string | undefined;
-    let grpcStatus: string | undefined;
-    let grpcMessage: string | undefined;
-    const read = (headers: http2.IncomingHttpHeaders) => {
-      if (headers["grpc-status"] !== undefined) grpcStatus = String(headers["grpc-status"]);
-      if (headers["grpc-message"] !== undefined) grpcMessage = String(headers["grpc-message"]);
-    };
-    stream.on("response", (headers) => {
-      status = String(headers[":status"]);
-      read(headers);
-    });
-    stream.on("trailers", read);
-    stream.on("data", () => {});
-    stream.on("error", () => {});
-    const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), deadlineMs);
-    stream.on("close", () => {
-      clearTimeout(timer);
-      if (status === "200" && grpcStatus === "0") resolve(undefined);
-      else if (grpcStatus !== undefined) resolve(`grpc-status ${grpcStatus}: ${grpcMessage}`);
-      else resolve(`no answer within ${deadlineMs} ms (HTTP status ${status ?? "none"})`);
-    });
-    stream.end(request);
-  });
-}
-
 for (let i = 0; running; i++) {
   const started = performance.now();
-  const failure = await call(requests[i % requests.length] as Buffer);
+  const failure = await grpcUnary(
+    session,
+    path,
+    requests[i % requests.length] as Buffer,
+    deadlineMs,
+  );
   if (failure === undefined) latencies.push(performance.now() - started);
   else failures.push(failure);
   await new Promise((resolve) => setTimeout(resolve, gapMs));
