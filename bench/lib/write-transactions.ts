@@ -1,10 +1,10 @@
 // The transaction the users service commits for CreateUser and the inventory service for
 // AdjustStock, as PostgreSQL receives them, issued directly with the services' driver
 // (postgres.js): the row's statement as drizzle builds it (unprepared, as drizzle sends it), then
-// the change log's lock and the runtime's own `appendStatement` (both prepared, as appendChanges
-// does), in one transaction. The write-ceiling scenario's direct-SQL contender
-// (bench/lib/direct-write.ts) runs them; the scenario adds the products they adjust.
-import { appendStatement } from "@shop/mesh";
+// the change log's lock and append through the runtime's own appendChangesOn, in one transaction.
+// The write-ceiling scenario's direct-SQL contender (bench/lib/direct-write.ts) runs them; the
+// scenario adds the products they adjust.
+import { appendChangesOn } from "@shop/mesh";
 import type { Sql, TransactionSql } from "postgres";
 
 /** A service whose writes the write-ceiling scenario measures. */
@@ -12,31 +12,22 @@ export type WriteService = "users" | "inventory";
 
 type Row = Record<string, unknown>;
 
-const lock = "select pg_advisory_xact_lock(hashtext($1))";
 const userColumns = `"id", "seq", "name", "email", "status", "create_time", "update_time", "version"`;
 const insertUser = `insert into "users"."users" (${userColumns}) values (default, default, $1, $2, default, default, default, default) returning ${userColumns}`;
 const productColumns = `"sku", "name", "price_cents", "stock", "reserved", "version"`;
 const adjustProduct = `update "inventory"."products" set "stock" = "inventory"."products"."stock" + $1, "version" = "inventory"."products"."version" + 1 where "inventory"."products"."sku" = $2 and "inventory"."products"."stock" + $3 >= 0 returning ${productColumns}`;
 
-/** Records changes of `schema` as appendChanges does: its lock, then the one append statement. */
+/** Records changes of `schema` with the runtime's own appendChangesOn, as the services do. */
 async function appendChanges(
   tx: TransactionSql,
   schema: WriteService,
   type: "created" | "updated",
   changes: readonly { id: string; data: unknown }[],
 ): Promise<void> {
-  await tx.unsafe(lock, [`changes:${schema}`], { prepare: true });
-  await tx.unsafe(
-    appendStatement(schema),
-    [
-      changes.map((change) => change.id),
-      changes.map(() => type),
-      changes.map((change) => JSON.stringify(change.data)),
-      changes.map(() => null),
-      // The change feed's NOTIFY channel (channelOf in packages/mesh/src/change-feed/log.ts).
-      `${schema}_changes`,
-    ],
-    { prepare: true },
+  await appendChangesOn(
+    tx,
+    schema,
+    changes.map((change) => ({ entityId: change.id, type, data: change.data })),
   );
 }
 

@@ -11,6 +11,7 @@ export {
 } from "./change-feed/feed.ts";
 export {
   appendChanges,
+  appendChangesOn,
   appendStatement,
   type ChangeRecord,
   type ChangeType,

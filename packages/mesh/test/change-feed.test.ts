@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   appendChanges,
+  appendChangesOn,
   type ChangeFeed,
   type ChangeRecord,
   createChangeFeed,
@@ -103,6 +104,30 @@ test("8 concurrent writers, 5,000 changes with delayed commits: one watcher gets
   } finally {
     await feed.close();
   }
+});
+
+test("the change log's lock and the append are sent together: the lock is not held across a round trip to the writer", async () => {
+  const events: string[] = [];
+  const [revision] = await sql.begin(async (tx) =>
+    appendChangesOn(
+      {
+        unsafe: ((
+          query: string,
+          ...rest: Parameters<typeof tx.unsafe> extends [string, ...infer R] ? R : never
+        ) => {
+          const kind = query.includes("pg_advisory_xact_lock") ? "lock" : "append";
+          events.push(`${kind} sent`);
+          const pending = tx.unsafe(query, ...rest);
+          pending.then(() => events.push(`${kind} answered`)).catch(() => {});
+          return pending;
+        }) as typeof tx.unsafe,
+      },
+      schema,
+      [{ entityId: "together", type: "created", data: {} }],
+    ),
+  );
+  assert.ok(revision && revision > 0n);
+  assert.deepEqual(events, ["lock sent", "append sent", "lock answered", "append answered"]);
 });
 
 test("a watcher far behind the window reads the log and still gets every change once", async () => {

@@ -49,6 +49,8 @@ export function changeLogTable(schema: PgSchema) {
 
 type AnyPgDatabase = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
 
+const lockStatement = "select pg_advisory_xact_lock(hashtext($1))";
+
 /**
  * Records `changes` in the service's log inside the caller's transaction and wakes the watchers
  * when it commits. Returns the revision of each change, in order.
@@ -57,33 +59,47 @@ type AnyPgDatabase = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
  * that got a lower number but committed later. A sequence cannot promise that (numbers are taken at
  * insert, not at commit). So the revision is assigned under a transaction-scoped advisory lock that
  * is held until commit: the next writer can take a number only after this one has committed and
- * become visible. The price is that appends of one service are serialised from this call to
- * commit, so callers append last, right before committing. The alternative, reading only below the
- * snapshot's xmin horizon, keeps writers parallel but delays delivery behind any long transaction.
+ * become visible. The price is that appends of one service are serialised from the lock to
+ * commit, across all its replicas (docs/scaling.md measures it), so callers append last, right
+ * before committing. The alternative, reading only below the snapshot's xmin horizon, keeps
+ * writers parallel but delays delivery behind any long transaction.
  */
-export async function appendChanges(
+export function appendChanges(
   tx: AnyPgDatabase,
   schema: string,
   changes: readonly NewChange[],
 ): Promise<bigint[]> {
+  return appendChangesOn(connectionOf(tx), schema, changes);
+}
+
+/** appendChanges on the postgres.js connection of a transaction. */
+export async function appendChangesOn(
+  connection: Pick<Sql, "unsafe">,
+  schema: string,
+  changes: readonly NewChange[],
+): Promise<bigint[]> {
   if (changes.length === 0) return [];
-  const connection = connectionOf(tx);
   // The lock must be its own statement: a statement's snapshot is taken when it starts, so reading
   // max(revision) in the same statement that waits for the lock would miss the previous holder's
-  // commit.
-  await lockTransaction(tx, `changes:${schema}`);
-  // Numbering, inserting and notifying in one statement keeps the lock for one round trip.
-  const [row] = await connection.unsafe<{ first: string }[]>(
-    appendStatement(schema),
-    [
-      changes.map((change) => change.entityId),
-      changes.map((change) => change.type),
-      changes.map((change) => JSON.stringify(change.data)),
-      changes.map((change) => change.partition ?? null),
-      channelOf(schema),
-    ],
-    { prepare: true },
-  );
+  // commit. But the two are sent together (postgres.js pipelines the queries of one connection):
+  // PostgreSQL still runs the append only once the lock statement has finished, with a snapshot
+  // taken then, and the lock is not held across a round trip to this process and back, which
+  // under load is most of the time it is held.
+  const [, [row]] = await Promise.all([
+    connection.unsafe(lockStatement, [`changes:${schema}`], { prepare: true }),
+    // Numbering, inserting and notifying in one statement.
+    connection.unsafe<{ first: string }[]>(
+      appendStatement(schema),
+      [
+        changes.map((change) => change.entityId),
+        changes.map((change) => change.type),
+        changes.map((change) => JSON.stringify(change.data)),
+        changes.map((change) => change.partition ?? null),
+        channelOf(schema),
+      ],
+      { prepare: true },
+    ),
+  ]);
   const first = BigInt(row?.first ?? "0");
   return changes.map((_, i) => first + BigInt(i));
 }
@@ -93,9 +109,7 @@ export async function appendChanges(
  * the transaction ends.
  */
 export async function lockTransaction(tx: AnyPgDatabase, key: string): Promise<void> {
-  await connectionOf(tx).unsafe("select pg_advisory_xact_lock(hashtext($1))", [key], {
-    prepare: true,
-  });
+  await connectionOf(tx).unsafe(lockStatement, [key], { prepare: true });
 }
 
 /**
