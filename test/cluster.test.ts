@@ -17,7 +17,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
-import { freePort } from "@shop/testing";
+import { freePort, readMetric } from "@shop/testing";
 import type { Browser, Page } from "playwright-core";
 import postgres, { type Sql } from "postgres";
 import {
@@ -403,8 +403,22 @@ test("a replica told to stop leaves the edge before it stops answering", { skip 
     }
   })();
   await sleep(300);
-  await victim.kill("SIGTERM");
-  await sleep(1_000);
+  // The GetUser calls the victim has served, read until it stops answering.
+  const served = () =>
+    readMetric(victim.url, "rpc_server_duration_seconds_count", { rpc_method: "GetUser" });
+  const readings: { at: number; served: number }[] = [
+    { at: performance.now(), served: await served() },
+  ];
+  const exited = victim.kill("SIGTERM");
+  for (;;) {
+    const count = await served().catch(() => undefined);
+    if (count === undefined) break;
+    readings.push({ at: performance.now(), served: count });
+    await sleep(50);
+  }
+  const stoppedAnswering = performance.now();
+  await exited;
+  await sleep(500);
   stopping = false;
   await caller;
   await victim.restart();
@@ -413,5 +427,12 @@ test("a replica told to stop leaves the edge before it stops answering", { skip 
     failures,
     [],
     `${failures.length} of ${calls} calls failed while a replica drained`,
+  );
+  // The edge stopped sending it calls a while before it stopped answering.
+  const last = readings.at(-1)?.served;
+  const lastCall = readings.find((reading) => reading.served === last)?.at ?? stoppedAnswering;
+  assert.ok(
+    (readings[0]?.served ?? 0) > 0 && stoppedAnswering - lastCall >= 500,
+    `its last call came ${Math.round(stoppedAnswering - lastCall)} ms before it stopped answering (${JSON.stringify(readings.map((r) => r.served))})`,
   );
 });
