@@ -143,6 +143,10 @@ const settings = {
     replicas: [1, 2, 4],
     directConnections: [1, 16, 64],
     services: ["users", "inventory"],
+    // Beside each service's own 16 connections: do the two together commit about twice as much
+    // (each limited by its own change-log lock) or about the same (one limit for the server)?
+    atOnceConnections: 16,
+    withoutNotify: { service: "users", connections: 16 },
   } satisfies WriteCeilingShape,
   startup: { samples: quick ? 1 : 3, settleMs: quick ? 1000 : 2000 },
   npmStart: { samples: quick ? 1 : 3 },

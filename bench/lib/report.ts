@@ -5,7 +5,12 @@ import type { NpmStartSample } from "../scenarios/npm-start.ts";
 import type { StormResult } from "../scenarios/snapshot-storm.ts";
 import type { StartupSample } from "../scenarios/startup.ts";
 import type { UnaryScenario } from "../scenarios/unary.ts";
-import type { WriteCeilingResult, WriteCeilingShape } from "../scenarios/write-ceiling.ts";
+import type {
+  WriteCeilingResult,
+  WriteCeilingRow,
+  WriteCeilingShape,
+  WriteRound,
+} from "../scenarios/write-ceiling.ts";
 import { median } from "./stats.ts";
 
 /** A benchmark server's start and memory once it had settled. */
@@ -295,9 +300,91 @@ function createOrderSection(
   )}${ours && direct ? `\n\n- ours / direct SQL: **${ratio(value)}** (target >= 0.5)` : ""}`;
 }
 
+/** Changes per second as a whole number with thousands separators. */
+function rate(value: number): string {
+  return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "–";
+}
+
+/** The rows of the contender that writes every service at once. */
+function atOnceRows(result: WriteCeilingResult, shape: WriteCeilingShape): WriteCeilingRow[] {
+  return result.rows.filter((row) => row.key === `at-once-${shape.atOnceConnections}`);
+}
+
+/**
+ * The table's row for every service at once, together: per round their changes/s (their windows
+ * coincide) and client cores summed, medians over the rounds; PostgreSQL's cores, which each
+ * service's row counts whole.
+ */
+function atOnceSumRow(rows: WriteCeilingRow[]): string[] | undefined {
+  const [first] = rows;
+  if (!first) return undefined;
+  const summed = (value: (round: WriteRound) => number) =>
+    median(
+      first.rounds.map((_, i) =>
+        rows.reduce((sum, row) => sum + (row.rounds[i] ? value(row.rounds[i]) : Number.NaN), 0),
+      ),
+    );
+  const none = "–";
+  return [
+    rows.map((row) => row.service).join(" + "),
+    first.label,
+    rate(summed((round) => round.changesPerSecond)),
+    rate(summed((round) => round.acknowledgedPerSecond)),
+    none,
+    none,
+    String(rows.reduce((sum, row) => sum + row.errors, 0)),
+    none,
+    none,
+    fixed(first.cpu.postgres, 2),
+    fixed(
+      summed((round) => round.cpu.client),
+      2,
+    ),
+    none,
+    none,
+    none,
+    none,
+  ];
+}
+
+/**
+ * What the contender that writes every service at once found: each service's rate against its
+ * own alone on as many connections, and the NOTIFY lock meanwhile.
+ */
+function atOnceNote(result: WriteCeilingResult, shape: WriteCeilingShape): string | undefined {
+  const rows = atOnceRows(result, shape);
+  const [first] = rows;
+  if (!first) return undefined;
+  const aloneRate = (row: WriteCeilingRow) =>
+    result.rows.find(
+      (alone) => alone.service === row.service && alone.key === `direct-${shape.atOnceConnections}`,
+    )?.changesPerSecond ?? Number.NaN;
+  const each = rows
+    .map(
+      (row) =>
+        `${row.service} ${rate(row.changesPerSecond)} (${ratio(row.changesPerSecond / aloneRate(row))} its ${rate(aloneRate(row))} alone)`,
+    )
+    .join(", ");
+  const together = rows.reduce((sum, row) => sum + row.changesPerSecond, 0);
+  const ofAlone = rows.reduce((sum, row) => sum + row.changesPerSecond / aloneRate(row), 0);
+  const notify = first.notifyLock;
+  return `- ${first.label}: ${each}; together ${rate(together)} changes/s, their fractions of their rates alone adding up to **${fixed(ofAlone, 2)}** (about 1: they share one limit, the server-wide NOTIFY lock, the WAL flush or, on a small machine, the cores; about ${rows.length}: they do not). The NOTIFY lock meanwhile: held ${percent(notify?.heldShare ?? Number.NaN)} of the time, ${fixed(notify?.heldMsPerChange ?? Number.NaN, 3)} ms per change of any service, holder doing ${shares(notify?.holder ?? {})}, ${fixed(notify?.waiting ?? Number.NaN, 1)} waiting.`;
+}
+
+/** What leaving out the append's pg_notify changed for its service, on as many connections. */
+function withoutNotifyNote(
+  result: WriteCeilingResult,
+  shape: WriteCeilingShape,
+): string | undefined {
+  const { service, connections } = shape.withoutNotify ?? {};
+  const of = (key: string) => result.rows.find((row) => row.service === service && row.key === key);
+  const without = of(`direct-${connections}-without-notify`);
+  const withIt = of(`direct-${connections}`);
+  if (!without || !withIt) return undefined;
+  return `- ${service} ${without.label}: ${rate(without.changesPerSecond)} changes/s against ${rate(withIt.changesPerSecond)} with it (${ratio(without.changesPerSecond / withIt.changesPerSecond)}); the change-log lock held ${fixed(without.lockHeldMsPerChange, 3)} ms per change against ${fixed(withIt.lockHeldMsPerChange, 3)}.`;
+}
+
 function writeCeilingSection(result: WriteCeilingResult, shape: WriteCeilingShape): string {
-  const rate = (value: number) =>
-    Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "–";
   const rows = result.rows.map((row) => [
     row.service,
     row.label,
@@ -315,7 +402,9 @@ function writeCeilingSection(result: WriteCeilingResult, shape: WriteCeilingShap
     shares(row.lockHolder),
     fixed(row.lockWaiting, 1),
   ]);
-  const method = `${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up per contender, alternating (the order reversed every other round). Replicas: a fresh set per round, the bundles \`npm start\` runs, on the ${result.serverCores} server core(s) (CPU ${result.serverCpus}) with the bench's PostgreSQL; ${shape.concurrency} calls in flight over gRPC (h2c, one connection per replica, a node:http2 client on the load core), round robin over the replicas' own addresses, no edge. users: CreateUser, a new user each; inventory: AdjustStock +1, each worker on a product of its own (added for the bench). Direct SQL: the transaction the service commits (its row statement, the change-log lock, \`appendStatement\`) from that many connections, one transaction in flight on each, in a process on the server core(s), no service. Changes/s: new revisions in the change log over the window; acknowledged / committed: successful calls and new revisions over whole runs, warm-up included (equal when every acknowledged write committed once). Cores busy during the window: every replica together, PostgreSQL (all its processes), the client (for direct SQL, the direct-SQL process itself). Lock held: share of pg_locks samples (every ${result.lockSampleGapMs} ms) in which a transaction held the service's change-log lock; per change: that share of the window over its changes; holder doing: what the holding transaction's backend was doing in those samples (client: waiting for its client's next statement until it has read it, the client's turn, the loopback and the backend's wake-up; waking: granted the lock, not yet running; WAL: flushing the commit; running: executing a statement; else PostgreSQL's wait event); waiting: transactions queued for it, on average. PostgreSQL: fsync ${result.database.fsync}, synchronous_commit ${result.database.synchronousCommit} (the commit's WAL flush happens under the lock).`;
+  const sum = atOnceSumRow(atOnceRows(result, shape));
+  if (sum) rows.push(sum);
+  const method = `${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up per contender, alternating (the order reversed every other round). Replicas: a fresh set per round, the bundles \`npm start\` runs, on the ${result.serverCores} server core(s) (CPU ${result.serverCpus}) with the bench's PostgreSQL; ${shape.concurrency} calls in flight over gRPC (h2c, one connection per replica, a node:http2 client on the load core), round robin over the replicas' own addresses, no edge. users: CreateUser, a new user each; inventory: AdjustStock +1, each worker on a product of its own (added for the bench). Direct SQL: the transaction the service commits (its row statement, the change-log lock, \`appendStatement\`) from that many connections, one transaction in flight on each, in a process on the server core(s), no service. Changes/s: new revisions in the change log over the window; acknowledged / committed: successful calls and new revisions over whole runs, warm-up included (equal when every acknowledged write committed once). Cores busy during the window: every replica together, PostgreSQL (all its processes), the client (for direct SQL, the direct-SQL process itself). Lock held: share of pg_locks samples (every ${result.lockSampleGapMs} ms) in which a transaction held the service's change-log lock; per change: that share of the window over its changes; holder doing: what the holding transaction's backend was doing in those samples (client: waiting for its client's next statement until it has read it, the client's turn, the loopback and the backend's wake-up; waking: granted the lock, not yet running; WAL: flushing the commit; running: executing a statement; else PostgreSQL's wait event); waiting: transactions queued for it, on average. PostgreSQL: fsync ${result.database.fsync}, synchronous_commit ${result.database.synchronousCommit} (the commit's WAL flush happens under the lock). Without NOTIFY (${shape.withoutNotify?.service ?? "–"} only): that direct SQL with \`appendStatement\` minus its pg_notify, a bench-only variant. At once: every service's direct SQL together, ${shape.atOnceConnections} connections each, one process per service, started together after every service's own contenders; each service's row counts its own changes (and PostgreSQL's cores whole), the last row their sum. Meanwhile the NOTIFY lock, which PostgreSQL takes on pg_database (server-wide) in every transaction that notified and holds until after its commit, is sampled like the change-log lock (pg_locks: object, classid pg_database, objid 0).`;
   const notes = shape.services.map((service) => {
     const of = (key: string) =>
       result.rows.find((row) => row.service === service && row.key === key);
@@ -337,6 +426,11 @@ function writeCeilingSection(result: WriteCeilingResult, shape: WriteCeilingShap
     const most = of(`replicas-${Math.max(...shape.replicas)}`);
     return `- ${service}: changes/s by replicas ${scaling} (at ${most?.label ?? "–"} the services kept ${fixed(most?.cpu.services ?? Number.NaN, 2)} of ${result.serverCores} server core(s) busy, PostgreSQL ${fixed(most?.cpu.postgres ?? Number.NaN, 2)} cores, the lock held ${percent(most?.lockHeldShare ?? Number.NaN)} of the time); direct SQL ${direct}; at ${widest?.label ?? "–"} the lock was held ${percent(widest?.lockHeldShare ?? Number.NaN)} of the time, ${fixed(widest?.lockHeldMsPerChange ?? Number.NaN, 3)} ms per change: at most about ${rate(lockBound)} changes/s with the lock busy all the time.`;
   });
+  notes.push(
+    ...[atOnceNote(result, shape), withoutNotifyNote(result, shape)].filter(
+      (note) => note !== undefined,
+    ),
+  );
   return `### Write ceiling: changes committed per second per service (issue 20, point 3)\n\n${method}\n\n${table(
     [
       "service",

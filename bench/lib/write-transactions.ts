@@ -3,12 +3,16 @@
 // (postgres.js): the row's statement as drizzle builds it (unprepared, as drizzle sends it), then
 // the change log's lock and append through the runtime's own appendChangesOn, in one transaction.
 // The write-ceiling scenario's direct-SQL contender (bench/lib/direct-write.ts) runs them; the
-// scenario adds the products they adjust.
-import { appendChangesOn } from "@shop/mesh";
+// scenario adds the products they adjust. For the bench only, the same transaction can also be
+// sent with the append statement minus its pg_notify, to measure what the notification costs.
+import { appendChangesOn, appendStatement } from "@shop/mesh";
 import type { Sql, TransactionSql } from "postgres";
 
 /** A service whose writes the write-ceiling scenario measures. */
 export type WriteService = "users" | "inventory";
+
+/** The change-log append as the services send it, or without its pg_notify (bench only). */
+export type AppendVariant = "as-the-services" | "without-notify";
 
 type Row = Record<string, unknown>;
 
@@ -17,15 +21,45 @@ const insertUser = `insert into "users"."users" (${userColumns}) values (default
 const productColumns = `"sku", "name", "price_cents", "stock", "reserved", "version"`;
 const adjustProduct = `update "inventory"."products" set "stock" = "inventory"."products"."stock" + $1, "version" = "inventory"."products"."version" + 1 where "inventory"."products"."sku" = $2 and "inventory"."products"."stock" + $3 >= 0 returning ${productColumns}`;
 
+// The notification's part of appendStatement's text, which ends with it. Cut from the runtime's
+// own statement rather than copied, so that the variant differs from what the services send by
+// the notification alone; its last parameter, the channel, goes with it.
+const notification = /,\s*pg_notify\(\$5, [^\n]*\)\s*$/;
+
+/** appendStatement(schema) without its pg_notify, which takes parameters $1 to $4 only. */
+function appendStatementWithoutNotify(schema: WriteService): string {
+  const statement = appendStatement(schema);
+  if (!notification.test(statement)) {
+    throw new Error("appendStatement no longer ends with its pg_notify; update the bench's cut");
+  }
+  return statement.replace(notification, "");
+}
+
+/**
+ * `tx` for appendChangesOn, with its append statement swapped for the one without pg_notify: the
+ * lock, the pipelining and the parameters stay the runtime's own (less the channel, $5, which only
+ * pg_notify read), so nothing else differs.
+ */
+function withoutNotify(tx: TransactionSql, schema: WriteService): Pick<Sql, "unsafe"> {
+  const append = appendStatement(schema);
+  const silent = appendStatementWithoutNotify(schema);
+  const unsafe: Sql["unsafe"] = (query, parameters, options) =>
+    query === append
+      ? tx.unsafe(silent, parameters?.slice(0, 4), options)
+      : tx.unsafe(query, parameters, options);
+  return { unsafe };
+}
+
 /** Records changes of `schema` with the runtime's own appendChangesOn, as the services do. */
 async function appendChanges(
   tx: TransactionSql,
   schema: WriteService,
   type: "created" | "updated",
   changes: readonly { id: string; data: unknown }[],
+  variant: AppendVariant = "as-the-services",
 ): Promise<void> {
   await appendChangesOn(
-    tx,
+    variant === "without-notify" ? withoutNotify(tx, schema) : tx,
     schema,
     changes.map((change) => ({ entityId: change.id, type, data: change.data })),
   );
@@ -50,7 +84,7 @@ export function productData(row: Record<string, unknown>) {
 export function directWrite(
   sql: Sql,
   service: WriteService,
-  options: { emailPrefix: string; skus: readonly string[] },
+  options: { emailPrefix: string; skus: readonly string[]; append: AppendVariant },
 ): (n: number, worker: number) => Promise<void> {
   if (service === "users") {
     return async (n) => {
@@ -69,7 +103,7 @@ export function directWrite(
           updateTime: (row.update_time as Date).toISOString(),
           version: String(row.version),
         };
-        await appendChanges(tx, "users", "created", [{ id: String(row.id), data }]);
+        await appendChanges(tx, "users", "created", [{ id: String(row.id), data }], options.append);
       });
     };
   }
@@ -78,7 +112,8 @@ export function directWrite(
     await sql.begin(async (tx) => {
       const [row] = await tx.unsafe<Row[]>(adjustProduct, ["1", sku, "1"]);
       if (!row) throw new Error(`${sku} not found`);
-      await appendChanges(tx, "inventory", "updated", [{ id: sku, data: productData(row) }]);
+      const changes = [{ id: sku, data: productData(row) }];
+      await appendChanges(tx, "inventory", "updated", changes, options.append);
     });
   };
 }

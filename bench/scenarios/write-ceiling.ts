@@ -8,6 +8,15 @@
 // that serialised section. Changes are counted in the change log as well as by the client, and
 // meanwhile the lock is sampled and the CPU of the services, PostgreSQL and the client read: on a
 // small machine the services' cores, not the lock, may be what stops them.
+//
+// Two more direct-SQL contenders ask whether the limit is the service's own lock at all. Every
+// append also notifies (pg_notify), and PostgreSQL serialises the commits of all transactions that
+// notified, server-wide: PreCommit_Notify (async.c) takes one heavyweight lock on pg_database
+// itself and holds it until after the commit, WAL flush included. So every service writes at
+// once, each with its own lock: if together they commit about what one commits alone, they share
+// that limit (or the WAL flush); if about the sum, they do not. The NOTIFY lock is sampled
+// meanwhile. And one service's transaction runs with the append minus its pg_notify, for what the
+// notification costs the lock's holder.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -29,7 +38,11 @@ import { shares } from "../lib/report.ts";
 import { grpcRequest } from "../lib/requests.ts";
 import { type ServiceProcess, startService } from "../lib/services.ts";
 import { median, percentile, sortedSamples } from "../lib/stats.ts";
-import { addBenchProducts, type WriteService } from "../lib/write-transactions.ts";
+import {
+  type AppendVariant,
+  addBenchProducts,
+  type WriteService,
+} from "../lib/write-transactions.ts";
 
 /** The scenario's settings. */
 export interface WriteCeilingShape {
@@ -42,6 +55,10 @@ export interface WriteCeilingShape {
   /** Connections of the direct-SQL contender, each with one transaction in flight. */
   directConnections: number[];
   services: WriteService[];
+  /** Connections per service of the direct SQL that writes every service at once (0: none). */
+  atOnceConnections: number;
+  /** The direct SQL whose append leaves out pg_notify: for which service, on how many connections. */
+  withoutNotify: { service: WriteService; connections: number } | undefined;
 }
 
 /** CPU used during a measured window, in cores busy (CPU seconds per second). */
@@ -72,6 +89,17 @@ export interface WriteRound {
   /** What the lock's holder was doing, as shares of the time it was held. */
   lockHolder: Record<string, number>;
   lockSamples: number;
+  /** The server-wide NOTIFY lock, sampled when every service writes at once. */
+  notifyLock?: NotifyLockFigures;
+}
+
+/** The NOTIFY lock over a window: shares of the samples, as for the change-log lock. */
+export interface NotifyLockFigures {
+  heldShare: number;
+  waiting: number;
+  /** Time it was held per change committed by any service in the window. */
+  heldMsPerChange: number;
+  holder: Record<string, number>;
 }
 
 /** A contender's rounds with their medians, and its calls and changes over whole runs. */
@@ -93,6 +121,8 @@ export interface WriteCeilingRow {
   lockWaiting: number;
   lockHeldMsPerChange: number;
   lockHolder: Record<string, number>;
+  /** Medians of the NOTIFY lock's figures, for the contender that writes every service at once. */
+  notifyLock: NotifyLockFigures | undefined;
   rounds: WriteRound[];
 }
 
@@ -127,6 +157,7 @@ interface Contender {
   label: string;
   replicas?: number;
   connections?: number;
+  append?: AppendVariant;
 }
 
 /** A call that has not ended after this long fails. */
@@ -160,6 +191,14 @@ const lockSample = `
     and l.database = (select oid from pg_database where datname = current_database())
     and l.classid::bigint = (hashtext($1)::bigint >> 32) & 4294967295
     and l.objid::bigint = hashtext($1)::bigint & 4294967295`;
+
+// PreCommit_Notify's lock: on pg_database as a whole (objid 0), a shared object (database 0), so
+// one for the whole server. One row per transaction holding or waiting for it.
+const notifyLockSample = `
+  select l.granted, a.state, a.wait_event_type as "waitType", a.wait_event as "waitEvent"
+  from pg_locks l join pg_stat_activity a on a.pid = l.pid
+  where l.locktype = 'object' and l.database = 0
+    and l.classid = 'pg_database'::regclass and l.objid = 0 and l.objsubid = 0`;
 
 interface LockRow {
   granted: boolean;
@@ -200,8 +239,18 @@ export interface LockFigures {
   samples: number;
 }
 
-/** Samples the service's change-log lock every `sampleGapMs` until stopped. */
-function sampleLock(sql: Sql, service: WriteService) {
+/** Reads who holds and who waits for the service's change-log lock. */
+function changeLogLock(sql: Sql, service: WriteService): () => Promise<LockRow[]> {
+  return () => sql.unsafe<LockRow[]>(lockSample, [`changes:${service}`], { prepare: true });
+}
+
+/** Reads who holds and who waits for the server-wide NOTIFY lock. */
+function notifyLock(sql: Sql): () => Promise<LockRow[]> {
+  return () => sql.unsafe<LockRow[]>(notifyLockSample, [], { prepare: true });
+}
+
+/** Samples a lock with `read` every `sampleGapMs` until stopped. */
+function sampleLock(read: () => Promise<LockRow[]>) {
   let running = true;
   let samples = 0;
   let held = 0;
@@ -210,9 +259,7 @@ function sampleLock(sql: Sql, service: WriteService) {
   const sampling = (async () => {
     while (running) {
       // A failed sample ends the sampling (the run goes on to fail or finish on its own).
-      const rows = await sql
-        .unsafe<LockRow[]>(lockSample, [`changes:${service}`], { prepare: true })
-        .catch(() => undefined);
+      const rows = await read().catch(() => undefined);
       if (rows === undefined) break;
       samples++;
       const holding = rows.find((row) => row.granted);
@@ -275,7 +322,7 @@ async function startMeter(
     async onWindow(edge: "open" | "close"): Promise<void> {
       if (edge === "open") {
         opened = await read();
-        sampler = sampleLock(ctx.sql, service);
+        sampler = sampleLock(changeLogLock(ctx.sql, service));
       } else {
         lock = await sampler?.stop();
         closed = await read();
@@ -339,13 +386,30 @@ function writeCall(service: WriteService, skus: readonly string[]) {
       };
 }
 
+/** Awaits processes started together; if one failed to start, stops the others and throws. */
+async function allStarted<T>(
+  starting: Promise<T>[],
+  stop: (started: T) => Promise<void> | void,
+): Promise<T[]> {
+  const settled = await Promise.allSettled(starting);
+  const started = settled.flatMap((result) =>
+    result.status === "fulfilled" ? [result.value] : [],
+  );
+  const failed = settled.find((result) => result.status === "rejected");
+  if (failed) {
+    await Promise.all(started.map(stop));
+    throw failed.reason;
+  }
+  return started;
+}
+
 /** Starts `count` replicas of `service` at once; if one fails, stops the others. */
 async function startReplicas(
   ctx: Context,
   service: WriteService,
   count: number,
 ): Promise<ServiceProcess[]> {
-  const started = await Promise.allSettled(
+  const replicas = await allStarted(
     Array.from({ length: count }, (_, i) =>
       startService(
         service,
@@ -354,14 +418,9 @@ async function startReplicas(
         ctx.nodeFlags(`${service}-${count}-${i + 1}`),
       ),
     ),
+    (replica) => replica.stop(),
   );
-  const replicas = started.flatMap((result) => (result.status === "fulfilled" ? result.value : []));
   for (const replica of replicas) ctx.track(replica.stop);
-  const failed = started.find((result) => result.status === "rejected");
-  if (failed) {
-    await Promise.all(replicas.map((replica) => replica.stop()));
-    throw failed.reason;
-  }
   return replicas;
 }
 
@@ -404,12 +463,27 @@ async function throughReplicas(
   }
 }
 
-/** One run of the same transaction from `connections` connections, in a process on the server cores. */
-async function directSql(
+/** A direct-SQL process, connected and waiting for the word to start its closed loop. */
+interface DirectProcess {
+  start(): void;
+  /** The run's figures, once the process has ended. */
+  finish(): Promise<WriteRun>;
+  kill(): void;
+}
+
+type WindowEdge = "open" | "close";
+
+/**
+ * Starts a process on the server cores that will run the service's transaction from
+ * `connections` connections, metered like the services; `onWindow` also hears its window's edges.
+ */
+async function spawnDirectSql(
   ctx: Context,
   service: WriteService,
   connections: number,
-): Promise<WriteRun> {
+  append: AppendVariant,
+  onWindow?: (edge: WindowEdge) => Promise<void>,
+): Promise<DirectProcess> {
   const options: DirectWriteOptions = {
     databaseUrl: ctx.databaseUrl,
     service,
@@ -418,6 +492,7 @@ async function directSql(
     warmupSeconds: ctx.shape.warmupSeconds,
     emailPrefix: `wc-direct-${randomUUID().slice(0, 8)}`,
     skus: ctx.skus,
+    append,
   };
   const [command, args] = pinnedCommand(ctx.pinning, ctx.pinning.serverCpus, process.execPath, [
     path.join(root, "bench", "lib", "direct-write.ts"),
@@ -436,11 +511,19 @@ async function directSql(
   // taskset execs the command, so the pid is the direct-SQL process's own.
   pid = child.pid ?? 0;
   let edges = Promise.resolve();
-  const result = await new Promise<ClosedLoopResult>((resolve, reject) => {
+  let markReady = () => {};
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  const result = new Promise<ClosedLoopResult>((resolve, reject) => {
     child.on("message", (message: DirectWriteMessage) => {
-      if (message.type === "window") {
+      if (message.type === "ready") {
+        markReady();
+      } else if (message.type === "window") {
         const edge = message.edge;
-        edges = edges.then(() => meter.onWindow(edge));
+        edges = edges.then(async () => {
+          await Promise.all([meter.onWindow(edge), onWindow?.(edge)]);
+        });
       } else {
         const { type: _type, ...loop } = message;
         resolve(loop);
@@ -451,9 +534,99 @@ async function directSql(
       reject(new Error(`the direct-SQL process exited with ${code} before its result`)),
     );
   });
-  await edges;
-  await exited;
-  return meter.finish(result);
+  // A process that fails before it is ready rejects the result instead.
+  await Promise.race([ready, result]);
+  return {
+    start: () => child.send({ type: "start" }),
+    async finish() {
+      const loop = await result;
+      await edges;
+      await exited;
+      return meter.finish(loop);
+    },
+    kill: () => child.kill(),
+  };
+}
+
+/** One run of the service's transaction from `connections` connections, in a process on the server cores. */
+async function directSql(
+  ctx: Context,
+  service: WriteService,
+  connections: number,
+  append: AppendVariant,
+): Promise<WriteRun> {
+  const direct = await spawnDirectSql(ctx, service, connections, append);
+  direct.start();
+  return direct.finish();
+}
+
+/**
+ * One run of every service's transaction at once, `connections` connections each: one process per
+ * service, started together so that their windows coincide. Meanwhile the NOTIFY lock is sampled
+ * through `sql`, over the first one's window; its time per change counts every service's changes.
+ */
+async function directSqlAtOnce(
+  sql: Sql,
+  contexts: ReadonlyMap<WriteService, Context>,
+  connections: number,
+): Promise<Map<WriteService, WriteRun>> {
+  let sampler: ReturnType<typeof sampleLock> | undefined;
+  let notify: LockFigures | undefined;
+  const sampleNotifyLock = async (edge: WindowEdge) => {
+    if (edge === "open") sampler = sampleLock(notifyLock(sql));
+    else notify = await sampler?.stop();
+  };
+  const writers = await allStarted(
+    [...contexts].map(async ([service, ctx], i) => ({
+      service,
+      direct: await spawnDirectSql(
+        ctx,
+        service,
+        connections,
+        "as-the-services",
+        i === 0 ? sampleNotifyLock : undefined,
+      ),
+    })),
+    (writer) => writer.direct.kill(),
+  );
+  for (const writer of writers) writer.direct.start();
+  const runs = await Promise.all(
+    writers.map(async (writer) => ({ service: writer.service, run: await writer.direct.finish() })),
+  );
+  const changesPerSecond = runs.reduce((sum, { run }) => sum + run.round.changesPerSecond, 0);
+  const notifyLockFigures = notify && {
+    heldShare: notify.heldShare,
+    waiting: notify.waiting,
+    heldMsPerChange: (notify.heldShare * 1000) / changesPerSecond,
+    holder: notify.holder,
+  };
+  return new Map(
+    runs.map(({ service, run }) => [
+      service,
+      { ...run, round: { ...run.round, notifyLock: notifyLockFigures } },
+    ]),
+  );
+}
+
+/** Medians of shares by name over rounds, a name missing from a round counting 0 there. */
+function medianShares(records: Record<string, number>[]): Record<string, number> {
+  const names = [...new Set(records.flatMap((record) => Object.keys(record)))];
+  return Object.fromEntries(
+    names.map((name) => [name, median(records.map((record) => record[name] ?? 0))]),
+  );
+}
+
+/** Medians of the NOTIFY lock's figures over the rounds that sampled it. */
+function medianNotifyLock(rounds: WriteRound[]): NotifyLockFigures | undefined {
+  const figures = rounds.flatMap((round) => round.notifyLock ?? []);
+  if (figures.length === 0) return undefined;
+  const mid = (value: (figure: NotifyLockFigures) => number) => median(figures.map(value));
+  return {
+    heldShare: mid((f) => f.heldShare),
+    waiting: mid((f) => f.waiting),
+    heldMsPerChange: mid((f) => f.heldMsPerChange),
+    holder: medianShares(figures.map((f) => f.holder)),
+  };
 }
 
 function summarise(service: WriteService, contender: Contender, runs: WriteRun[]): WriteCeilingRow {
@@ -479,19 +652,117 @@ function summarise(service: WriteService, contender: Contender, runs: WriteRun[]
     lockHeldShare: mid((r) => r.lockHeldShare),
     lockWaiting: mid((r) => r.lockWaiting),
     lockHeldMsPerChange: mid((r) => r.lockHeldMsPerChange),
-    lockHolder: Object.fromEntries(
-      [...new Set(rounds.flatMap((r) => Object.keys(r.lockHolder)))].map((activity) => [
-        activity,
-        mid((r) => r.lockHolder[activity] ?? 0),
-      ]),
-    ),
+    lockHolder: medianShares(rounds.map((r) => r.lockHolder)),
+    notifyLock: medianNotifyLock(rounds),
     rounds,
   };
 }
 
+/** The contenders of one service, in the order of a round: replicas, then direct SQL. */
+function contendersOf(shape: WriteCeilingShape, service: WriteService): Contender[] {
+  const withoutNotify = shape.withoutNotify?.service === service ? shape.withoutNotify : undefined;
+  return [
+    ...shape.replicas.map((replicas) => ({
+      key: `replicas-${replicas}`,
+      label: `${replicas} replica${replicas === 1 ? "" : "s"}`,
+      replicas,
+    })),
+    ...shape.directConnections.map((connections) => ({
+      key: `direct-${connections}`,
+      label: `direct SQL, ${connections} connection${connections === 1 ? "" : "s"}`,
+      connections,
+    })),
+    ...(withoutNotify
+      ? [
+          {
+            key: `direct-${withoutNotify.connections}-without-notify`,
+            label: `direct SQL, without NOTIFY, ${withoutNotify.connections} connections`,
+            connections: withoutNotify.connections,
+            append: "without-notify" as const,
+          },
+        ]
+      : []),
+  ];
+}
+
+/** One run of a contender of one service. */
+function runContender(
+  ctx: Context,
+  service: WriteService,
+  contender: Contender,
+): Promise<WriteRun> {
+  return contender.replicas !== undefined
+    ? throughReplicas(ctx, service, contender.replicas)
+    : directSql(ctx, service, contender.connections ?? 1, contender.append ?? "as-the-services");
+}
+
+/** A lock's figures for the log: held share, time per change, waiting, what its holder did. */
+function describeLock(figures: {
+  heldShare: number;
+  heldMsPerChange: number;
+  waiting: number;
+  holder: Record<string, number>;
+}): string {
+  return `${(figures.heldShare * 100).toFixed(0)} % (${figures.heldMsPerChange.toFixed(3)} ms/change, ${figures.waiting.toFixed(1)} waiting; holder: ${shares(figures.holder)})`;
+}
+
+/** A run's line in the log. */
+function describeRun(
+  service: WriteService,
+  round: number,
+  rounds: number,
+  contender: Contender,
+  run: WriteRun,
+): string {
+  const r = run.round;
+  const lock = describeLock({
+    heldShare: r.lockHeldShare,
+    heldMsPerChange: r.lockHeldMsPerChange,
+    waiting: r.lockWaiting,
+    holder: r.lockHolder,
+  });
+  return `  ${service.padEnd(9)} round ${round + 1}/${rounds} ${contender.label.padEnd(26)} ${r.changesPerSecond.toFixed(0).padStart(6)} changes/s (log), ${r.acknowledgedPerSecond.toFixed(0)} acknowledged/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  errors ${r.errors}  cores busy: ${contender.replicas !== undefined ? `services ${r.cpu.services.toFixed(2)}, ` : ""}PostgreSQL ${r.cpu.postgres.toFixed(2)}, client ${r.cpu.client.toFixed(2)}  lock held ${lock}  acknowledged ${run.acknowledged}, committed ${run.committed}${run.firstError ? `  (${run.firstError})` : ""}`;
+}
+
+/**
+ * Every service's direct SQL at once, `shape.atOnceConnections` connections each, once a round.
+ * It runs after every service's own contenders, whose set-up (tables, products) it needs.
+ */
+async function measureAtOnce(
+  sql: Sql,
+  contexts: ReadonlyMap<WriteService, Context>,
+  shape: WriteCeilingShape,
+  log: (line: string) => void,
+): Promise<WriteCeilingRow[]> {
+  const services = [...contexts.keys()];
+  const contender: Contender = {
+    key: `at-once-${shape.atOnceConnections}`,
+    label: `direct SQL, ${services.join(" and ")} at once, ${shape.atOnceConnections} connections each`,
+  };
+  const runs = new Map<WriteService, WriteRun[]>(services.map((service) => [service, []]));
+  for (let round = 0; round < shape.rounds; round++) {
+    const atOnce = await directSqlAtOnce(sql, contexts, shape.atOnceConnections);
+    for (const [service, run] of atOnce) {
+      runs.get(service)?.push(run);
+      log(describeRun(service, round, shape.rounds, contender, run));
+    }
+    const rates = [...atOnce].map(([service, run]) => ({
+      service,
+      rate: run.round.changesPerSecond,
+    }));
+    const sum = rates.reduce((total, { rate }) => total + rate, 0);
+    const notify = [...atOnce.values()][0]?.round.notifyLock;
+    log(
+      `  ${"at once".padEnd(9)} round ${round + 1}/${shape.rounds} ${rates.map(({ service, rate }) => `${service} ${rate.toFixed(0)}`).join(" + ")} = ${sum.toFixed(0)} changes/s  NOTIFY lock held ${notify ? describeLock(notify) : "–"}`,
+    );
+  }
+  return services.map((service) => summarise(service, contender, runs.get(service) ?? []));
+}
+
 /**
  * Measures each service's write ceiling: for every round, every contender (the replica counts,
- * then the direct SQL at each number of connections) once, in an order reversed every other round.
+ * then the direct SQL at each number of connections, and without NOTIFY) once, in an order
+ * reversed every other round; then every service's direct SQL at once, for every round.
  */
 export async function measureWriteCeiling(options: {
   databaseUrl: string;
@@ -503,8 +774,10 @@ export async function measureWriteCeiling(options: {
   track: (stop: () => Promise<void>) => void;
 }): Promise<WriteCeilingResult> {
   const { shape, log } = options;
+  // Up to three locks are sampled at once (every service's and the NOTIFY lock, when every
+  // service writes at once), besides the reads of the change logs' revisions.
   const sql = postgres(options.databaseUrl, {
-    max: 2,
+    max: 4,
     onnotice: () => {},
     types: { bigint: postgres.BigInt },
   });
@@ -514,44 +787,35 @@ export async function measureWriteCeiling(options: {
       show synchronous_commit`;
     const base: Context = { ...options, nodeFlags: options.nodeFlags ?? (() => []), sql, skus: [] };
     const rows: WriteCeilingRow[] = [];
+    const contexts = new Map<WriteService, Context>();
     for (const service of shape.services) {
       // One replica on its own first: it applies the service's migrations (and seeds the demo
       // catalog), so that whichever contender runs first finds the tables.
       const [first] = await startReplicas(base, service, 1);
       await first?.stop();
-      const skus =
-        service === "inventory"
-          ? await addBenchProducts(sql, Math.max(shape.concurrency, ...shape.directConnections))
-          : [];
+      const workers = Math.max(
+        shape.concurrency,
+        ...shape.directConnections,
+        shape.atOnceConnections,
+        shape.withoutNotify?.connections ?? 0,
+      );
+      const skus = service === "inventory" ? await addBenchProducts(sql, workers) : [];
       const ctx: Context = { ...base, skus };
-      const contenders: Contender[] = [
-        ...shape.replicas.map((replicas) => ({
-          key: `replicas-${replicas}`,
-          label: `${replicas} replica${replicas === 1 ? "" : "s"}`,
-          replicas,
-        })),
-        ...shape.directConnections.map((connections) => ({
-          key: `direct-${connections}`,
-          label: `direct SQL, ${connections} connection${connections === 1 ? "" : "s"}`,
-          connections,
-        })),
-      ];
+      contexts.set(service, ctx);
+      const contenders = contendersOf(shape, service);
       const runs = new Map<string, WriteRun[]>(contenders.map((c) => [c.key, []]));
       for (let round = 0; round < shape.rounds; round++) {
         const order = round % 2 === 0 ? contenders : [...contenders].reverse();
         for (const contender of order) {
-          const run =
-            contender.replicas !== undefined
-              ? await throughReplicas(ctx, service, contender.replicas)
-              : await directSql(ctx, service, contender.connections ?? 1);
+          const run = await runContender(ctx, service, contender);
           runs.get(contender.key)?.push(run);
-          const r = run.round;
-          log(
-            `  ${service.padEnd(9)} round ${round + 1}/${shape.rounds} ${contender.label.padEnd(26)} ${r.changesPerSecond.toFixed(0).padStart(6)} changes/s (log), ${r.acknowledgedPerSecond.toFixed(0)} acknowledged/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  errors ${r.errors}  cores busy: ${contender.replicas !== undefined ? `services ${r.cpu.services.toFixed(2)}, ` : ""}PostgreSQL ${r.cpu.postgres.toFixed(2)}, client ${r.cpu.client.toFixed(2)}  lock held ${(r.lockHeldShare * 100).toFixed(0)} % (${r.lockHeldMsPerChange.toFixed(3)} ms/change, ${r.lockWaiting.toFixed(1)} waiting; holder: ${shares(r.lockHolder)})  acknowledged ${run.acknowledged}, committed ${run.committed}${run.firstError ? `  (${run.firstError})` : ""}`,
-          );
+          log(describeRun(service, round, shape.rounds, contender, run));
         }
       }
       rows.push(...contenders.map((c) => summarise(service, c, runs.get(c.key) ?? [])));
+    }
+    if (shape.atOnceConnections > 0 && contexts.size > 1) {
+      rows.push(...(await measureAtOnce(sql, contexts, shape, log)));
     }
     return {
       database: {
