@@ -2,8 +2,8 @@
 // server itself, pins servers and load to separate cores where it can, runs each comparison in
 // alternating rounds after a warm-up, prints the tables and writes bench/results/latest.json.
 //
-//   npm run bench                      the full run (about 6 minutes on 2 cores)
-//   npm run bench -- --quick           one short round of everything (about a minute; for CI)
+//   npm run bench                      the full run (about 30 minutes on 2 cores)
+//   npm run bench -- --quick           one short round of everything (about 3 minutes; for CI)
 //   npm run bench -- --only=unary,fan-out,snapshot-storm,create-order,write-ceiling,startup,npm-start
 //   npm run bench -- --cpu-prof        also profile every benchmark server (bench/results/cpuprofiles;
 //                                      summarise one with `node bench/profile.ts --analyze=<file>`)
