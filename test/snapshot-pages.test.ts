@@ -15,12 +15,13 @@ import {
 import { EventType, UserSchema } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import type { RunningService } from "@shop/mesh";
+import { defaultSnapshotPageSize } from "@shop/mesh/watch";
 import { createTestDatabase, readMetric, startTestService, type TestDatabase } from "@shop/testing";
 import postgres from "postgres";
 import { usersService } from "../services/users/src/app.ts";
 
-// Three pages of the default 100: two full, one not.
-const rows = 250;
+// Three pages of the default size: two full, one not.
+const rows = Math.floor(2.5 * defaultSnapshotPageSize);
 const pageCount = 3;
 
 let database: TestDatabase;
