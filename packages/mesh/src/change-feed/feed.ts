@@ -15,10 +15,9 @@ import { compactPage, encodedBytesOf } from "./watch.ts";
 /**
  * How many snapshot pages, once read and before they are kept as their encoding alone (see
  * `compactPage`), are kept for watchers that ask for the same page later: about 6,000 items at
- * the default page size (defaultSnapshotPageSize), so that what the feed keeps stops growing with
- * the collection at a few thousand rows.
+ * the default page size (defaultSnapshotPageSize).
  */
-export const sharedSnapshotPages = 12;
+export const sharedSnapshotPages = 64;
 
 /**
  * How many snapshot pages kept as their encoding, and how many bytes of it at most: watchers
