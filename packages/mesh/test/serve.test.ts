@@ -372,10 +372,12 @@ describe("health Watch", () => {
   });
 
   test("with a drain delay, a closing server says it is not ready and still answers every call until the delay is over", async () => {
-    const probe = await startTestService(probeService, database.url);
+    const probe = await startTestService(probeService, database.url, {
+      DRAIN_DELAY_MS: "1500",
+    });
     const url = probe.server.url;
     const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
-    const closing = probe.stop(1_000, 1_500);
+    const closing = probe.stop(1_000);
     try {
       await waitFor(async () => (await fetch(`${url}/readyz`)).status === 503, {
         message: "/readyz never said not ready",

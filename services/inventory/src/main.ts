@@ -20,7 +20,6 @@ const service = await startService(
 );
 logger.info({ url: service.server.url }, "inventory service listening");
 stopOnSignals(service, logger, {
-  drainMs: config.drainDelayMs,
   after: async () => {
     await telemetry.shutdown();
     await database.local?.stop();

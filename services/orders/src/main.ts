@@ -29,7 +29,6 @@ logger.info(
   "orders service listening",
 );
 stopOnSignals(service, logger, {
-  drainMs: config.drainDelayMs,
   after: async () => {
     await telemetry.shutdown();
     await database.local?.stop();

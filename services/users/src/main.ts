@@ -16,7 +16,6 @@ const database = await resolveDatabaseUrl({
 const service = await startService(usersService, { ...config, databaseUrl: database.url }, logger);
 logger.info({ url: service.server.url }, "users service listening");
 stopOnSignals(service, logger, {
-  drainMs: config.drainDelayMs,
   after: async () => {
     await telemetry.shutdown();
     await database.local?.stop();

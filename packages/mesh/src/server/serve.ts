@@ -95,6 +95,12 @@ export interface ServeOptions {
     clientCaFile?: string;
   };
   limits: Limits;
+  /**
+   * On close, how long to report not ready (`/readyz` 503, health NOT_SERVING) while still serving
+   * every call, so that an edge or client balancer polling readiness takes this replica out before
+   * it stops answering; 0 (the default) where something else waits first (a Kubernetes preStop).
+   */
+  drainMs?: number;
   /** Browser origins allowed by CORS (the dashboard). */
   corsOrigins: readonly string[];
   logger: Logger;
@@ -130,12 +136,10 @@ export interface Server {
   /** Aborted when the server starts shutting down; long-running handlers end on it. */
   shutdownSignal: AbortSignal;
   /**
-   * Stops accepting connections, ends streams, and waits up to `graceMs` for calls to finish.
-   * With `drainMs`, first reports not ready (`/readyz` 503, health NOT_SERVING) for that long while
-   * still serving every call, so that an edge or client balancer polling readiness takes this
-   * replica out before it stops answering.
+   * Reports not ready for `drainMs` (see ServeOptions) while still serving, then stops accepting
+   * connections, ends streams, and waits up to `graceMs` for calls to finish.
    */
-  close(graceMs?: number, drainMs?: number): Promise<void>;
+  close(graceMs?: number): Promise<void>;
 }
 
 const keepAliveTimeoutMs = 5_000;
@@ -446,13 +450,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
     health,
     metrics,
     shutdownSignal: shutdown.signal,
-    async close(graceMs = 5_000, drainMs = 0) {
+    async close(graceMs = 5_000) {
       // Health turns NOT_SERVING first, and health watchers (and readiness pollers, for `drainMs`)
       // get a moment to hear it while calls are still served.
       draining = true;
       health.setAll(ServingStatus.NOT_SERVING);
       await new Promise((resolve) =>
-        setTimeout(resolve, Math.max(drainMs, Math.min(100, graceMs))),
+        setTimeout(resolve, Math.max(options.drainMs ?? 0, Math.min(100, graceMs))),
       );
       listener.close();
       // Open streams end with `unavailable`; unary calls in flight run to completion. HTTP/2

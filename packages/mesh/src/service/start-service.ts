@@ -50,11 +50,8 @@ export interface ServiceDefinition<TTables extends Record<string, unknown>> {
 /** A service that is up: its server, and how to stop it. */
 export interface RunningService {
   server: Server;
-  /**
-   * Stops serving (after `drainMs` of answering while not ready, see `Server.close`), then closes
-   * the feed and the pool.
-   */
-  stop(graceMs?: number, drainMs?: number): Promise<void>;
+  /** Stops serving (see `Server.close`), then closes the feed and the pool. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -104,6 +101,7 @@ export async function startService<TTables extends Record<string, unknown>>(
       host: config.host,
       tls: config.tls,
       limits: config.limits,
+      drainMs: config.drainDelayMs,
       corsOrigins: config.corsOrigins,
       auth,
       logger,
@@ -127,11 +125,11 @@ export async function startService<TTables extends Record<string, unknown>>(
   prune.unref();
   return {
     server,
-    async stop(graceMs, drainMs) {
+    async stop(graceMs) {
       await stopBackground?.();
       clearInterval(prune);
       stopHealth();
-      await server.close(graceMs, drainMs);
+      await server.close(graceMs);
       await feed.close();
       await database.close();
     },

@@ -2,14 +2,14 @@ import type { Logger } from "pino";
 import type { RunningService } from "./start-service.ts";
 
 /**
- * Stops `service` on SIGTERM or SIGINT (health turns NOT_SERVING first and calls are still served
- * for `drainMs`, then calls in flight get `graceMs` to finish), runs `after`, then exits. A second
- * signal exits at once.
+ * Stops `service` on SIGTERM or SIGINT (health turns NOT_SERVING first, and calls are still served
+ * for its DRAIN_DELAY_MS; then calls in flight get `graceMs` to finish), runs `after`, then exits.
+ * A second signal exits at once.
  */
 export function stopOnSignals(
   service: RunningService,
   logger: Logger,
-  options: { graceMs?: number; drainMs?: number; after?: () => Promise<void> } = {},
+  options: { graceMs?: number; after?: () => Promise<void> } = {},
 ): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -17,7 +17,7 @@ export function stopOnSignals(
     stopping = true;
     logger.info({ signal }, "shutting down");
     service
-      .stop(options.graceMs ?? 5_000, options.drainMs ?? 0)
+      .stop(options.graceMs ?? 5_000)
       .then(() => options.after?.())
       .then(
         () => process.exit(0),
