@@ -28,7 +28,7 @@ import {
   startClusterDashboard,
 } from "../scripts/cluster.ts";
 import { ensureDashboardBuild } from "../scripts/dashboard.ts";
-import { chromiumMissing, launchChromium } from "./support/browser.ts";
+import { chromiumMissing, launchChromium, streamIs } from "./support/browser.ts";
 import { assertInvariants, placeOrdersUnderFire } from "./support/orders-under-fire.ts";
 
 const missing = [
@@ -312,13 +312,6 @@ function outagesOf(changes: [number, string][]): { stream: string; ms: number }[
     }
   }
   return spans;
-}
-
-/** Waits until the page's header shows `stream` as `status`. */
-async function streamIs(page: Page, stream: string, status: string, timeout: number) {
-  await page
-    .locator(`.header-streams [data-stream="${stream}"][data-status="${status}"]`)
-    .waitFor({ timeout });
 }
 
 /** The newest revision of the orders' change log. */

@@ -50,7 +50,7 @@ import { ensureDashboardBuild, startDashboard } from "../scripts/dashboard.ts";
 import { inventoryService } from "../services/inventory/src/app.ts";
 import { ordersService } from "../services/orders/src/app.ts";
 import { usersService } from "../services/users/src/app.ts";
-import { chromiumMissing, launchChromium } from "./support/browser.ts";
+import { chromiumMissing, launchChromium, streamIs } from "./support/browser.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const screenshots = path.join(root, "docs", "screenshots");
@@ -191,13 +191,6 @@ async function openPage(
 /** The claims of a JWT, read without checking it (the services check it). */
 function claimsOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
-}
-
-/** Waits until the header shows the stream as `status`. */
-async function streamIs(page: Page, stream: string, status: string, timeout = 5_000) {
-  await page
-    .locator(`.header-streams [data-stream="${stream}"][data-status="${status}"]`)
-    .waitFor({ timeout });
 }
 
 /** Calls a Connect method with curl, as the README does (as the admin), and returns the answer. */

@@ -1,6 +1,6 @@
 // Debian's Chromium driven by playwright-core, as the browser tests start it.
 import { existsSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 
 /** Where Chromium is: Debian's package, or CHROMIUM_PATH. */
 export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -27,4 +27,11 @@ export function launchChromium(): Promise<Browser> {
       "--disable-sync",
     ],
   });
+}
+
+/** Waits until the dashboard's header shows its `stream` as `status`. */
+export async function streamIs(page: Page, stream: string, status: string, timeout = 5_000) {
+  await page
+    .locator(`.header-streams [data-stream="${stream}"][data-status="${status}"]`)
+    .waitFor({ timeout });
 }
