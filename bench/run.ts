@@ -159,7 +159,11 @@ const settings = {
     connections: 4,
     smallRows: quick ? 2_000 : 10_000,
     largeRows: quick ? 20_000 : 100_000,
-    quietSeconds: quick ? 1 : 5,
+    // The quiet p99 is what the storm's is judged against: over 5 s (1,000 calls, its p99 the
+    // tenth slowest) it moved from 4.6 to 10.6 ms between rounds of one run. Memory rounds use no
+    // latencies.
+    quietSeconds: quick ? 1 : 30,
+    memoryQuietSeconds: 1,
   },
 };
 
@@ -614,7 +618,7 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
           rows,
           watchers: shape.watchers,
           connections: shape.connections,
-          quietSeconds: shape.quietSeconds,
+          quietSeconds: memory ? shape.memoryQuietSeconds : shape.quietSeconds,
           userIds,
           memory,
         }).finally(() => fresh.stop());

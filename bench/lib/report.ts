@@ -47,6 +47,7 @@ export interface ReportInput {
     watchers: number;
     connections: number;
     quietSeconds: number;
+    memoryQuietSeconds: number;
   };
   createOrder: OrderRow[] | undefined;
   createOrderShape: {
@@ -249,7 +250,7 @@ function snapshotStormSection(
     fixed(row.stormP99Ms, 1),
     String(row.stormFailures),
   ]);
-  const method = `A fresh server process per round, its watch path warmed first by ${shape.watchers} watchers reading 20 pages each (V8 compiles that path once per process, whatever the table's size); ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap held: in rounds of their own, the most heap in use right after a full GC forced every 100 ms during the storm (what the process really held at its worst) and the 95th percentile of those samples (which, unlike the most, does not grow with the length of the storm), minus the heap after a full GC before it; heap in use: the most heap in use in the timing rounds, sampled every 10 ms, garbage included (what V8 let the heap grow to before collecting it). Other calls: GetUser over gRPC, 5 ms apart, from a lean node:http2 client in a process of its own: 2 s unmeasured (a fresh process compiles that path first), then ${shape.quietSeconds} s before the storm (quiet) and during it. ${shape.rounds} timing round(s) and ${shape.memoryRounds} memory round(s) per server and size, medians.`;
+  const method = `A fresh server process per round, its watch path warmed first by ${shape.watchers} watchers reading 20 pages each (V8 compiles that path once per process, whatever the table's size); ${shape.watchers} WatchUsers from revision 0 opened at once by a raw node:http2 client over ${shape.connections} connections, each counting the users of its snapshot until the first live response; heap held: in rounds of their own, the most heap in use right after a full GC forced every 100 ms during the storm (what the process really held at its worst) and the 95th percentile of those samples (which, unlike the most, does not grow with the length of the storm), minus the heap after a full GC before it; heap in use: the most heap in use in the timing rounds, sampled every 10 ms, garbage included (what V8 let the heap grow to before collecting it). Other calls: GetUser over gRPC, 5 ms apart, from a lean node:http2 client in a process of its own: 2 s unmeasured (a fresh process compiles that path first), then ${shape.quietSeconds} s before the storm (quiet; in timing rounds) and during it. ${shape.rounds} timing round(s) and ${shape.memoryRounds} memory round(s) per server and size, medians.`;
   return `### Snapshot storm: ${shape.watchers} watchers from revision 0 at once\n\n${method}\n\n${table(
     [
       "server",

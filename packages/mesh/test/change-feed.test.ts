@@ -431,6 +431,25 @@ test("changesThrough is out_of_range when the changes of the range are no longer
   }
 });
 
+test("readPage: a page read is kept while watches keep asking for it, and leaves once none has for a while", async () => {
+  const feed = await createChangeFeed({ sql, schema, logger, pageIdleMs: 300 });
+  try {
+    const revision = feed.latestRevision();
+    let reads = 0;
+    const read = () => async () => ({ read: ++reads, revision });
+    // Asked for every 100 ms for more than three times as long as it is kept when idle.
+    const started = performance.now();
+    while (performance.now() - started < 1_000) {
+      assert.equal((await feed.readPage("page", 0n, read())).read, 1, "shared while in use");
+      await sleep(100);
+    }
+    await sleep(600);
+    assert.equal((await feed.readPage("page", 0n, read())).read, 2, "read again once left idle");
+  } finally {
+    await feed.close();
+  }
+});
+
 test("readPage: at most snapshotReaders reads at once, in turn; watches at the same page share a read that is recent enough", async () => {
   const feed = await createChangeFeed({ sql, schema, logger, snapshotReaders: 2 });
   try {
@@ -471,6 +490,11 @@ test("readPage: at most snapshotReaders reads at once, in turn; watches at the s
       `first ${last}`,
     );
     assert.equal((await feed.readPage("page 0", 0n, read("again 0", base))).name, "again 0");
+    // The one asked for again is the most recently used: the next read makes another one leave.
+    assert.equal((await feed.readPage("page 2", 0n, read("again 2", base))).name, "first 2");
+    await feed.readPage("one more", 0n, read("one more", base));
+    assert.equal((await feed.readPage("page 2", 0n, read("again 2", base))).name, "first 2");
+    assert.equal((await feed.readPage("page 3", 0n, read("again 3", base))).name, "again 3");
 
     // Once a newer change is known, a read done before it is not the current state any more.
     const done = await feed.readPage("stale", 0n, read("before", feed.latestRevision()));

@@ -91,8 +91,8 @@ export interface ChangeFeed {
    * Reads one page of a watch's initial state in its turn: at most `snapshotReaders` such reads
    * run at once in the process, first come first served, so that a storm of watchers neither
    * takes the connection pool nor starves other calls. Watches asking for the same page (`key`)
-   * while it is read, or for a few seconds after while no newer change is known (of those kept:
-   * see `sharedSnapshotPages`), share that read when it reflects `atLeast` or a later revision.
+   * while it is read, or after it for as long as watches keep asking for it within a few seconds
+   * and no newer change is known (of those kept: see `sharedSnapshotPages`), share that read when it reflects `atLeast` or a later revision.
    */
   readPage<P extends { revision: bigint }>(
     key: string,
@@ -144,6 +144,8 @@ export async function createChangeFeed(options: {
   retention?: Retention;
   /** How many reads of watches' initial state run at once (2). */
   snapshotReaders?: number;
+  /** How long a snapshot page read is kept once no watch asks for it (5 s). */
+  pageIdleMs?: number;
 }): Promise<ChangeFeed> {
   const { sql, schema, logger } = options;
   const monitor = options.monitor ?? sql;
@@ -331,19 +333,37 @@ export async function createChangeFeed(options: {
   const pagesShared = snapshotPages.labels({ schema, source: "shared" });
   const pagesEncoded = snapshotPages.labels({ schema, source: "encoded" });
   /**
-   * A page being read, or read (`page`) and kept for late-comers; `timer` forgets it `shareMs`
-   * after its read.
+   * A page being read, or read (`page`) and kept for late-comers; `timer` forgets it once nobody
+   * has asked for it for `shareMs`.
    */
   type Page = { revision: bigint };
   interface SharedPage {
     reading: Promise<Page>;
     page?: Page;
     timer?: NodeJS.Timeout;
+    /** When it was last handed to a watch (performance.now()). */
+    usedAt: number;
     /** The bytes of its encoding when the bounds were last checked. */
     counted?: number;
   }
+  /**
+   * The pages kept, least recently used first. A page is kept while watchers keep asking for it:
+   * watchers opening together drift apart over a large collection (100 of them over 100,000 rows
+   * spread over tens of seconds), and with a fixed time from its read a page left before the
+   * trailing ones reached it, who read it again (each page about 6 times in such a storm, and each
+   * read's rows decoded into objects the young-generation collector then copies). The bounds
+   * (`trim`) still hold; least recently used leaves first, which is a page every watcher has passed.
+   */
   const pages = new Map<string, SharedPage>();
-  const shareMs = 5_000;
+  const shareMs = options.pageIdleMs ?? 5_000;
+  const keepWhileUsed = (key: string, entry: SharedPage) => {
+    const expire = () => {
+      const idle = performance.now() - entry.usedAt;
+      if (idle >= shareMs) forget(key, entry);
+      else entry.timer = setTimeout(expire, shareMs - idle).unref();
+    };
+    entry.timer = setTimeout(expire, shareMs).unref();
+  };
   const forget = (key: string, entry: SharedPage) => {
     // The timer holds the page through its closure: it goes with the page, or the page would stay
     // in memory for the rest of its time after leaving the map.
@@ -361,7 +381,7 @@ export async function createChangeFeed(options: {
     return entry.page;
   };
   /**
-   * Keeps the pages read within their bounds, the oldest leaving first: at most
+   * Keeps the pages read within their bounds, the least recently used leaving first: at most
    * `sharedSnapshotPages` as read, and as their encoding at most `sharedEncodedPages` and
    * `sharedEncodedBytes`.
    */
@@ -409,6 +429,11 @@ export async function createChangeFeed(options: {
       if (page !== undefined && page.revision >= atLeast && current) {
         const bytes = encodedBytesOf(page);
         (bytes > 0 ? pagesEncoded : pagesShared).inc();
+        if (done) {
+          shared.usedAt = performance.now();
+          pages.delete(key);
+          pages.set(key, shared);
+        }
         // Kept as its encoding since the bounds were checked, or given its JSON since: again.
         if (done && bytes !== shared.counted) trim();
         return page as P;
@@ -418,13 +443,14 @@ export async function createChangeFeed(options: {
     }
     pagesRead.inc();
     const reading: Promise<Page> = inTurn(() => traceDatabaseCall(schema, "snapshotPage", readOne));
-    const entry: SharedPage = { reading };
+    const entry: SharedPage = { reading, usedAt: 0 };
     pages.set(key, entry);
     reading.then(
       (page) => {
         if (pages.get(key) !== entry) return;
         entry.page = page;
-        entry.timer = setTimeout(() => forget(key, entry), shareMs).unref();
+        entry.usedAt = performance.now();
+        keepWhileUsed(key, entry);
         trim();
       },
       () => forget(key, entry),
