@@ -7,7 +7,8 @@ import * as http2 from "node:http2";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { brotliDecompressSync, gzipSync } from "node:zlib";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   type Client,
   Code,
@@ -25,6 +26,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import {
   GetUserRequestSchema,
+  GetUserResponseSchema,
   UserService,
   WatchUsersRequestSchema,
   type WatchUsersResponse,
@@ -506,8 +508,8 @@ describe("unary calls over gRPC", () => {
     assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED);
   });
 
-  test("calls the path does not serve go on to connect-es: gzip, unknown methods", async () => {
-    // grpc-js compressing its requests with gzip.
+  test("compressed calls are served on the runtime's path: gzip and br both ways, large answers compressed", async () => {
+    // grpc-js compressing its requests with gzip, and taking gzip answers.
     const client = new (
       grpcJsClient().constructor as new (
         ...args: unknown[]
@@ -515,30 +517,52 @@ describe("unary calls over gRPC", () => {
     )(address(), grpc.credentials.createInsecure(), {
       "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip,
     });
-    const gzip = await grpcJsUnary(client, { id: "zipped" });
+    const long = "z".repeat(600);
+    const gzipped = await grpcJsUnary(client, { id: long });
     client.close();
-    assert.equal(gzip.error, null);
-    assert.equal((gzip.response?.user as { id?: string } | undefined)?.id, "zipped");
-    const connect = createClient(
-      UserService,
-      createConnectTransport({
-        baseUrl: server.url,
-        httpVersion: "2",
-        sendCompression: compressionGzip,
-        compressMinBytes: 0,
-      }),
-    );
-    let date: string | null = null;
-    const zipped = await connect.getUser(
-      { id: "c" },
-      {
-        onHeader: (header) => {
-          date = header.get("date");
-        },
-      },
-    );
-    assert.equal(zipped.user?.id, "c");
-    assert.notEqual(date, null, "answered by connect-es (through Node's compatibility API)");
+    assert.equal(gzipped.error, null);
+    assert.equal((gzipped.response?.user as { id?: string } | undefined)?.id, long);
+
+    // The same on the wire: a gzip request, an answer in the compression the client prefers.
+    const request = toBinary(GetUserRequestSchema, create(GetUserRequestSchema, { id: long }));
+    const big = await rawGrpc(getUserPath, envelope(gzipSync(request), 1), {
+      "grpc-encoding": "gzip",
+      "grpc-accept-encoding": "br, gzip",
+    });
+    assert.equal(big.headers.date, undefined, "served by the runtime's path");
+    assert.equal(big.headers["grpc-encoding"], "br");
+    assert.equal(big.data[0], 1, "an answer over 1 KiB is compressed");
+    const answer = fromBinary(GetUserResponseSchema, brotliDecompressSync(big.data.subarray(5)));
+    assert.equal(answer.user?.name, `user ${long}`);
+    const small = await rawGrpc(getUserPath, envelope(getUserBytes("small")), {
+      "grpc-accept-encoding": "gzip",
+    });
+    assert.equal(small.headers["grpc-encoding"], "gzip");
+    assert.equal(small.data[0], 0, "a small answer is not");
+    assert.equal(small.trailers?.["grpc-status"], "0");
+  });
+
+  for (const [name, body, code] of [
+    ["a message that does not decompress", envelope(Buffer.from("not gzip"), 1), "3"],
+    [
+      "a message over the limit once decompressed",
+      envelope(gzipSync(getUserBytes("y".repeat(5_000))), 1),
+      "8",
+    ],
+  ] as const) {
+    test(`${name} is ${code === "3" ? "invalid_argument" : "resource_exhausted"}, on the runtime's path`, async () => {
+      const { headers, trailers } = await rawGrpc(getUserPath, body, { "grpc-encoding": "gzip" });
+      assert.equal(headers.date, undefined, "answered by the runtime's path");
+      assert.equal(headers["grpc-status"] ?? trailers?.["grpc-status"], code);
+    });
+  }
+
+  test("calls the path does not serve go on to connect-es: an unknown compression, unknown methods", async () => {
+    const zstd = await rawGrpc(getUserPath, envelope(getUserBytes("z")), {
+      "grpc-encoding": "zstd",
+    });
+    assert.notEqual(zstd.headers.date, undefined, "answered by connect-es");
+    assert.equal(zstd.headers["grpc-status"] ?? zstd.trailers?.["grpc-status"], "12");
     const unknown = await rawGrpc(
       "/shop.user.v1.UserService/NoSuchMethod",
       envelope(Buffer.alloc(0)),
@@ -547,6 +571,39 @@ describe("unary calls over gRPC", () => {
     assert.equal(unknown.headers[":status"], 404);
   });
 });
+
+for (const [httpVersion, useHttpGet] of [
+  ["1.1", false],
+  ["2", false],
+  ["1.1", true],
+] as const) {
+  test(`Connect unary ${useHttpGet ? "GET" : "POST"} over HTTP/${httpVersion}, gzip both ways, on the runtime's path`, async () => {
+    const connect = createClient(
+      UserService,
+      createConnectTransport({
+        baseUrl: server.url,
+        httpVersion,
+        useBinaryFormat: false,
+        useHttpGet,
+        sendCompression: compressionGzip,
+        compressMinBytes: 0,
+      }),
+    );
+    const long = "g".repeat(600);
+    let header: Headers | undefined;
+    const answer = await connect.getUser(
+      { id: long },
+      {
+        onHeader: (h) => {
+          header = h;
+        },
+      },
+    );
+    assert.equal(answer.user?.name, `user ${long}`);
+    assert.equal(header?.get("date"), null, "served by the runtime's path");
+    assert.equal(header?.get("content-encoding"), "gzip", "the answer over 1 KiB is compressed");
+  });
+}
 
 for (const [name, httpVersion, useBinaryFormat] of [
   ["JSON over HTTP/1.1", "1.1", false],
@@ -605,18 +662,29 @@ for (const [name, httpVersion, useBinaryFormat] of [
   });
 }
 
-for (const httpVersion of ["1.1", "2"] as const) {
-  describe(`gRPC-web calls over HTTP/${httpVersion}`, () => {
+for (const [httpVersion, useBinaryFormat] of [
+  ["1.1", true],
+  ["2", true],
+  ["1.1", false],
+  ["2", false],
+] as const) {
+  describe(`gRPC-web calls over HTTP/${httpVersion}, ${useBinaryFormat ? "protobuf" : "JSON"}`, () => {
     let web: Client<typeof UserService>;
     before(() => {
-      web = createClient(UserService, createGrpcWebTransport({ baseUrl: server.url, httpVersion }));
+      web = createClient(
+        UserService,
+        createGrpcWebTransport({ baseUrl: server.url, httpVersion, useBinaryFormat }),
+      );
     });
 
     test("the answer, the handler's headers and trailers (in the body's last frame), on the runtime's path", async () => {
       const { answer, header, trailer } = await getUserSeeingHeaders(web, "headers");
       assert.equal(answer.user?.id, "headers");
       assert.equal(header?.get("x-served-by"), "test");
-      assert.equal(header?.get("content-type"), "application/grpc-web+proto");
+      assert.equal(
+        header?.get("content-type"),
+        useBinaryFormat ? "application/grpc-web+proto" : "application/grpc-web+json",
+      );
       assert.equal(header?.get("date"), null, "served by the runtime's path");
       assert.equal(trailer?.get("x-trailer"), "done");
     });

@@ -6,6 +6,9 @@
 /** The bytes before each message of an enveloped body: a flags byte and the message's length. */
 export const envelopeHeaderBytes = 5;
 
+/** The flag of a message compressed with the compression its request or answer names. */
+export const compressedFlag = 0b1;
+
 /**
  * `bytes` as one enveloped message: the envelope's header (`flags`, 0 for an uncompressed message,
  * then the length), then the message.

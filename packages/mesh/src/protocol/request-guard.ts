@@ -35,6 +35,7 @@ export const requestFaults = {
   compressedWithoutEncoding:
     "a request message is flagged compressed, but the request names no compression",
   incompleteEnvelope: "protocol error: incomplete envelope",
+  undecompressable: "cannot decompress the request message",
 } as const;
 
 /**
@@ -44,7 +45,7 @@ export const requestFaults = {
 export function undecodableMessage(message: string, typeName: string): string | undefined {
   const parse = /^parse binary: (.*)$/s.exec(message);
   if (parse) return requestFaults.undecodable(typeName, parse[1] ?? "");
-  if (message === "decompression failed") return "cannot decompress the request message";
+  if (message === "decompression failed") return requestFaults.undecompressable;
   return undefined;
 }
 

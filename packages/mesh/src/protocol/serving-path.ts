@@ -31,7 +31,7 @@ import {
   type StreamResponse,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
+import { type Compression, mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   endStreamFlag,
@@ -41,7 +41,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { convertOnce, type SharedEncoding, sharedEncoding } from "../change-feed/convert-once.ts";
-import { envelope, envelopeHeaderBytes, messageOf } from "./envelope.ts";
+import { compressedFlag, envelope, envelopeHeaderBytes, messageOf } from "./envelope.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
@@ -52,15 +52,14 @@ import { waitTurn } from "./turns.ts";
 // response per call built by connect-node's adapter, and aborts that construct a DOMException each
 // (bench/README.md, "Where the time goes"). This path serves the calls that make up almost all of
 // the traffic straight from the HTTP stream: gRPC and gRPC-web unary and server-streaming calls
-// with uncompressed protobuf (the mesh's own calls, grpc-web clients), and Connect unary calls (POST,
-// and GET for methods without side effects) and server streams, protobuf or JSON, uncompressed
-// (browsers, curl, the dashboard), over HTTP/2
-// and, but for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the
-// semantics connect-es gives them (codes, messages, headers, trailers, deadlines, limits,
-// Connect's JSON errors and end-stream message, gRPC-web's trailer frame). Everything else
-// (JSON over gRPC and gRPC-web, compression, client and bidi streams, browsers over HTTP/2) still
-// goes to connect-es. No library offers a server that shares a port and its interceptors with
-// connect-es, hence this code.
+// (the mesh's own calls, grpc-web clients), and Connect unary calls (POST, and GET for methods
+// without side effects) and server streams (browsers, curl, the dashboard), protobuf or JSON,
+// compressed or not, over HTTP/2 and, but for gRPC, HTTP/1.1. The same implementations,
+// interceptors and request gate, with the semantics connect-es gives them (codes, messages,
+// headers, trailers, deadlines, limits, compression, Connect's JSON errors and end-stream message,
+// gRPC-web's trailer frame). Everything else (client and bidi streams, a compression the server
+// does not take, browsers over HTTP/2) still goes to connect-es. No library offers a server that
+// shares a port and its interceptors with connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
 export interface ServingPathOptions {
@@ -78,6 +77,10 @@ export interface ServingPathOptions {
   maxTimeoutMs: number;
   /** How JSON messages (Connect) are read and written. */
   jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
+  /** The compressions requests may use and answers are given in, as connect-es is told. */
+  compressions: readonly Compression[];
+  /** Messages smaller than this are sent uncompressed whatever the client accepts. */
+  compressMinBytes: number;
 }
 
 /** The serving path: records a router's implementations, then serves calls to them. */
@@ -111,7 +114,19 @@ interface Wire {
   readonly json: boolean;
   /** The response's content type. */
   readonly contentType: string;
+  /** The header naming the compression of the request's messages, and of the answer's. */
+  readonly encodingHeader: "grpc-encoding" | "content-encoding" | "connect-content-encoding";
+  /** The header listing the compressions the client accepts, in its order of preference. */
+  readonly acceptEncodingHeader:
+    | "grpc-accept-encoding"
+    | "accept-encoding"
+    | "connect-accept-encoding";
 }
+
+const grpcEncodings = {
+  encodingHeader: "grpc-encoding",
+  acceptEncodingHeader: "grpc-accept-encoding",
+} as const;
 
 const grpcWebWire: Wire = {
   protocolName: "grpc-web",
@@ -119,15 +134,29 @@ const grpcWebWire: Wire = {
   endFrame: "grpc-web",
   json: false,
   contentType: "application/grpc-web+proto",
+  ...grpcEncodings,
 };
 /** The enveloped wires, by request content type. */
 const envelopedWires = new Map<string, Wire>([
-  ...["application/grpc", "application/grpc+proto"].map((contentType): [string, Wire] => [
-    contentType,
-    { protocolName: "grpc", enveloped: true, endFrame: undefined, json: false, contentType },
-  ]),
+  ...["application/grpc", "application/grpc+proto", "application/grpc+json"].map(
+    (contentType): [string, Wire] => [
+      contentType,
+      {
+        protocolName: "grpc",
+        enveloped: true,
+        endFrame: undefined,
+        json: contentType.endsWith("+json"),
+        contentType,
+        ...grpcEncodings,
+      },
+    ],
+  ),
   ["application/grpc-web", grpcWebWire],
   ["application/grpc-web+proto", grpcWebWire],
+  [
+    "application/grpc-web+json",
+    { ...grpcWebWire, json: true, contentType: "application/grpc-web+json" },
+  ],
 ]);
 const connectProto: Wire = {
   protocolName: "connect",
@@ -135,6 +164,8 @@ const connectProto: Wire = {
   endFrame: undefined,
   json: false,
   contentType: "application/proto",
+  encodingHeader: "content-encoding",
+  acceptEncodingHeader: "accept-encoding",
 };
 const connectJson: Wire = {
   protocolName: "connect",
@@ -142,6 +173,8 @@ const connectJson: Wire = {
   endFrame: undefined,
   json: true,
   contentType: "application/json",
+  encodingHeader: "content-encoding",
+  acceptEncodingHeader: "accept-encoding",
 };
 const connectStreamProto: Wire = {
   protocolName: "connect",
@@ -149,6 +182,8 @@ const connectStreamProto: Wire = {
   endFrame: "connect",
   json: false,
   contentType: "application/connect+proto",
+  encodingHeader: "connect-content-encoding",
+  acceptEncodingHeader: "connect-accept-encoding",
 };
 const connectStreamJson: Wire = {
   protocolName: "connect",
@@ -156,6 +191,8 @@ const connectStreamJson: Wire = {
   endFrame: "connect",
   json: true,
   contentType: "application/connect+json",
+  encodingHeader: "connect-content-encoding",
+  acceptEncodingHeader: "connect-accept-encoding",
 };
 const connectUnaryContentType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
 const connectStreamContentType = /^application\/connect\+(proto|json)(?:;\s*charset=utf-?8)?$/i;
@@ -168,6 +205,7 @@ const clientGone = new ConnectError("the client closed the call", Code.Canceled)
 export function createServingPath(options: ServingPathOptions): ServingPath {
   const methods = new Map<string, ServedSpec>();
   const serve = createCallServer(options);
+  const { compressions, maxTimeoutMs } = options;
   return {
     record(router) {
       return {
@@ -194,29 +232,21 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
     },
     take(stream, headers) {
       const path = headers[":path"];
-      const route = routeOf(methods, headers[":method"], path, headers, options.maxTimeoutMs);
+      const route = routeOf(methods, headers[":method"], path, headers, maxTimeoutMs, compressions);
       if (route === undefined || path === undefined) return false;
       // A browser's call (over TLS) needs CORS, which the compatibility API's handler answers.
       if (route.wire.protocolName !== "grpc" && headers.origin !== undefined) return false;
       const address = stream.session?.socket?.remoteAddress;
-      serve(route.spec, stream, headers, route.wire, address, path, route.query);
+      serve(route, stream, headers, address, path);
       return true;
     },
     takeHttp1(req, res) {
-      const route = routeOf(methods, req.method, req.url, req.headers, options.maxTimeoutMs);
+      const route = routeOf(methods, req.method, req.url, req.headers, maxTimeoutMs, compressions);
       if (route === undefined || req.url === undefined || route.wire.protocolName === "grpc") {
         return false;
       }
       const exchange = new Http1Exchange(req, res);
-      serve(
-        route.spec,
-        exchange,
-        req.headers,
-        route.wire,
-        req.socket.remoteAddress,
-        req.url,
-        route.query,
-      );
+      serve(route, exchange, req.headers, req.socket.remoteAddress, req.url);
       return true;
     },
   };
@@ -226,7 +256,45 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
 interface Route {
   spec: ServedSpec;
   wire: Wire;
+  compression: Compressions;
   query?: Buffer;
+}
+
+/** What a call's messages are compressed with: its request's (null: none) and its answer's. */
+interface Compressions {
+  readonly request: Compression | null;
+  readonly response: Compression | null;
+}
+const uncompressed: Compressions = { request: null, response: null };
+
+/**
+ * The compressions of a call whose request names `requested` (its messages' compression, if any)
+ * and `accepted` (the compressions its client takes, in its order of preference), chosen from
+ * `available` as connect-es chooses them (gRPC's compression.md): without a list, the answer is
+ * compressed as the request is. Undefined when `requested` is not available: connect-es answers
+ * that (unimplemented, naming those it takes).
+ */
+function negotiate(
+  available: readonly Compression[],
+  requested: string | string[] | undefined,
+  accepted: string | string[] | undefined,
+): Compressions | undefined {
+  let request: Compression | null = null;
+  if (requested !== undefined && requested !== "identity") {
+    request = available.find((compression) => compression.name === requested) ?? null;
+    if (request === null) return undefined;
+  }
+  const names = Array.isArray(accepted) ? accepted.join(",") : accepted;
+  if (names === undefined || names === "") {
+    return request === null ? uncompressed : { request, response: request };
+  }
+  let response: Compression | null = null;
+  for (const name of names.split(",")) {
+    const trimmed = name.trim();
+    response = available.find((compression) => compression.name === trimmed) ?? null;
+    if (response !== null) break;
+  }
+  return request === null && response === null ? uncompressed : { request, response };
 }
 
 /** The route of a request to `path` by HTTP `method`; undefined for connect-es to serve it. */
@@ -236,19 +304,25 @@ function routeOf(
   path: string | undefined,
   headers: IncomingHttpHeaders,
   maxTimeoutMs: number,
+  compressions: readonly Compression[],
 ): Route | undefined {
   if (path === undefined) return undefined;
-  if (method === "GET") return connectGetOf(methods, path, headers, maxTimeoutMs);
+  if (method === "GET") return connectGetOf(methods, path, headers, maxTimeoutMs, compressions);
   const spec = method === "POST" ? methods.get(path) : undefined;
   const wire = spec === undefined ? undefined : wireOf(spec, headers, maxTimeoutMs);
-  return spec === undefined || wire === undefined ? undefined : { spec, wire };
+  if (spec === undefined || wire === undefined) return undefined;
+  const compression = negotiate(
+    compressions,
+    headers[wire.encodingHeader],
+    headers[wire.acceptEncodingHeader],
+  );
+  return compression === undefined ? undefined : { spec, wire, compression };
 }
 
 /**
- * The wire of a POST to a method this path serves: gRPC with uncompressed protobuf, or Connect
- * unary uncompressed with a well-formed timeout in range (what browsers and curl send); undefined
- * for connect-es to serve (GET, compression, Connect streams, and requests it refuses with
- * answers of its own).
+ * The wire of a POST to a method this path serves: gRPC or gRPC-web, or Connect with a
+ * well-formed timeout in range (what browsers and curl send); undefined for connect-es to serve
+ * (requests it refuses with answers of its own).
  */
 function wireOf(
   spec: ServedSpec,
@@ -257,15 +331,10 @@ function wireOf(
 ): Wire | undefined {
   const contentType = headers["content-type"] ?? "";
   const enveloped = envelopedWires.get(contentType);
-  if (enveloped !== undefined) {
-    const encoding = headers["grpc-encoding"];
-    return encoding === undefined || encoding === "identity" ? enveloped : undefined;
-  }
+  if (enveloped !== undefined) return enveloped;
   const unary = spec.kind === "unary";
   const connect = (unary ? connectUnaryContentType : connectStreamContentType).exec(contentType);
   if (connect === null) return undefined;
-  const encoding = headers[unary ? "content-encoding" : "connect-content-encoding"];
-  if (encoding !== undefined && encoding !== "identity") return undefined;
   const version = headers["connect-protocol-version"];
   if (version !== undefined && version !== "1") return undefined;
   if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
@@ -284,14 +353,15 @@ function connectTimeoutServed(headers: IncomingHttpHeaders, maxTimeoutMs: number
 }
 
 /**
- * A Connect unary GET this path serves (a method without side effects, an uncompressed message in
- * the query, protobuf or JSON), with its message's bytes; undefined for connect-es to answer.
+ * A Connect unary GET this path serves (a method without side effects, its message in the query,
+ * protobuf or JSON), with its message's bytes; undefined for connect-es to answer.
  */
 function connectGetOf(
   methods: ReadonlyMap<string, ServedSpec>,
   path: string,
   headers: IncomingHttpHeaders,
   maxTimeoutMs: number,
+  compressions: readonly Compression[],
 ): Route | undefined {
   const queryAt = path.indexOf("?");
   const spec = methods.get(queryAt < 0 ? path : path.slice(0, queryAt));
@@ -300,8 +370,12 @@ function connectGetOf(
   const params = new URLSearchParams(path.slice(queryAt + 1));
   const encoding = params.get("encoding");
   if (encoding !== "proto" && encoding !== "json") return undefined;
-  const compression = params.get("compression");
-  if (compression !== null && compression !== "identity") return undefined;
+  const compression = negotiate(
+    compressions,
+    params.get("compression") ?? undefined,
+    headers["accept-encoding"],
+  );
+  if (compression === undefined) return undefined;
   const connect = params.get("connect");
   if (connect !== null && connect !== "v1") return undefined;
   if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
@@ -315,7 +389,7 @@ function connectGetOf(
   } catch {
     return undefined;
   }
-  return { spec, wire: encoding === "json" ? connectJson : connectProto, query };
+  return { spec, wire: encoding === "json" ? connectJson : connectProto, compression, query };
 }
 
 function createCallServer(options: ServingPathOptions) {
@@ -327,6 +401,7 @@ function createCallServer(options: ServingPathOptions) {
     maxMessageBytes: options.maxMessageBytes,
     maxSendMessageBytes: options.maxSendMessageBytes,
     jsonOptions: options.jsonOptions,
+    compressMinBytes: options.compressMinBytes,
     unaryChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "unary" }>) =>
       chain(unaryInterceptors, unaryHandler(spec)),
     ),
@@ -336,15 +411,13 @@ function createCallServer(options: ServingPathOptions) {
   };
 
   return (
-    spec: ServedSpec,
+    route: Route,
     stream: Exchange,
     headers: IncomingHttpHeaders,
-    wire: Wire,
     address: string | undefined,
     path: string,
-    /** A GET's message, from its query: no body is read. */
-    query?: Buffer,
   ): void => {
+    const { wire } = route;
     const header = new IncomingHeaders(headers);
     const timeout =
       wire.protocolName !== "connect"
@@ -354,14 +427,12 @@ function createCallServer(options: ServingPathOptions) {
       timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
     const call = new Call(
       shared,
-      spec,
+      route,
       stream,
       `http://${headers[":authority"] ?? headers.host ?? "localhost"}${path}`,
       header,
-      wire,
       deadline,
       options.contextValues(address),
-      query,
     );
     // The gate runs after the headers, before the body is read.
     if (requestGate === undefined) call.read(timeout.error);
@@ -379,6 +450,7 @@ interface SharedByCalls {
   maxMessageBytes: number;
   maxSendMessageBytes: number;
   jsonOptions: Partial<JsonReadOptions & JsonWriteOptions> | undefined;
+  compressMinBytes: number;
   unaryChainOf: (spec: Extract<ServedSpec, { kind: "unary" }>) => Chain<UnaryResponse>;
   streamChainOf: (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => Chain<StreamResponse>;
 }
@@ -543,6 +615,9 @@ class Call {
   /** A GET's message, from its query. */
   private query: Buffer | undefined;
   readonly wire: Wire;
+  private readonly compression: Compressions;
+  /** The request's message is flagged compressed (enveloped wires). */
+  private compressed = false;
   private headersSent = false;
   private controller: AbortController | undefined;
   private endReason: ConnectError | undefined;
@@ -562,15 +637,14 @@ class Call {
 
   constructor(
     shared: SharedByCalls,
-    spec: ServedSpec,
+    route: Route,
     stream: Exchange,
     url: string,
     header: Headers,
-    wire: Wire,
     deadline: number | undefined,
     contextValues: ContextValues,
-    query?: Buffer,
   ) {
+    const { spec, query } = route;
     this.shared = shared;
     this.spec = spec;
     this.method = spec.method;
@@ -579,7 +653,8 @@ class Call {
     this.query = query;
     this.requestMethod = query === undefined ? "POST" : "GET";
     this.header = header;
-    this.wire = wire;
+    this.wire = route.wire;
+    this.compression = route.compression;
     this.deadline = deadline;
     this.contextValues = contextValues;
     // A request an interceptor rebuilt field by field keeps its context values, and so its call.
@@ -630,7 +705,7 @@ class Call {
       this.stream.resume();
       if (query.length > this.shared.maxMessageBytes) {
         this.finish(messageTooLarge(query.length, "readMaxBytes", this.shared.maxMessageBytes));
-      } else void this.answer(query);
+      } else void this.answer(query, this.compression.request !== null);
       return;
     }
     // A Connect unary body announced larger than the limit is refused before it is read.
@@ -649,8 +724,9 @@ class Call {
   }
 
   /**
-   * Takes a chunk of the request body, which must be a single uncompressed envelope of at most
-   * `maxMessageBytes`: the call fails as soon as it cannot be.
+   * Takes a chunk of the request body, which must be a single envelope of at most
+   * `maxMessageBytes`, compressed only if the request names a compression: the call fails as soon
+   * as it cannot be.
    */
   receive(chunk: Buffer): void {
     if (this.firstChunk === undefined) this.firstChunk = chunk;
@@ -667,12 +743,15 @@ class Call {
     }
     if (this.announced < 0 && this.size >= envelopeHeaderBytes) {
       const head = this.chunks === undefined ? chunk : Buffer.concat(this.chunks, this.size);
-      if ((head[0] ?? 0) & 0b1) {
-        this.finish(
-          // The gRPC specification's code for it (a protocol error), as connect-es answers too.
-          new ConnectError(requestFaults.compressedWithoutEncoding, Code.Internal),
-        );
-        return;
+      if ((head[0] ?? 0) & compressedFlag) {
+        if (this.compression.request === null) {
+          this.finish(
+            // The gRPC specification's code for it (a protocol error), as connect-es answers too.
+            new ConnectError(requestFaults.compressedWithoutEncoding, Code.Internal),
+          );
+          return;
+        }
+        this.compressed = true;
       }
       this.announced = head.readUInt32BE(1);
       const limit = this.shared.maxMessageBytes;
@@ -694,7 +773,7 @@ class Call {
     if (this.ended) return;
     const { size, announced } = this;
     if (!this.wire.enveloped) {
-      void this.answer(this.takeBody());
+      void this.answer(this.takeBody(), this.compression.request !== null);
       return;
     }
     if (size === 0) {
@@ -715,7 +794,7 @@ class Call {
       this.finish(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
       return;
     }
-    void this.answer(messageOf(this.takeBody()));
+    void this.answer(messageOf(this.takeBody()), this.compressed);
   }
 
   /** The request body received, which the call no longer holds. */
@@ -727,22 +806,29 @@ class Call {
     return body ?? Buffer.alloc(0);
   }
 
-  /** Runs the method's chain on the request message and sends what it answers. */
-  private async answer(bytes: Buffer): Promise<void> {
+  /**
+   * Runs the method's chain on the request message (`bytes`, `compressed` with the request's
+   * compression) and sends what it answers.
+   */
+  private async answer(bytes: Buffer, compressed: boolean): Promise<void> {
     const { spec, method, shared } = this;
     try {
       const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
-      const input = decode(method.input, bytes, json);
+      const input = decode(method.input, compressed ? await this.decompress(bytes) : bytes, json);
       const max = shared.maxSendMessageBytes;
       if (spec.kind === "unary") {
         const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
         if (this.ended) return;
-        this.sendUnary(
-          this.wire.enveloped
-            ? encode(method.output, res.message, max)
-            : serialize(method.output, res.message, max, json),
-          res,
-        );
+        let answer = this.wire.enveloped
+          ? encode(method.output, res.message, max, json)
+          : serialize(method.output, res.message, max, json);
+        if (this.compression.response !== null) {
+          answer = Buffer.isBuffer(answer)
+            ? await this.compressFrame(answer)
+            : await this.compressBody(answer);
+          if (this.ended) return;
+        }
+        this.sendUnary(answer, res);
       } else {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
@@ -751,6 +837,38 @@ class Call {
     } catch (error) {
       this.finish(error);
     }
+  }
+
+  /** The request's message, decompressed within the size limit. */
+  private async decompress(bytes: Buffer): Promise<Buffer> {
+    const compression = this.compression.request as Compression;
+    try {
+      const message = await compression.decompress(bytes, this.shared.maxMessageBytes);
+      return Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+    } catch (error) {
+      // Too large once decompressed is resource_exhausted; anything else is the client's bytes.
+      if (error instanceof ConnectError && error.code === Code.ResourceExhausted) throw error;
+      throw new ConnectError(requestFaults.undecompressable, Code.InvalidArgument);
+    }
+  }
+
+  /** `frame` with its message compressed, when the answer is and the message is large enough. */
+  private async compressFrame(frame: Buffer): Promise<Buffer> {
+    const compression = this.compression.response;
+    if (compression === null || frame.length - envelopeHeaderBytes < this.shared.compressMinBytes) {
+      return frame;
+    }
+    return envelope(await compression.compress(messageOf(frame)), compressedFlag);
+  }
+
+  /** A Connect unary answer's body, compressed when the answer is and the body is large enough. */
+  private async compressBody(body: Body): Promise<Body> {
+    const compression = this.compression.response;
+    if (compression === null || body.length < this.shared.compressMinBytes) return body;
+    const data = await compression.compress(
+      typeof body.data === "string" ? Buffer.from(body.data) : body.data,
+    );
+    return { data, length: data.byteLength, encoding: compression.name };
   }
 
   /** Answers with `res`: the handler's answer, or one an interceptor put in its place. */
@@ -770,6 +888,7 @@ class Call {
           "content-type": this.wire.contentType,
           "content-length": frame.length,
         });
+        if (frame.encoding !== undefined) fields["content-encoding"] = frame.encoding;
         stream.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
         stream.end(frame.data);
         this.end(callEnded);
@@ -812,10 +931,18 @@ class Call {
         let next: IteratorResult<unknown> | undefined = await messages.next();
         if (this.ended) return;
         if (next.done) break;
-        const frame = frameOf(next.value);
+        let frame = frameOf(next.value);
+        // A message many streams send (a change, a snapshot page) is encoded once for all of
+        // them, and goes out uncompressed: compressed for each stream, it would cost every one
+        // of them the work that sharing saves.
+        const shared = isShared(next.value);
         // The message is let go of before waiting for a slow reader: a suspended async function
         // keeps its locals alive (V8), and the bytes are all the stream needs now.
         next = undefined;
+        if (this.compression.response !== null && !shared) {
+          frame = await this.compressFrame(frame);
+          if (this.ended) return;
+        }
         if (!this.headersSent) {
           this.headersSent = true;
           const body = this.wire.endFrame === undefined ? withTrailers : answerWithBody;
@@ -934,7 +1061,16 @@ class Call {
   }
 
   private responseHeaders(header: Headers | undefined): Record<string, string | number> {
-    return toObject(header, { ":status": 200, "content-type": this.wire.contentType });
+    const fields: Record<string, string | number> = {
+      ":status": 200,
+      "content-type": this.wire.contentType,
+    };
+    // An enveloped answer names the compression its messages may use (each says if it does).
+    const compression = this.compression.response;
+    if (compression !== null && this.wire.enveloped) {
+      fields[this.wire.encodingHeader] = compression.name;
+    }
+    return toObject(header, fields);
   }
 }
 
@@ -1033,10 +1169,11 @@ function serialize(
   return { data, length };
 }
 
-/** The body of a Connect unary answer, and its length in bytes. */
+/** The body of a Connect unary answer, its length in bytes, and its compression if any. */
 interface Body {
   data: string | Uint8Array;
   length: number;
+  encoding?: string;
 }
 
 /** gRPC-web's last frame: the trailer fields, one "name: value" line each, flagged as trailers. */
@@ -1129,6 +1266,11 @@ function frameOf(
   }
   shared.jsonFrame ??= ownMemory(encode(schema, message, maxMessageBytes, json));
   return shared.jsonFrame as Buffer;
+}
+
+/** Whether `message` is encoded once for every stream that sends it (see frameOf). */
+function isShared(message: unknown): boolean {
+  return typeof message === "object" && message !== null && sharedEncoding in message;
 }
 
 /**

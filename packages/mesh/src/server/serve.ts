@@ -6,7 +6,7 @@ import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { DescService, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
@@ -183,6 +183,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
   // Both serving paths give each call the same context values: its peer's address.
   const callValues = (address: string | undefined) =>
     createContextValues().set(peerKey, address ?? "unknown");
+  // Both serving paths take and give the same compressions (connect-node's defaults).
+  const compressions = [compressionGzip, compressionBrotli] as const;
+  // Smaller messages go out uncompressed: compressing them costs more than it saves.
+  const compressMinBytes = 1024;
   const servingPath = createServingPath({
     interceptors,
     requestGate,
@@ -191,6 +195,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     maxSendMessageBytes: limits.maxSendMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
     jsonOptions: options.jsonOptions,
+    compressions,
+    compressMinBytes,
   });
   const handleRpc = connectNodeAdapter({
     routes(router) {
@@ -208,6 +214,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     readMaxBytes: limits.maxMessageBytes,
     writeMaxBytes: limits.maxSendMessageBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
+    acceptCompression: [...compressions],
+    compressMinBytes,
   });
 
   const handle = (
