@@ -24,7 +24,9 @@ import {
 } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import {
+  BatchCreateUsersRequestSchema,
   GetUserRequestSchema,
   GetUserResponseSchema,
   UserService,
@@ -32,7 +34,7 @@ import {
   type WatchUsersResponse,
   WatchUsersResponseSchema,
 } from "@shop/api/shop/user/v1/user_service_pb";
-import { waitFor } from "@shop/testing";
+import { createRequestStream, waitFor } from "@shop/testing";
 import pino from "pino";
 import {
   convertBatchesOnce,
@@ -51,6 +53,8 @@ const seen = {
   watchSignals: [] as AbortSignal[],
   intercepted: [] as string[],
   requestMethods: [] as string[],
+  /** TrackOrders handlers running now. */
+  tracking: 0,
 };
 // Every watcher gets the same message object for a change, as the services' watch handlers do.
 const watchers = new Set<(message: WatchUsersResponse) => void>();
@@ -81,70 +85,102 @@ let server: Server;
 before(async () => {
   server = await serve({
     name: "serving-path-test",
-    services: [UserService],
+    services: [UserService, OrderService],
     // The ids here name what the handler does ("slow", "crash"), not users: this test is about
     // serving, and the contract's rules (an id is a UUID) would refuse them first.
     validateRequests: false,
     routes: (router) =>
-      router.service(UserService, {
-        async getUser(req, context) {
-          seen.requestMethods.push(context.requestMethod);
-          switch (req.id) {
-            case "slow":
-              // Ignores its signal: the deadline must still end the call on time.
-              seen.slowSignal = context.signal;
-              await new Promise((resolve) => setTimeout(resolve, 3_000));
-              return { user: { id: "slow" } };
-            case "answered":
-              seen.answeredSignal = context.signal;
-              return { user: { id: "answered" } };
-            case "late":
-              // Looks at its signal only once its client has gone.
-              await new Promise((resolve) => setTimeout(resolve, 300));
-              seen.lateSignal = context.signal;
-              return { user: { id: "late" } };
-            case "missing":
-              throw new ConnectError("no user missing", Code.NotFound, { "x-why": "absent" });
-            case "crash":
-              throw new Error("password=hunter2 at /srv/secret/path.ts");
-            case "headers":
-              context.responseHeader.set("x-served-by", "test");
-              context.responseTrailer.set("x-trailer", "done");
-              return { user: { id: "headers" } };
-            default:
-              return { user: { id: req.id, name: `user ${req.id}` } };
-          }
-        },
-        async *watchUsers(req, context) {
-          seen.watchSignals.push(context.signal);
-          if (req.startRevision < 0n) {
-            throw new ConnectError("start_revision must be >= 0", Code.InvalidArgument);
-          }
-          context.responseHeader.set("x-watch", "open");
-          const queue: WatchUsersResponse[] = [];
-          let wake: (() => void) | undefined;
-          const deliver = (message: WatchUsersResponse) => {
-            queue.push(message);
-            wake?.();
-          };
-          watchers.add(deliver);
-          try {
-            while (!context.signal.aborted) {
-              const message = queue.shift();
-              if (message) {
-                yield message;
-                continue;
-              }
-              await new Promise<void>((resolve) => {
-                wake = resolve;
-                context.signal.addEventListener("abort", () => resolve(), { once: true });
-              });
+      router
+        .service(UserService, {
+          async getUser(req, context) {
+            seen.requestMethods.push(context.requestMethod);
+            switch (req.id) {
+              case "slow":
+                // Ignores its signal: the deadline must still end the call on time.
+                seen.slowSignal = context.signal;
+                await new Promise((resolve) => setTimeout(resolve, 3_000));
+                return { user: { id: "slow" } };
+              case "answered":
+                seen.answeredSignal = context.signal;
+                return { user: { id: "answered" } };
+              case "late":
+                // Looks at its signal only once its client has gone.
+                await new Promise((resolve) => setTimeout(resolve, 300));
+                seen.lateSignal = context.signal;
+                return { user: { id: "late" } };
+              case "missing":
+                throw new ConnectError("no user missing", Code.NotFound, { "x-why": "absent" });
+              case "crash":
+                throw new Error("password=hunter2 at /srv/secret/path.ts");
+              case "headers":
+                context.responseHeader.set("x-served-by", "test");
+                context.responseTrailer.set("x-trailer", "done");
+                return { user: { id: "headers" } };
+              default:
+                return { user: { id: req.id, name: `user ${req.id}` } };
             }
-          } finally {
-            watchers.delete(deliver);
-          }
-        },
-      }),
+          },
+          async *watchUsers(req, context) {
+            seen.watchSignals.push(context.signal);
+            if (req.startRevision < 0n) {
+              throw new ConnectError("start_revision must be >= 0", Code.InvalidArgument);
+            }
+            context.responseHeader.set("x-watch", "open");
+            const queue: WatchUsersResponse[] = [];
+            let wake: (() => void) | undefined;
+            const deliver = (message: WatchUsersResponse) => {
+              queue.push(message);
+              wake?.();
+            };
+            watchers.add(deliver);
+            try {
+              while (!context.signal.aborted) {
+                const message = queue.shift();
+                if (message) {
+                  yield message;
+                  continue;
+                }
+                await new Promise<void>((resolve) => {
+                  wake = resolve;
+                  context.signal.addEventListener("abort", () => resolve(), { once: true });
+                });
+              }
+            } finally {
+              watchers.delete(deliver);
+            }
+          },
+          async batchCreateUsers(requests, context) {
+            const names: string[] = [];
+            for await (const request of requests) {
+              if (request.name === "fail") {
+                throw new ConnectError("no user may be called fail", Code.InvalidArgument);
+              }
+              names.push(request.name);
+            }
+            context.responseHeader.set("x-count", String(names.length));
+            context.responseTrailer.set("x-trailer", "done");
+            return { users: names.map((name) => ({ id: name, name })) };
+          },
+        })
+        .service(OrderService, {
+          // Answers each message as it comes: its ids back as unknown, at the revision of its count.
+          async *trackOrders(requests, context) {
+            seen.tracking++;
+            try {
+              context.responseHeader.set("x-tracking", "open");
+              let count = 0n;
+              for await (const request of requests) {
+                count++;
+                if (request.addOrderIds.includes("fail")) {
+                  throw new ConnectError("cannot track fail", Code.FailedPrecondition);
+                }
+                yield { revision: count, unknownOrderIds: request.addOrderIds };
+              }
+            } finally {
+              seen.tracking--;
+            }
+          },
+        }),
     port: 0,
     host: "127.0.0.1",
     limits: { ...defaultLimits, maxMessageBytes: 1024 },
@@ -863,4 +899,183 @@ describe("server-streaming calls over gRPC", () => {
     assert.equal(headers["grpc-status"], String(Code.InvalidArgument));
     assert.equal(trailers, undefined);
   });
+});
+
+const batchPath = "/shop.user.v1.UserService/BatchCreateUsers";
+const batchBytes = (name: string) =>
+  toBinary(BatchCreateUsersRequestSchema, create(BatchCreateUsersRequestSchema, { name }));
+
+async function* batchOf(names: string[]) {
+  for (const name of names) yield { name, email: `${name}@example.com` };
+}
+
+describe("client- and bidi-streaming calls on the runtime's path", () => {
+  test("grpc-js sends BatchCreateUsers three messages and gets the answer, the handler's headers and trailers", async () => {
+    const client = grpcJsClient();
+    type Outcome = { error: grpc.ServiceError | null; response?: Record<string, unknown> };
+    const send = (names: string[]) =>
+      new Promise<Outcome & { header?: grpc.Metadata; trailer?: grpc.Metadata }>((resolve) => {
+        let header: grpc.Metadata | undefined;
+        let outcome: Outcome | undefined;
+        let trailer: grpc.Metadata | undefined;
+        const done = () => {
+          if (outcome && trailer) resolve({ ...outcome, header, trailer });
+        };
+        const call = (
+          client.BatchCreateUsers as (
+            metadata: grpc.Metadata,
+            callback: (error: grpc.ServiceError | null, response?: Record<string, unknown>) => void,
+          ) => grpc.ClientWritableStream<object>
+        )(new grpc.Metadata(), (error, response) => {
+          outcome = { error, response };
+          done();
+        });
+        call.on("metadata", (metadata: grpc.Metadata) => {
+          header = metadata;
+        });
+        call.on("status", (status: grpc.StatusObject) => {
+          trailer = status.metadata;
+          done();
+        });
+        for (const name of names) call.write({ name, email: `${name}@example.com` });
+        call.end();
+      });
+    try {
+      const ok = await send(["ann", "bob", "cy"]);
+      assert.equal(ok.error, null);
+      const users = ok.response?.users as { name: string }[];
+      assert.deepEqual(
+        users.map((user) => user.name),
+        ["ann", "bob", "cy"],
+      );
+      assert.deepEqual(ok.header?.get("x-count"), ["3"]);
+      assert.deepEqual(ok.header?.get("date"), [], "served by the runtime's path");
+      assert.deepEqual(ok.trailer?.get("x-trailer"), ["done"]);
+      const failed = await send(["ann", "fail", "cy"]);
+      assert.equal(failed.error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.equal(failed.error?.details, "no user may be called fail");
+    } finally {
+      client.close();
+    }
+  });
+
+  for (const [name, transport] of [
+    [
+      "Connect over HTTP/2",
+      () => createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
+    ],
+    [
+      "Connect JSON over HTTP/1.1",
+      () =>
+        createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useBinaryFormat: false }),
+    ],
+    [
+      "gRPC-web over HTTP/1.1",
+      () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    ],
+    [
+      "gRPC with gzip",
+      () =>
+        createGrpcTransport({
+          baseUrl: server.url,
+          sendCompression: compressionGzip,
+          compressMinBytes: 0,
+        }),
+    ],
+  ] as const) {
+    test(`${name}: BatchCreateUsers gets its answer and headers; an error keeps its code`, async () => {
+      const client = createClient(UserService, transport());
+      let header: Headers | undefined;
+      const answer = await client.batchCreateUsers(batchOf(["ann", "bob", "cy"]), {
+        onHeader: (h) => {
+          header = h;
+        },
+      });
+      assert.deepEqual(
+        answer.users.map((user) => user.name),
+        ["ann", "bob", "cy"],
+      );
+      assert.equal(header?.get("x-count"), "3");
+      assert.equal(header?.get("date"), null, "served by the runtime's path");
+      const error = await client
+        .batchCreateUsers(batchOf(["ann", "fail"]))
+        .catch((e: unknown) => ConnectError.from(e));
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.code, Code.InvalidArgument);
+      assert.equal(error.rawMessage, "no user may be called fail");
+    });
+  }
+
+  for (const [name, transport] of [
+    ["gRPC", () => createGrpcTransport({ baseUrl: server.url })],
+    ["Connect", () => createConnectTransport({ baseUrl: server.url, httpVersion: "2" })],
+    ["gRPC-web", () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" })],
+  ] as const) {
+    test(`${name} over HTTP/2: TrackOrders answers each message before the next is sent, then ends; an error mid-stream keeps its code`, async () => {
+      const client = createClient(OrderService, transport());
+      const requests = createRequestStream<{ addOrderIds: string[] }>();
+      let header: Headers | undefined;
+      const responses = client
+        .trackOrders(requests, {
+          onHeader: (h) => {
+            header = h;
+          },
+        })
+        [Symbol.asyncIterator]();
+      requests.push({ addOrderIds: ["a"] });
+      const first = await responses.next();
+      assert.deepEqual(first.value?.unknownOrderIds, ["a"]);
+      assert.equal(first.value?.revision, 1n);
+      requests.push({ addOrderIds: ["b", "c"] });
+      const second = await responses.next();
+      assert.deepEqual(second.value?.unknownOrderIds, ["b", "c"]);
+      assert.equal(second.value?.revision, 2n);
+      requests.close();
+      assert.equal((await responses.next()).done, true);
+      assert.equal(header?.get("x-tracking"), "open");
+      assert.equal(header?.get("date"), null, "served by the runtime's path");
+
+      const failing = createRequestStream<{ addOrderIds: string[] }>();
+      const received: bigint[] = [];
+      failing.push({ addOrderIds: ["a"] });
+      failing.push({ addOrderIds: ["fail"] });
+      const error = await (async () => {
+        for await (const response of client.trackOrders(failing)) received.push(response.revision);
+      })().catch((e: unknown) => ConnectError.from(e));
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.code, Code.FailedPrecondition);
+      assert.deepEqual(received, [1n]);
+    });
+  }
+
+  test("a bidi stream whose client goes away ends its handler", async () => {
+    const client = createClient(OrderService, createGrpcTransport({ baseUrl: server.url }));
+    const controller = new AbortController();
+    const requests = createRequestStream<{ addOrderIds: string[] }>();
+    const responses = client
+      .trackOrders(requests, { signal: controller.signal })
+      [Symbol.asyncIterator]();
+    requests.push({ addOrderIds: ["a"] });
+    await responses.next();
+    assert.equal(seen.tracking, 1);
+    controller.abort();
+    await waitFor(() => seen.tracking === 0, { message: "the handler never ended" });
+  });
+
+  for (const [name, body, code] of [
+    [
+      "a message announced larger than the limit",
+      Buffer.concat([envelope(batchBytes("a")), Buffer.from([0, 0, 0, 8, 0])]),
+      "8",
+    ],
+    ["a body ending inside a message", envelope(batchBytes("a")).subarray(0, 7), "3"],
+    ["a message flagged compressed without a grpc-encoding", envelope(batchBytes("a"), 1), "13"],
+    ["bytes that are not the message", envelope(Buffer.from([0x0a, 0xff, 0xff])), "3"],
+  ] as const) {
+    test(`a client stream with ${name} fails with grpc-status ${code}, on the runtime's path`, async () => {
+      const { headers, trailers } = await rawGrpc(batchPath, body);
+      assert.equal(headers.date, undefined, "answered by the runtime's path");
+      assert.equal(headers["grpc-status"] ?? trailers?.["grpc-status"], code);
+    });
+  }
 });

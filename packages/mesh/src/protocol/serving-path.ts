@@ -50,15 +50,16 @@ import { waitTurn } from "./turns.ts";
 // The runtime's own serving path. connect-es serves every call through its streaming machinery:
 // about ten async-iterable transforms per call and per streamed message, a Web request and
 // response per call built by connect-node's adapter, and aborts that construct a DOMException each
-// (bench/README.md, "Where the time goes"). This path serves the calls that make up almost all of
-// the traffic straight from the HTTP stream: gRPC and gRPC-web unary and server-streaming calls
-// (the mesh's own calls, grpc-web clients), and Connect unary calls (POST, and GET for methods
-// without side effects) and server streams (browsers, curl, the dashboard), protobuf or JSON,
-// compressed or not, over HTTP/2 and, but for gRPC, HTTP/1.1. The same implementations,
-// interceptors and request gate, with the semantics connect-es gives them (codes, messages,
-// headers, trailers, deadlines, limits, compression, Connect's JSON errors and end-stream message,
-// gRPC-web's trailer frame). Everything else (client and bidi streams, a compression the server
-// does not take, browsers over HTTP/2) still goes to connect-es. No library offers a server that
+// (bench/README.md, "Where the time goes"). This path serves the calls straight from the HTTP
+// stream: every kind of call (unary, server, client and bidi streams) over gRPC and gRPC-web (the
+// mesh's own calls, grpc-web clients) and Connect (browsers, curl, the dashboard; unary also by
+// GET for methods without side effects), protobuf or JSON, compressed or not, over HTTP/2 and, but
+// for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the semantics
+// connect-es gives them (codes, messages, headers, trailers, deadlines, limits, compression,
+// Connect's JSON errors and end-stream message, gRPC-web's trailer frame). What is left goes to
+// connect-es: a compression the server does not take, calls from browsers over HTTP/2 (CORS),
+// requests this path does not recognise (connect-es answers them with its own errors), and
+// services registered with options of their own. No library offers a server that
 // shares a port and its interceptors with connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
@@ -92,11 +93,13 @@ export interface ServingPath {
   record(router: ConnectRouter): ConnectRouter;
   /** Serves the call on `stream` and returns true, or returns false for connect-es to serve it. */
   take(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean;
-  /** The same for a request over HTTP/1.1 (Connect unary only: gRPC needs HTTP/2). */
+  /** The same for a request over HTTP/1.1 (not gRPC, which needs HTTP/2). */
   takeHttp1(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
-type ServedSpec = Extract<MethodImplSpec, { kind: "unary" | "server_streaming" }>;
+type ServedSpec = MethodImplSpec;
+/** The methods whose requests are streams of messages. */
+type RequestStreamingSpec = Extract<ServedSpec, { kind: "client_streaming" | "bidi_streaming" }>;
 
 /**
  * How a call's messages and status go on the wire: gRPC (enveloped protobuf, the status in
@@ -217,9 +220,7 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
           if (serviceOptions === undefined) {
             const spec = createServiceImplSpec(service, implementation);
             for (const method of Object.values(spec.methods)) {
-              if (method.kind === "unary" || method.kind === "server_streaming") {
-                methods.set(`/${service.typeName}/${method.method.name}`, method);
-              }
+              methods.set(`/${service.typeName}/${method.method.name}`, method);
             }
           }
           return this;
@@ -408,6 +409,12 @@ function createCallServer(options: ServingPathOptions) {
     streamChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "server_streaming" }>) =>
       chain(interceptors, serverStreamingHandler(spec)),
     ),
+    clientStreamChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "client_streaming" }>) =>
+      chain(interceptors, clientStreamingHandler(spec)),
+    ),
+    bidiChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "bidi_streaming" }>) =>
+      chain(interceptors, bidiStreamingHandler(spec)),
+    ),
   };
 
   return (
@@ -453,6 +460,10 @@ interface SharedByCalls {
   compressMinBytes: number;
   unaryChainOf: (spec: Extract<ServedSpec, { kind: "unary" }>) => Chain<UnaryResponse>;
   streamChainOf: (spec: Extract<ServedSpec, { kind: "server_streaming" }>) => Chain<StreamResponse>;
+  clientStreamChainOf: (
+    spec: Extract<ServedSpec, { kind: "client_streaming" }>,
+  ) => Chain<UnaryResponse>;
+  bidiChainOf: (spec: Extract<ServedSpec, { kind: "bidi_streaming" }>) => Chain<StreamResponse>;
 }
 
 const callOfStream = Symbol("call");
@@ -481,6 +492,7 @@ interface Exchange {
   write(chunk: Uint8Array): boolean;
   end(chunk?: Uint8Array | string): unknown;
   sendTrailers(headers: Record<string, string | number>): void;
+  pause(): unknown;
   resume(): unknown;
   close(code?: number): void;
 }
@@ -554,6 +566,11 @@ class Http1Exchange {
     throw new Error("HTTP/1.1 has no trailers here");
   }
 
+  pause(): this {
+    this.req.pause();
+    return this;
+  }
+
   resume(): this {
     this.req.resume();
     return this;
@@ -618,6 +635,8 @@ class Call {
   private readonly compression: Compressions;
   /** The request's message is flagged compressed (enveloped wires). */
   private compressed = false;
+  /** The request messages of a client- or bidi-streaming call. */
+  private requests: RequestStream | undefined;
   private headersSent = false;
   private controller: AbortController | undefined;
   private endReason: ConnectError | undefined;
@@ -662,7 +681,7 @@ class Call {
     (stream as CallStream)[callOfStream] = this;
     stream.on("error", ignore);
     // A stream's writes wait for a client that may go away meanwhile.
-    if (spec.kind === "server_streaming") this.watchClient();
+    if (spec.kind !== "unary") this.watchClient();
     if (deadline !== undefined) {
       this.timer = setTimeout(
         () => this.finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
@@ -714,6 +733,12 @@ class Call {
       this.finish(messageTooLarge(length, "readMaxBytes", this.shared.maxMessageBytes));
       return;
     }
+    const { spec } = this;
+    if (spec.kind === "client_streaming" || spec.kind === "bidi_streaming") {
+      // The handler starts now and reads the messages as they come.
+      this.requests = new RequestStream(this, this.shared.maxMessageBytes);
+      void this.answerStreaming(spec, this.requests);
+    }
     // An empty body may have ended while the request gate ran (its end is not read twice).
     if (this.stream.readableEnded) {
       this.received();
@@ -729,6 +754,10 @@ class Call {
    * as it cannot be.
    */
   receive(chunk: Buffer): void {
+    if (this.requests !== undefined) {
+      this.requests.push(chunk);
+      return;
+    }
     if (this.firstChunk === undefined) this.firstChunk = chunk;
     else if (this.chunks === undefined) this.chunks = [this.firstChunk, chunk];
     else this.chunks.push(chunk);
@@ -771,6 +800,10 @@ class Call {
   /** The request body has ended: answers its message, or fails the call when it is not whole. */
   received(): void {
     if (this.ended) return;
+    if (this.requests !== undefined) {
+      this.requests.end();
+      return;
+    }
     const { size, announced } = this;
     if (!this.wire.enveloped) {
       void this.answer(this.takeBody(), this.compression.request !== null);
@@ -829,7 +862,7 @@ class Call {
           if (this.ended) return;
         }
         this.sendUnary(answer, res);
-      } else {
+      } else if (spec.kind === "server_streaming") {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) return;
         await this.sendStream(res, (message) => frameOf(method.output, message, max, json));
@@ -837,6 +870,63 @@ class Call {
     } catch (error) {
       this.finish(error);
     }
+  }
+
+  /**
+   * Runs the chain of a client- or bidi-streaming method on its request messages as they come and
+   * sends what it answers: one message (client streaming) or a stream of them, then the status.
+   */
+  private async answerStreaming(
+    spec: RequestStreamingSpec,
+    requests: RequestStream,
+  ): Promise<void> {
+    const { method, shared } = this;
+    try {
+      const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
+      const max = shared.maxSendMessageBytes;
+      const frames = (message: unknown) => frameOf(method.output, message, max, json);
+      const req = new CallRequest(this, true, requests);
+      if (spec.kind === "bidi_streaming") {
+        const res = await shared.bidiChainOf(spec)(req);
+        if (!this.ended) await this.sendStream(res, frames);
+        return;
+      }
+      const res = await shared.clientStreamChainOf(spec)(req);
+      if (this.ended) return;
+      // The handler's own answer, or a copy of it, uses the call's header and trailer (sendUnary).
+      const own = res instanceof Answer;
+      await this.sendStream(
+        {
+          stream: true,
+          service: res.service,
+          method: res.method,
+          header: (own ? this.setHeader : (res.header ?? this.setHeader)) as Headers,
+          trailer: (own ? this.setTrailer : (res.trailer ?? this.setTrailer)) as Headers,
+          message: single(res.message),
+        } as unknown as StreamResponse,
+        frames,
+      );
+    } catch (error) {
+      this.finish(error);
+    }
+  }
+
+  /**
+   * The message in `frame`, one envelope of a streaming request, decompressed and decoded; `skip`
+   * for the end-stream envelope a Connect client may send last.
+   */
+  async requestMessage(frame: Buffer): Promise<unknown> {
+    const flags = frame[0] ?? 0;
+    if (this.wire.endFrame === "connect" && (flags & endStreamFlag) === endStreamFlag) return skip;
+    let bytes = messageOf(frame);
+    if (flags & compressedFlag) {
+      if (this.compression.request === null) {
+        throw new ConnectError(requestFaults.compressedWithoutEncoding, Code.Internal);
+      }
+      bytes = await this.decompress(bytes);
+    }
+    const json = this.wire.json ? (this.shared.jsonOptions ?? {}) : undefined;
+    return decode(this.method.input, bytes, json);
   }
 
   /** The request's message, decompressed within the size limit. */
@@ -1044,6 +1134,8 @@ class Call {
   private end(reason: ConnectError): void {
     this.ended = true;
     this.endReason = reason;
+    // A handler waiting for its next request message learns why the call ended.
+    this.requests?.fail(reason);
     clearTimeout(this.timer);
     const controller = this.controller;
     if (controller !== undefined && !controller.signal.aborted) controller.abort(reason);
@@ -1321,22 +1413,49 @@ class Answer implements UnaryResponse {
   }
 }
 
+/** The handler of a client-streaming method, innermost in its chain. */
+function clientStreamingHandler(spec: Extract<ServedSpec, { kind: "client_streaming" }>) {
+  return async (req: CallRequest): Promise<UnaryResponse> => {
+    const call = callOf(req);
+    const output = await spec.impl(req.message as never, new CallContext(call, req));
+    return new Answer(call, create(spec.method.output, output));
+  };
+}
+
+/** The handler of a bidi-streaming method, innermost in its chain. */
+function bidiStreamingHandler(spec: Extract<ServedSpec, { kind: "bidi_streaming" }>) {
+  return async (req: CallRequest): Promise<StreamResponse> => {
+    const call = callOf(req);
+    return streamAnswer(
+      call,
+      spec.method,
+      spec.impl(req.message as never, new CallContext(call, req)),
+    );
+  };
+}
+
+/** A streaming method's answer, `messages`, as the interceptors see it. */
+function streamAnswer(call: Call, method: DescMethod, messages: unknown): StreamResponse {
+  return {
+    stream: true as const,
+    service: method.parent,
+    method,
+    header: call.responseHeader,
+    trailer: call.responseTrailer,
+    message: messages,
+  } as StreamResponse;
+}
+
 /** The handler of a server-streaming method, innermost in its chain. */
 function serverStreamingHandler(spec: Extract<ServedSpec, { kind: "server_streaming" }>) {
   return async (req: CallRequest): Promise<StreamResponse> => {
     const call = callOf(req);
     const first = await (req.message as AsyncIterable<unknown>)[Symbol.asyncIterator]().next();
-    return {
-      stream: true as const,
-      service: spec.method.parent,
-      method: spec.method,
-      header: call.responseHeader,
-      trailer: call.responseTrailer,
-      message: spec.impl(
-        first.value as never,
-        new CallContext(call, req),
-      ) as StreamResponse["message"],
-    };
+    return streamAnswer(
+      call,
+      spec.method,
+      spec.impl(first.value as never, new CallContext(call, req)),
+    );
   };
 }
 
@@ -1407,6 +1526,148 @@ class CallRequest {
     this.url = call.url;
     this[callOfRequest] = call;
     Object.defineProperty(this, "signal", signalField);
+  }
+}
+
+/** What `Call.requestMessage` returns for an envelope that holds no message. */
+const skip = Symbol("skip");
+
+/**
+ * The request messages of a client- or bidi-streaming call as they arrive: the envelopes taken
+ * from the body's chunks, each decoded (and decompressed) when the handler asks for the next. The
+ * body is paused while a whole message waits to be taken, so that a client cannot make the server
+ * hold more than about one message beyond what the handler has read; an envelope announced larger
+ * than `maxMessageBytes` fails the call before its bytes arrive.
+ */
+class RequestStream implements AsyncIterableIterator<unknown> {
+  private readonly call: Call;
+  private readonly maxMessageBytes: number;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private paused = false;
+  /** The body has ended. */
+  private ended = false;
+  /** The handler is done with the stream (it returned, or read to the end). */
+  private done = false;
+  private failure: unknown;
+  private wake: (() => void) | undefined;
+
+  constructor(call: Call, maxMessageBytes: number) {
+    this.call = call;
+    this.maxMessageBytes = maxMessageBytes;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Takes a chunk of the body. */
+  push(chunk: Buffer): void {
+    // What the client sends after the handler is done is read and dropped.
+    if (this.done) return;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    const announced = this.announced();
+    if (announced > this.maxMessageBytes) {
+      this.call.finish(messageTooLarge(announced, "readMaxBytes", this.maxMessageBytes));
+      return;
+    }
+    if (announced >= 0 && this.size >= envelopeHeaderBytes + announced && !this.paused) {
+      this.paused = true;
+      this.call.stream.pause();
+    }
+    this.notify();
+  }
+
+  /** The body has ended. */
+  end(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  /** The call has ended: a handler waiting for a message gets `error` instead. */
+  fail(error: unknown): void {
+    if (this.failure !== undefined || this.done) return;
+    this.failure = error;
+    this.notify();
+  }
+
+  async next(): Promise<IteratorResult<unknown>> {
+    for (;;) {
+      if (this.done) return { done: true, value: undefined };
+      if (this.failure !== undefined) throw this.failure;
+      const frame = this.take();
+      if (frame !== undefined) {
+        const message = await this.call.requestMessage(frame);
+        if (message === skip) continue;
+        return { done: false, value: message };
+      }
+      // The next envelope's header may have come with the message before it.
+      const announced = this.announced();
+      if (announced > this.maxMessageBytes) {
+        const error = messageTooLarge(announced, "readMaxBytes", this.maxMessageBytes);
+        this.call.finish(error);
+        throw error;
+      }
+      if (this.ended) {
+        this.done = true;
+        if (this.size > 0) {
+          throw new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument);
+        }
+        return { done: true, value: undefined };
+      }
+      if (this.paused) {
+        this.paused = false;
+        this.call.stream.resume();
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  return(): Promise<IteratorResult<unknown>> {
+    this.done = true;
+    this.chunks = [];
+    this.size = 0;
+    if (this.paused) {
+      this.paused = false;
+      this.call.stream.resume();
+    }
+    this.notify();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** The length the first buffered envelope announces; -1 until its header is in. */
+  private announced(): number {
+    if (this.size < envelopeHeaderBytes) return -1;
+    const first = this.chunks[0] as Buffer;
+    return (first.length >= envelopeHeaderBytes ? first : this.joined()).readUInt32BE(1);
+  }
+
+  /** The buffered chunks as one. */
+  private joined(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.size)];
+    return this.chunks[0] as Buffer;
+  }
+
+  /** The first whole envelope buffered, taken out; undefined while there is none. */
+  private take(): Buffer | undefined {
+    const announced = this.announced();
+    if (announced < 0 || this.size < envelopeHeaderBytes + announced) return undefined;
+    const all = this.joined();
+    const end = envelopeHeaderBytes + announced;
+    const frame = all.subarray(0, end);
+    const rest = all.subarray(end);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.size = rest.length;
+    return frame;
   }
 }
 
