@@ -290,6 +290,9 @@ describe("CORS", () => {
       assert.equal(actual.status, 200);
       assert.equal(actual.header("access-control-allow-origin"), dashboard);
       assert.match(actual.header("vary") ?? "", /\borigin\b/i);
+      assert.match(actual.header("access-control-expose-headers") ?? "", /\bgrpc-status\b/i);
+      // A browser's call is served by the runtime's path (which sends no Date header) on both.
+      assert.equal(actual.header("date"), undefined, `${version}: served by the runtime's path`);
       assertNoWildcard(actual, `${version} request`);
     });
 

@@ -56,11 +56,11 @@ import { waitTurn } from "./turns.ts";
 // GET for methods without side effects), protobuf or JSON, compressed or not, over HTTP/2 and, but
 // for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the semantics
 // connect-es gives them (codes, messages, headers, trailers, deadlines, limits, compression,
-// Connect's JSON errors and end-stream message, gRPC-web's trailer frame). What is left goes to
-// connect-es: a compression the server does not take, calls from browsers over HTTP/2 (CORS),
-// requests this path does not recognise (connect-es answers them with its own errors), and
-// services registered with options of their own. No library offers a server that
-// shares a port and its interceptors with connect-es, hence this code.
+// Connect's JSON errors and end-stream message, gRPC-web's trailer frame, browsers' CORS grant).
+// What is left goes to connect-es: a compression the server does not take, requests this path
+// does not recognise (connect-es answers them with its own errors), and services registered with
+// options of their own. No library offers a server that shares a port and its interceptors with
+// connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
 export interface ServingPathOptions {
@@ -82,6 +82,11 @@ export interface ServingPathOptions {
   compressions: readonly Compression[];
   /** Messages smaller than this are sent uncompressed whatever the client accepts. */
   compressMinBytes: number;
+  /**
+   * The headers that let a page from `origin` read the answer of a call over HTTP/2 (over HTTP/1.1
+   * the server has set them on the response already); undefined for an origin that gets none.
+   */
+  corsGrant?: (origin: string | string[]) => Record<string, string> | undefined;
 }
 
 /** The serving path: records a router's implementations, then serves calls to them. */
@@ -235,10 +240,11 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
       const path = headers[":path"];
       const route = routeOf(methods, headers[":method"], path, headers, maxTimeoutMs, compressions);
       if (route === undefined || path === undefined) return false;
-      // A browser's call (over TLS) needs CORS, which the compatibility API's handler answers.
-      if (route.wire.protocolName !== "grpc" && headers.origin !== undefined) return false;
       const address = stream.session?.socket?.remoteAddress;
-      serve(route, stream, headers, address, path);
+      // A browser's call: its answer carries the CORS grant of its origin, if it has one.
+      const origin = headers.origin;
+      const cors = origin === undefined ? undefined : options.corsGrant?.(origin);
+      serve(route, stream, headers, address, path, cors);
       return true;
     },
     takeHttp1(req, res) {
@@ -423,6 +429,7 @@ function createCallServer(options: ServingPathOptions) {
     headers: IncomingHttpHeaders,
     address: string | undefined,
     path: string,
+    cors?: Record<string, string>,
   ): void => {
     const { wire } = route;
     const header = new IncomingHeaders(headers);
@@ -440,6 +447,7 @@ function createCallServer(options: ServingPathOptions) {
       header,
       deadline,
       options.contextValues(address),
+      cors,
     );
     // The gate runs after the headers, before the body is read.
     if (requestGate === undefined) call.read(timeout.error);
@@ -637,6 +645,8 @@ class Call {
   private compressed = false;
   /** The request messages of a client- or bidi-streaming call. */
   private requests: RequestStream | undefined;
+  /** The CORS grant of a browser's call over HTTP/2, added to its answer's headers. */
+  private readonly cors: Record<string, string> | undefined;
   private headersSent = false;
   private controller: AbortController | undefined;
   private endReason: ConnectError | undefined;
@@ -662,8 +672,10 @@ class Call {
     header: Headers,
     deadline: number | undefined,
     contextValues: ContextValues,
+    cors: Record<string, string> | undefined,
   ) {
     const { spec, query } = route;
+    this.cors = cors;
     this.shared = shared;
     this.spec = spec;
     this.method = spec.method;
@@ -979,24 +991,32 @@ class Call {
           "content-length": frame.length,
         });
         if (frame.encoding !== undefined) fields["content-encoding"] = frame.encoding;
-        stream.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
+        this.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
         stream.end(frame.data);
         this.end(callEnded);
         return;
       }
       if (this.wire.endFrame === "grpc-web") {
-        stream.respond(this.responseHeaders(header), answerWithBody);
+        this.respond(this.responseHeaders(header), answerWithBody);
         stream.write(frame);
         stream.end(trailerFrame(grpcStatus(trailer, undefined)));
         this.end(callEnded);
         return;
       }
       if (trailer !== undefined) this.trailersToSend = toObject(trailer, { "grpc-status": "0" });
-      stream.respond(this.responseHeaders(header), withTrailers);
+      this.respond(this.responseHeaders(header), withTrailers);
       stream.on("wantTrailers", onWantTrailers);
       stream.end(frame);
     }
     this.end(callEnded);
+  }
+
+  /** Sends the answer's headers (and the call's CORS grant, if any). */
+  private respond(
+    headers: Record<string, string | number>,
+    options: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean },
+  ): void {
+    this.stream.respond(this.cors === undefined ? headers : { ...headers, ...this.cors }, options);
   }
 
   /** Sends the trailers the call ended with, when its stream asks for them. */
@@ -1036,7 +1056,7 @@ class Call {
         if (!this.headersSent) {
           this.headersSent = true;
           const body = this.wire.endFrame === undefined ? withTrailers : answerWithBody;
-          stream.respond(this.responseHeaders(res.header), body);
+          this.respond(this.responseHeaders(res.header), body);
         }
         if (!stream.write(frame)) await drained(stream);
       }
@@ -1067,7 +1087,7 @@ class Call {
       // trailers as its metadata, the error, if any, as Connect's JSON).
       if (!this.headersSent) {
         this.headersSent = true;
-        stream.respond(this.responseHeaders(this.setHeader), answerWithBody);
+        this.respond(this.responseHeaders(this.setHeader), answerWithBody);
       }
       stream.end(
         this.wire.endFrame === "grpc-web"
@@ -1085,7 +1105,7 @@ class Call {
       // Trailers-only: the status goes with the headers, and nothing follows.
       this.headersSent = true;
       const fields = grpcStatus(trailer, status);
-      stream.respond(toObject(fields, this.responseHeaders(this.setHeader)), trailersOnly);
+      this.respond(toObject(fields, this.responseHeaders(this.setHeader)), trailersOnly);
     } else {
       this.trailersToSend = toObject(grpcStatus(trailer, status), {});
       stream.on("wantTrailers", onWantTrailers);
@@ -1121,7 +1141,7 @@ class Call {
       "content-type": "application/json",
       "content-length": body.byteLength,
     });
-    stream.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
+    this.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
     stream.end(body);
     this.stopReading();
   }

@@ -15,11 +15,9 @@ export function applyCors(
   req: Request,
   res: Response,
 ): boolean {
-  const origin = req.headers.origin;
-  if (typeof origin !== "string" || !allowedOrigins.has(origin)) return false;
-  res.setHeader("Access-Control-Allow-Origin", origin);
-  res.setHeader("Vary", "Origin");
-  res.setHeader("Access-Control-Expose-Headers", connectCors.exposedHeaders.join(", "));
+  const grant = corsGrant(allowedOrigins, req.headers.origin);
+  if (grant === undefined) return false;
+  for (const name in grant) res.setHeader(name, grant[name] as string);
   if (req.method !== "OPTIONS") return false;
   res.setHeader("Access-Control-Allow-Methods", connectCors.allowedMethods.join(", "));
   res.setHeader(
@@ -31,3 +29,21 @@ export function applyCors(
   res.end();
   return true;
 }
+
+/**
+ * The headers that let a page from `origin` read an answer (the runtime's serving path adds them to
+ * the calls it serves): undefined for an origin not on the list, which gets none.
+ */
+export function corsGrant(
+  allowedOrigins: ReadonlySet<string>,
+  origin: string | string[] | undefined,
+): Record<string, string> | undefined {
+  if (typeof origin !== "string" || !allowedOrigins.has(origin)) return undefined;
+  return {
+    "access-control-allow-origin": origin,
+    vary: "Origin",
+    "access-control-expose-headers": exposedHeaders,
+  };
+}
+
+const exposedHeaders = connectCors.exposedHeaders.join(", ");

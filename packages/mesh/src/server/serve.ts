@@ -29,7 +29,7 @@ import { createRequestStats } from "../observability/stats.ts";
 import { createServerTracingInterceptor } from "../observability/tracing.ts";
 import { guardRequestDecoding } from "../protocol/request-guard.ts";
 import { createServingPath, type ServingPath } from "../protocol/serving-path.ts";
-import { applyCors } from "./cors.ts";
+import { applyCors, corsGrant } from "./cors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
 import { watchIdleSessions } from "./idle-sessions.ts";
 import { registerReflection } from "./reflection.ts";
@@ -197,6 +197,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     jsonOptions: options.jsonOptions,
     compressions,
     compressMinBytes,
+    corsGrant: (origin) => corsGrant(corsOrigins, origin),
   });
   const handleRpc = connectNodeAdapter({
     routes(router) {
