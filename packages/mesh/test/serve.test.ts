@@ -452,14 +452,22 @@ describe("metrics", () => {
     await expectCode(health.check({ service: "no.such.Service" }), Code.NotFound);
     const reflection = createClient(ServerReflection, createGrpcTransport({ baseUrl }));
     const responses = [];
+    let reflectionHeader: Headers | undefined;
     for await (const response of reflection.serverReflectionInfo(
       (async function* () {
         yield { messageRequest: { case: "listServices" as const, value: "" } };
       })(),
+      {
+        onHeader: (header) => {
+          reflectionHeader = header;
+        },
+      },
     )) {
       responses.push(response);
     }
     assert.equal(responses.length, 1);
+    // A bidi stream like any other: served by the runtime's path (which sends no Date header).
+    assert.equal(reflectionHeader?.get("date"), null, "reflection served by the runtime's path");
 
     await waitFor(
       async () => (await count({ ...reflectionLabels, code: "ok" })) > before.reflection,

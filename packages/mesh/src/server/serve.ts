@@ -205,7 +205,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       options.routes(recorded);
       health.register(recorded);
       stats.register(recorded, { service: options.name, shutdownSignal: shutdown.signal });
-      registerReflection(router, services);
+      registerReflection(recorded, services);
       guardRequestDecoding(router, limits.maxMessageBytes);
     },
     interceptors,
