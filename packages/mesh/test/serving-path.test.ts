@@ -593,12 +593,29 @@ describe("unary calls over gRPC", () => {
     });
   }
 
-  test("calls the path does not serve go on to connect-es: an unknown compression, unknown methods", async () => {
+  test("a compression the server does not take is unimplemented, naming those it takes", async () => {
     const zstd = await rawGrpc(getUserPath, envelope(getUserBytes("z")), {
       "grpc-encoding": "zstd",
     });
-    assert.notEqual(zstd.headers.date, undefined, "answered by connect-es");
-    assert.equal(zstd.headers["grpc-status"] ?? zstd.trailers?.["grpc-status"], "12");
+    assert.equal(zstd.headers.date, undefined, "answered by the runtime's path");
+    assert.equal(zstd.headers["grpc-status"], "12");
+    assert.equal(zstd.headers["grpc-accept-encoding"], "gzip,br");
+    assert.equal(
+      decodeURIComponent(String(zstd.headers["grpc-message"])),
+      'unknown compression "zstd": supported encodings are gzip,br',
+    );
+    const connect = await fetch(`${server.url}${getUserPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "zstd" },
+      body: '{"id": "z"}',
+    });
+    assert.equal(connect.status, 501);
+    assert.equal(connect.headers.get("accept-encoding"), "gzip,br");
+    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
+    assert.equal(connect.headers.get("date"), null, "answered by the runtime's path");
+  });
+
+  test("calls the path does not recognise go on to connect-es: unknown methods", async () => {
     const unknown = await rawGrpc(
       "/shop.user.v1.UserService/NoSuchMethod",
       envelope(Buffer.alloc(0)),

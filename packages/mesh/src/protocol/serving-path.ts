@@ -57,9 +57,8 @@ import { waitTurn } from "./turns.ts";
 // for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the semantics
 // connect-es gives them (codes, messages, headers, trailers, deadlines, limits, compression,
 // Connect's JSON errors and end-stream message, gRPC-web's trailer frame, browsers' CORS grant).
-// What is left goes to connect-es: a compression the server does not take, requests this path
-// does not recognise (connect-es answers them with its own errors), and services registered with
-// options of their own. No library offers a server that shares a port and its interceptors with
+// What is left goes to connect-es: requests this path does not recognise (connect-es answers them
+// with its own errors), and services registered with options of their own. No library offers a server that shares a port and its interceptors with
 // connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
@@ -267,10 +266,14 @@ interface Route {
   query?: Buffer;
 }
 
-/** What a call's messages are compressed with: its request's (null: none) and its answer's. */
+/**
+ * What a call's messages are compressed with: its request's (null: none) and its answer's; and
+ * why the call is refused, when its request names a compression the server does not take.
+ */
 interface Compressions {
   readonly request: Compression | null;
   readonly response: Compression | null;
+  readonly refusal?: ConnectError;
 }
 const uncompressed: Compressions = { request: null, response: null };
 
@@ -278,18 +281,31 @@ const uncompressed: Compressions = { request: null, response: null };
  * The compressions of a call whose request names `requested` (its messages' compression, if any)
  * and `accepted` (the compressions its client takes, in its order of preference), chosen from
  * `available` as connect-es chooses them (gRPC's compression.md): without a list, the answer is
- * compressed as the request is. Undefined when `requested` is not available: connect-es answers
- * that (unimplemented, naming those it takes).
+ * compressed as the request is. A `requested` that is not available refuses the call
+ * (unimplemented, naming in `acceptHeader` those the server takes, as gRPC's compression.md and
+ * the Connect protocol say).
  */
 function negotiate(
   available: readonly Compression[],
   requested: string | string[] | undefined,
   accepted: string | string[] | undefined,
-): Compressions | undefined {
+  acceptHeader: Wire["acceptEncodingHeader"],
+): Compressions {
   let request: Compression | null = null;
   if (requested !== undefined && requested !== "identity") {
     request = available.find((compression) => compression.name === requested) ?? null;
-    if (request === null) return undefined;
+    if (request === null) {
+      const names = available.map((compression) => compression.name).join(",");
+      return {
+        request: null,
+        response: null,
+        refusal: new ConnectError(
+          `unknown compression "${String(requested)}": supported encodings are ${names}`,
+          Code.Unimplemented,
+          { [acceptHeader]: names },
+        ),
+      };
+    }
   }
   const names = Array.isArray(accepted) ? accepted.join(",") : accepted;
   if (names === undefined || names === "") {
@@ -322,8 +338,9 @@ function routeOf(
     compressions,
     headers[wire.encodingHeader],
     headers[wire.acceptEncodingHeader],
+    wire.acceptEncodingHeader,
   );
-  return compression === undefined ? undefined : { spec, wire, compression };
+  return { spec, wire, compression };
 }
 
 /**
@@ -381,8 +398,8 @@ function connectGetOf(
     compressions,
     params.get("compression") ?? undefined,
     headers["accept-encoding"],
+    "accept-encoding",
   );
-  if (compression === undefined) return undefined;
   const connect = params.get("connect");
   if (connect !== null && connect !== "v1") return undefined;
   if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
@@ -449,11 +466,13 @@ function createCallServer(options: ServingPathOptions) {
       options.contextValues(address),
       cors,
     );
-    // The gate runs after the headers, before the body is read.
-    if (requestGate === undefined) call.read(timeout.error);
+    // The gate runs after the headers, before the body is read; then a compression the server
+    // does not take, or a timeout out of range, refuses the call (in that order, as connect-es).
+    const refusal = route.compression.refusal ?? timeout.error;
+    if (requestGate === undefined) call.read(refusal);
     else {
       requestGate(new CallContext(call, call)).then(
-        () => call.read(timeout.error),
+        () => call.read(refusal),
         (error: unknown) => call.finish(error),
       );
     }
@@ -722,9 +741,17 @@ class Call {
     return this.setTrailer;
   }
 
-  /** Starts reading the request, unless `refusal` refuses the call (a timeout out of range). */
+  /**
+   * Starts reading the request, unless `refusal` refuses the call (a compression the server does
+   * not take, a timeout out of range).
+   */
   read(refusal: ConnectError | undefined): void {
     if (refusal !== undefined) {
+      // What a refusal names for the client (the compressions the server takes) is a protocol
+      // header, which an error's metadata does not carry out: it goes with the answer's headers.
+      refusal.metadata.forEach((value, name) => {
+        this.responseHeader.set(name, value);
+      });
       this.finish(refusal);
       return;
     }
