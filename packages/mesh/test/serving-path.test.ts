@@ -151,6 +151,12 @@ before(async () => {
           },
           async batchCreateUsers(requests, context) {
             const names: string[] = [];
+            if (context.requestHeader.get("x-probe") === "parallel") {
+              // Asks for two messages without waiting for the first.
+              const reading = requests[Symbol.asyncIterator]();
+              const [first, second] = await Promise.all([reading.next(), reading.next()]);
+              for (const result of [first, second]) if (!result.done) names.push(result.value.name);
+            }
             for await (const request of requests) {
               if (request.name === "fail") {
                 throw new ConnectError("no user may be called fail", Code.InvalidArgument);
@@ -1064,6 +1070,57 @@ describe("client- and bidi-streaming calls on the runtime's path", () => {
       assert.deepEqual(received, [1n]);
     });
   }
+
+  test("a handler that asks for two messages at once gets both", async () => {
+    const client = createClient(UserService, createGrpcTransport({ baseUrl: server.url }));
+    const answer = await client.batchCreateUsers(batchOf(["ann", "bob", "cy"]), {
+      headers: { "x-probe": "parallel" },
+      timeoutMs: 5_000,
+    });
+    assert.deepEqual(
+      answer.users.map((user) => user.name),
+      ["ann", "bob", "cy"],
+    );
+  });
+
+  test("a bidi stream over HTTP/1.1 is refused (505), as HTTP/1.1 cannot carry it both ways", async () => {
+    const response = await fetch(`${server.url}/shop.order.v1.OrderService/TrackOrders`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+proto", "connect-protocol-version": "1" },
+      body: envelope(Buffer.alloc(0)),
+    });
+    await response.body?.cancel();
+    assert.equal(response.status, 505);
+  });
+
+  test("150 compressed watch calls reset as soon as sent leave no handler running and no stream slot taken", async () => {
+    // More calls than a client may hold streams (100), each reset as soon as it is sent.
+    const request = gzipSync(
+      toBinary(WatchUsersRequestSchema, create(WatchUsersRequestSchema, {})),
+    );
+    const session = http2.connect(`http://${address()}`);
+    try {
+      for (let round = 0; round < 150; round++) {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/shop.user.v1.UserService/WatchUsers",
+          "content-type": "application/grpc",
+          "grpc-encoding": "gzip",
+          te: "trailers",
+        });
+        stream.on("error", () => {});
+        stream.end(envelope(request, 1));
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    } finally {
+      session.close();
+    }
+    await waitFor(() => watchers.size === 0, { message: "watches were left open" });
+    // A watch of this client is still let in.
+    await assertWatchStreams(
+      createClient(UserService, createGrpcTransport({ baseUrl: server.url })),
+    );
+  });
 
   test("a bidi stream whose client goes away ends its handler", async () => {
     const client = createClient(OrderService, createGrpcTransport({ baseUrl: server.url }));

@@ -248,7 +248,15 @@ export function createServingPath(options: ServingPathOptions): ServingPath {
     },
     takeHttp1(req, res) {
       const route = routeOf(methods, req.method, req.url, req.headers, maxTimeoutMs, compressions);
-      if (route === undefined || req.url === undefined || route.wire.protocolName === "grpc") {
+      // Not gRPC, which needs HTTP/2, nor a bidi stream, which HTTP/1.1 cannot carry both ways at
+      // once (a client waiting for an answer before its next message would hang): connect-es
+      // answers those (505).
+      if (
+        route === undefined ||
+        req.url === undefined ||
+        route.wire.protocolName === "grpc" ||
+        route.spec.kind === "bidi_streaming"
+      ) {
         return false;
       }
       const exchange = new Http1Exchange(req, res);
@@ -886,7 +894,10 @@ class Call {
     const { spec, method, shared } = this;
     try {
       const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
-      const input = decode(method.input, compressed ? await this.decompress(bytes) : bytes, json);
+      const message = compressed ? await this.decompress(bytes) : bytes;
+      // The call may have ended (deadline, client gone) while its message was decompressed.
+      if (this.ended) return;
+      const input = decode(method.input, message, json);
       const max = shared.maxSendMessageBytes;
       if (spec.kind === "unary") {
         const res = await shared.unaryChainOf(spec)(new CallRequest(this, false, input));
@@ -903,8 +914,8 @@ class Call {
         this.sendUnary(answer, res);
       } else if (spec.kind === "server_streaming") {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
-        if (this.ended) return;
-        await this.sendStream(res, (message) => frameOf(method.output, message, max, json));
+        if (this.ended) abandon(res);
+        else await this.sendStream(res, (message) => frameOf(method.output, message, max, json));
       }
     } catch (error) {
       this.finish(error);
@@ -927,7 +938,8 @@ class Call {
       const req = new CallRequest(this, true, requests);
       if (spec.kind === "bidi_streaming") {
         const res = await shared.bidiChainOf(spec)(req);
-        if (!this.ended) await this.sendStream(res, frames);
+        if (this.ended) abandon(res);
+        else await this.sendStream(res, frames);
         return;
       }
       const res = await shared.clientStreamChainOf(spec)(req);
@@ -1043,7 +1055,16 @@ class Call {
     headers: Record<string, string | number>,
     options: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean },
   ): void {
-    this.stream.respond(this.cors === undefined ? headers : { ...headers, ...this.cors }, options);
+    const cors = this.cors;
+    if (cors === undefined) {
+      this.stream.respond(headers, options);
+      return;
+    }
+    const vary = headers.vary;
+    this.stream.respond(
+      { ...headers, ...cors, vary: vary === undefined ? "Origin" : `${vary}, Origin` },
+      options,
+    );
   }
 
   /** Sends the trailers the call ended with, when its stream asks for them. */
@@ -1597,7 +1618,8 @@ class RequestStream implements AsyncIterableIterator<unknown> {
   /** The handler is done with the stream (it returned, or read to the end). */
   private done = false;
   private failure: unknown;
-  private wake: (() => void) | undefined;
+  /** The reads waiting for a message (more than one if a reader does not wait for the last). */
+  private waiting: (() => void)[] = [];
 
   constructor(call: Call, maxMessageBytes: number) {
     this.call = call;
@@ -1668,7 +1690,7 @@ class RequestStream implements AsyncIterableIterator<unknown> {
         this.call.stream.resume();
       }
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        this.waiting.push(resolve);
       });
     }
   }
@@ -1686,9 +1708,10 @@ class RequestStream implements AsyncIterableIterator<unknown> {
   }
 
   private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    const waiting = this.waiting;
+    if (waiting.length === 0) return;
+    this.waiting = [];
+    for (const wake of waiting) wake();
   }
 
   /** The length the first buffered envelope announces; -1 until its header is in. */
@@ -1716,6 +1739,16 @@ class RequestStream implements AsyncIterableIterator<unknown> {
     this.size = rest.length;
     return frame;
   }
+}
+
+/**
+ * Closes the messages of a stream answer that will not be sent (its call ended while the chain
+ * ran), so that what observes them (stream limits, metrics, tracing) sees the stream end.
+ */
+function abandon(res: StreamResponse): void {
+  res.message[Symbol.asyncIterator]()
+    .return?.()
+    .catch(() => {});
 }
 
 function single<T>(value: T): AsyncIterable<T> {

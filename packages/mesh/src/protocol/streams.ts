@@ -99,7 +99,9 @@ abstract class ReadOnce<T> implements AsyncIterable<T>, AsyncIterator<T> {
   }
 
   [Symbol.asyncIterator](): this {
-    if (this.messages === undefined) throw new Error("a response stream is read once");
+    // Asked again (a handler that reads a few messages, then loops over the rest), it is the same
+    // iterator, as an async generator is.
+    if (this.messages === undefined) return this;
     this.iterator = this.messages[Symbol.asyncIterator]();
     this.messages = undefined;
     this.opened();
