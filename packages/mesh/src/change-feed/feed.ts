@@ -92,7 +92,8 @@ export interface ChangeFeed {
    * run at once in the process, first come first served, so that a storm of watchers neither
    * takes the connection pool nor starves other calls. Watches asking for the same page (`key`)
    * while it is read, or after it for as long as watches keep asking for it within a few seconds
-   * and no newer change is known (of those kept: see `sharedSnapshotPages`), share that read when it reflects `atLeast` or a later revision.
+   * and no newer change is known (of those kept: see `sharedSnapshotPages`), share that read when
+   * it reflects `atLeast` or a later revision.
    */
   readPage<P extends { revision: bigint }>(
     key: string,

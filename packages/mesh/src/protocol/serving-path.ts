@@ -58,8 +58,8 @@ import { waitTurn } from "./turns.ts";
 // connect-es gives them (codes, messages, headers, trailers, deadlines, limits, compression,
 // Connect's JSON errors and end-stream message, gRPC-web's trailer frame, browsers' CORS grant).
 // What is left goes to connect-es: requests this path does not recognise (connect-es answers them
-// with its own errors), and services registered with options of their own. No library offers a server that shares a port and its interceptors with
-// connect-es, hence this code.
+// with its own errors), and services registered with options of their own. No library offers a
+// server that shares a port and its interceptors with connect-es, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
 export interface ServingPathOptions {
@@ -303,14 +303,14 @@ function negotiate(
   if (requested !== undefined && requested !== "identity") {
     request = available.find((compression) => compression.name === requested) ?? null;
     if (request === null) {
-      const names = available.map((compression) => compression.name).join(",");
+      const taken = available.map((compression) => compression.name).join(",");
       return {
         request: null,
         response: null,
         refusal: new ConnectError(
-          `unknown compression "${String(requested)}": supported encodings are ${names}`,
+          `unknown compression "${String(requested)}": supported encodings are ${taken}`,
           Code.Unimplemented,
-          { [acceptHeader]: names },
+          { [acceptHeader]: taken },
         ),
       };
     }
@@ -441,7 +441,7 @@ function createCallServer(options: ServingPathOptions) {
       chain(interceptors, serverStreamingHandler(spec)),
     ),
     clientStreamChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "client_streaming" }>) =>
-      chain(interceptors, clientStreamingHandler(spec)),
+      chain(interceptors, unaryHandler(spec)),
     ),
     bidiChainOf: convertOnce((spec: Extract<ServedSpec, { kind: "bidi_streaming" }>) =>
       chain(interceptors, bidiStreamingHandler(spec)),
@@ -739,6 +739,11 @@ class Call {
     return this.controller.signal;
   }
 
+  /** How the call's messages are read and written as JSON; undefined for protobuf. */
+  private get json(): Partial<JsonReadOptions & JsonWriteOptions> | undefined {
+    return this.wire.json ? (this.shared.jsonOptions ?? {}) : undefined;
+  }
+
   get responseHeader(): Headers {
     this.setHeader ??= new Headers();
     return this.setHeader;
@@ -893,7 +898,7 @@ class Call {
   private async answer(bytes: Buffer, compressed: boolean): Promise<void> {
     const { spec, method, shared } = this;
     try {
-      const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
+      const json = this.json;
       const message = compressed ? await this.decompress(bytes) : bytes;
       // The call may have ended (deadline, client gone) while its message was decompressed.
       if (this.ended) return;
@@ -932,7 +937,7 @@ class Call {
   ): Promise<void> {
     const { method, shared } = this;
     try {
-      const json = this.wire.json ? (shared.jsonOptions ?? {}) : undefined;
+      const json = this.json;
       const max = shared.maxSendMessageBytes;
       const frames = (message: unknown) => frameOf(method.output, message, max, json);
       const req = new CallRequest(this, true, requests);
@@ -944,15 +949,14 @@ class Call {
       }
       const res = await shared.clientStreamChainOf(spec)(req);
       if (this.ended) return;
-      // The handler's own answer, or a copy of it, uses the call's header and trailer (sendUnary).
-      const own = res instanceof Answer;
+      const { header, trailer } = this.partsOf(res);
       await this.sendStream(
         {
           stream: true,
           service: res.service,
           method: res.method,
-          header: (own ? this.setHeader : (res.header ?? this.setHeader)) as Headers,
-          trailer: (own ? this.setTrailer : (res.trailer ?? this.setTrailer)) as Headers,
+          header,
+          trailer,
           message: single(res.message),
         } as unknown as StreamResponse,
         frames,
@@ -976,8 +980,7 @@ class Call {
       }
       bytes = await this.decompress(bytes);
     }
-    const json = this.wire.json ? (this.shared.jsonOptions ?? {}) : undefined;
-    return decode(this.method.input, bytes, json);
+    return decode(this.method.input, bytes, this.json);
   }
 
   /** The request's message, decompressed within the size limit. */
@@ -1016,11 +1019,7 @@ class Call {
   sendUnary(frame: Buffer | Body, res: UnaryResponse): void {
     const stream = this.stream;
     if (!stream.destroyed) {
-      // The handler's own answer, or a copy of it ({ ...res }, which leaves out its getters), uses
-      // the call's header and trailer, if anything made them; another answer brings its own.
-      const own = res instanceof Answer;
-      const header: Headers | undefined = own ? this.setHeader : (res.header ?? this.setHeader);
-      const trailer: Headers | undefined = own ? this.setTrailer : (res.trailer ?? this.setTrailer);
+      const { header, trailer } = this.partsOf(res);
       this.headersSent = true;
       if (!Buffer.isBuffer(frame)) {
         // Connect unary: the message is the body; trailers go as headers prefixed "trailer-".
@@ -1048,6 +1047,16 @@ class Call {
       stream.end(frame);
     }
     this.end(callEnded);
+  }
+
+  /**
+   * The header and trailer to send with `res`. The handler's own answer, or a copy of it
+   * ({ ...res }, which leaves out its getters), uses the call's, if anything made them; another
+   * answer brings its own.
+   */
+  private partsOf(res: UnaryResponse): { header?: Headers; trailer?: Headers } {
+    if (res instanceof Answer) return { header: this.setHeader, trailer: this.setTrailer };
+    return { header: res.header ?? this.setHeader, trailer: res.trailer ?? this.setTrailer };
   }
 
   /** Sends the answer's headers (and the call's CORS grant, if any). */
@@ -1445,7 +1454,7 @@ function ownMemory(frame: Buffer): Buffer {
 }
 
 /** The handler of a unary method, innermost in its chain. */
-function unaryHandler(spec: Extract<ServedSpec, { kind: "unary" }>) {
+function unaryHandler(spec: Extract<ServedSpec, { kind: "unary" | "client_streaming" }>) {
   return async (req: CallRequest): Promise<UnaryResponse> => {
     const call = callOf(req);
     const output = await spec.impl(req.message as never, new CallContext(call, req));
@@ -1479,15 +1488,6 @@ class Answer implements UnaryResponse {
   get trailer(): Headers {
     return this.call.responseTrailer;
   }
-}
-
-/** The handler of a client-streaming method, innermost in its chain. */
-function clientStreamingHandler(spec: Extract<ServedSpec, { kind: "client_streaming" }>) {
-  return async (req: CallRequest): Promise<UnaryResponse> => {
-    const call = callOf(req);
-    const output = await spec.impl(req.message as never, new CallContext(call, req));
-    return new Answer(call, create(spec.method.output, output));
-  };
 }
 
 /** The handler of a bidi-streaming method, innermost in its chain. */
@@ -1636,11 +1636,8 @@ class RequestStream implements AsyncIterableIterator<unknown> {
     if (this.done) return;
     this.chunks.push(chunk);
     this.size += chunk.length;
+    if (this.refuseOversized() !== undefined) return;
     const announced = this.announced();
-    if (announced > this.maxMessageBytes) {
-      this.call.finish(messageTooLarge(announced, "readMaxBytes", this.maxMessageBytes));
-      return;
-    }
     if (announced >= 0 && this.size >= envelopeHeaderBytes + announced && !this.paused) {
       this.paused = true;
       this.call.stream.pause();
@@ -1672,12 +1669,8 @@ class RequestStream implements AsyncIterableIterator<unknown> {
         return { done: false, value: message };
       }
       // The next envelope's header may have come with the message before it.
-      const announced = this.announced();
-      if (announced > this.maxMessageBytes) {
-        const error = messageTooLarge(announced, "readMaxBytes", this.maxMessageBytes);
-        this.call.finish(error);
-        throw error;
-      }
+      const oversized = this.refuseOversized();
+      if (oversized !== undefined) throw oversized;
       if (this.ended) {
         this.done = true;
         if (this.size > 0) {
@@ -1712,6 +1705,15 @@ class RequestStream implements AsyncIterableIterator<unknown> {
     if (waiting.length === 0) return;
     this.waiting = [];
     for (const wake of waiting) wake();
+  }
+
+  /** Fails the call when the first buffered envelope announces more than the limit: why, if so. */
+  private refuseOversized(): ConnectError | undefined {
+    const announced = this.announced();
+    if (announced <= this.maxMessageBytes) return undefined;
+    const error = messageTooLarge(announced, "readMaxBytes", this.maxMessageBytes);
+    this.call.finish(error);
+    return error;
   }
 
   /** The length the first buffered envelope announces; -1 until its header is in. */
