@@ -1,21 +1,23 @@
 // The runtime uses parts of connect-es that its authors mark internal ("does not follow semantic
-// versioning"): the gRPC timeout parser, the gRPC status trailers (written and read), the router's
-// list of handlers, and the serving path's Connect and gRPC-web wire helpers (error JSON, HTTP
-// status of a code, end-stream message, trailer frame, metadata merge). connect-es is pinned to an exact version for it; these tests pin
-// what the runtime relies on, so that an update that changes any of it fails here first.
+// versioning"): the gRPC and Connect timeout parsers, the gRPC status trailers (written and read),
+// and the serving path's Connect and gRPC-web wire helpers (error JSON, HTTP status of a code,
+// end-stream message, trailer frame, metadata merge). connect-es is pinned to an exact version for
+// it; these tests pin what the runtime relies on, so that an update that changes any of it fails
+// here first.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   endStreamFlag,
   endStreamToJson,
   errorToJsonBytes,
+  parseTimeout as parseConnectTimeout,
 } from "@connectrpc/connect/protocol-connect";
 import {
   findTrailerError,
@@ -24,7 +26,6 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { UserSchema } from "@shop/api/shop/user/v1/user_pb";
-import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 
 const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const manifest = JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8")) as {
@@ -94,17 +95,16 @@ test("findTrailerError reads back the code, message and details setTrailerStatus
   assert.equal(plain?.rawMessage, "gone");
 });
 
-test("a router's handlers are a list the runtime can wrap in place, one per method", () => {
-  const router = createConnectRouter();
-  router.service(UserService, {});
-  assert.ok(Array.isArray(router.handlers));
-  assert.equal(router.handlers.length, UserService.methods.length);
-  const [first] = router.handlers;
-  assert.equal(typeof first, "function", "each handler is called with the universal request");
-  assert.equal(first?.method, UserService.methods[0]);
-  assert.equal(first?.service, UserService);
-  router.handlers[0] = Object.assign(() => Promise.reject(new Error("wrapped")), first);
-  assert.notEqual(router.handlers[0], first, "the list takes a wrapped handler");
+test("Connect's parseTimeout reads connect-timeout-ms and refuses what is malformed or too long", () => {
+  assert.deepEqual(parseConnectTimeout(null, 60_000), {});
+  assert.equal(parseConnectTimeout("250", 60_000).timeoutMs, 250);
+  assert.equal(parseConnectTimeout("250", 60_000).error, undefined);
+  for (const malformed of ["-1", "1.5", "12345678901", "1s", ""]) {
+    assert.equal(parseConnectTimeout(malformed, 60_000).error?.code, Code.InvalidArgument);
+  }
+  const tooLong = parseConnectTimeout("120000", 60_000);
+  assert.equal(tooLong.error?.code, Code.InvalidArgument);
+  assert.equal(tooLong.timeoutMs, 120_000);
 });
 
 test("the Connect and gRPC-web wire helpers write what the serving path sends", () => {

@@ -14,6 +14,7 @@ import {
   Code,
   ConnectError,
   createClient,
+  createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
 import {
@@ -42,6 +43,7 @@ import {
   sharedEncoding,
 } from "../src/change-feed/convert-once.ts";
 import { defaultLimits, type Server, serve } from "../src/index.ts";
+import { createServingPath } from "../src/protocol/serving-path.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -391,6 +393,28 @@ const getUserPath = "/shop.user.v1.UserService/GetUser";
 const getUserBytes = (id: string) =>
   toBinary(GetUserRequestSchema, create(GetUserRequestSchema, { id }));
 
+test("a service registered with options of its own, or twice, is refused when registered", () => {
+  const { router } = createServingPath({
+    interceptors: [],
+    contextValues: () => createContextValues(),
+    maxMessageBytes: 1024,
+    maxSendMessageBytes: 1024,
+    maxTimeoutMs: 1000,
+    compressions: [],
+    compressMinBytes: 1024,
+  });
+  assert.throws(
+    () => router.service(UserService, {}, { jsonOptions: { ignoreUnknownFields: false } }),
+    /shop\.user\.v1\.UserService: options per service are not supported/,
+  );
+  router.service(UserService, {});
+  assert.throws(
+    () => router.service(UserService, {}),
+    /UserService\/CreateUser is registered twice/,
+  );
+  assert.deepEqual(router.handlers, [], "no connect-es handlers: the path serves the calls");
+});
+
 describe("unary calls over gRPC", () => {
   test("grpc-js gets the answer, the handler's headers and trailers, through the interceptors", async () => {
     const client = grpcJsClient();
@@ -621,13 +645,88 @@ describe("unary calls over gRPC", () => {
     assert.equal(connect.headers.get("date"), null, "answered by the runtime's path");
   });
 
-  test("calls the path does not recognise go on to connect-es: unknown methods", async () => {
+  test("a request no wire takes is refused with the HTTP status connect-es gives it", async () => {
+    // An unknown method: HTTP 404, which gRPC clients read as unimplemented.
     const unknown = await rawGrpc(
       "/shop.user.v1.UserService/NoSuchMethod",
       envelope(Buffer.alloc(0)),
     );
-    // connect-es answers an unknown path with HTTP 404, which gRPC clients read as unimplemented.
     assert.equal(unknown.headers[":status"], 404);
+    // gRPC-web's text encoding is not taken; nor is a content type no protocol has.
+    for (const contentType of ["application/grpc-web-text", "text/plain", "application/grpc+xml"]) {
+      const refused = await rawGrpc(getUserPath, envelope(getUserBytes("a")), {
+        "content-type": contentType,
+      });
+      assert.equal(refused.headers[":status"], 415, contentType);
+      assert.equal(refused.headers.date, undefined, "answered by the runtime's path");
+    }
+    const put = await rawGrpc(getUserPath, envelope(getUserBytes("a")), { ":method": "PUT" });
+    assert.equal(put.headers[":status"], 405);
+    // A gRPC content type spelt otherwise is still gRPC.
+    const upper = await rawGrpc(getUserPath, envelope(getUserBytes("upper")), {
+      "content-type": "Application/GRPC+Proto",
+    });
+    assert.equal(upper.trailers?.["grpc-status"], "0");
+  });
+
+  test("a malformed Connect timeout is invalid_argument; another Connect protocol version is served, as by connect-es", async () => {
+    const call = (headers: Record<string, string>) =>
+      fetch(`${server.url}${getUserPath}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: '{"id": "t"}',
+      });
+    for (const timeout of ["soon", "-5", "12345678901"]) {
+      const malformed = await call({ "connect-timeout-ms": timeout });
+      assert.equal(malformed.status, 400, timeout);
+      const error = (await malformed.json()) as { code: string; message: string };
+      assert.equal(error.code, "invalid_argument");
+      assert.match(error.message, /timeout/);
+      assert.equal(malformed.headers.get("date"), null, "answered by the runtime's path");
+    }
+    const version = await call({ "connect-protocol-version": "2" });
+    assert.equal(version.status, 200);
+    assert.equal(((await version.json()) as { user: { id: string } }).user.id, "t");
+  });
+
+  test("gRPC over HTTP/1.1 gets its status in the chunked body's trailers, or trailers-only", async () => {
+    const { request } = await import("node:http");
+    const call = (id: string) =>
+      new Promise<{
+        status: number;
+        body: Buffer;
+        headers: NodeJS.Dict<string | string[]>;
+        trailers: NodeJS.Dict<string>;
+      }>((resolve, reject) => {
+        const req = request(`${server.url}${getUserPath}`, {
+          method: "POST",
+          headers: { "content-type": "application/grpc", te: "trailers" },
+        });
+        req.on("response", (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              body: Buffer.concat(chunks),
+              headers: res.headers,
+              trailers: res.trailers,
+            }),
+          );
+        });
+        req.on("error", reject);
+        req.end(envelope(getUserBytes(id)));
+      });
+    const answered = await call("h1");
+    assert.equal(answered.status, 200);
+    assert.equal(answered.trailers["grpc-status"], "0");
+    const user = fromBinary(GetUserResponseSchema, answered.body.subarray(5));
+    assert.equal(user.user?.id, "h1");
+    assert.equal(answered.headers["grpc-status"], undefined, "the status comes last");
+    // An error before any message is trailers-only: the status goes with the headers.
+    const missing = await call("missing");
+    assert.equal(missing.headers["grpc-status"], String(Code.NotFound));
+    assert.equal(missing.headers["grpc-message"], "no user missing");
   });
 });
 

@@ -11,6 +11,7 @@ import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { envelope, envelopeHeaderBytes, messageOf } from "../protocol/envelope.ts";
+import { decodeGrpcMessage } from "../protocol/grpc-message.ts";
 import { IncomingHeaders } from "../protocol/incoming-headers.ts";
 import { messageTooLarge } from "../protocol/serving-path.ts";
 
@@ -217,7 +218,7 @@ function answer(
   if (code !== "0") {
     const message = fields["grpc-message"];
     const error = new ConnectError(
-      typeof message === "string" ? percentDecoded(message) : "",
+      typeof message === "string" ? decodeGrpcMessage(message) : "",
       codeOf(Number(code)),
       metadataOf(headers, trailers),
     );
@@ -259,15 +260,6 @@ function detailsOf(fields: http2.IncomingHttpHeaders): ConnectError["details"] {
     return findTrailerError(new IncomingHeaders(fields))?.details ?? [];
   } catch {
     return [];
-  }
-}
-
-/** A grpc-message as sent (percent-encoded), or as it came when its encoding is broken. */
-function percentDecoded(message: string): string {
-  try {
-    return decodeURIComponent(message);
-  } catch {
-    return message;
   }
 }
 

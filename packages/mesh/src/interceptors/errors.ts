@@ -1,7 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { InvalidStartRevisionError } from "../change-feed/watch.ts";
-import { undecodableMessage } from "../protocol/request-guard.ts";
 import {
   type AnyRequest,
   answersWithStream,
@@ -13,9 +12,8 @@ import {
 /**
  * Turns anything a handler throws that is not a ConnectError into `internal` with a generic
  * message, keeping the original as `cause` for the log only; logs every failed call once. Client
- * mistakes are logged at debug level, server faults at error level. A request stream's message
- * that cannot be decoded is `invalid_argument`; what fails because the client went away (a write
- * to its closed stream) is `canceled`.
+ * mistakes are logged at debug level, server faults at error level. What fails because the client
+ * went away (a write to its closed stream) is `canceled`.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
   const publicError = (error: unknown, req: AnyRequest) =>
@@ -26,15 +24,7 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     );
   const withStreams = async (next: Next, req: AnyRequest) => {
     try {
-      const input = req.method.input.typeName;
-      const res = await next(
-        req.stream
-          ? {
-              ...req,
-              message: observeStream(req.message, { mapError: (e) => decodingError(e, input) }),
-            }
-          : req,
-      );
+      const res = await next(req);
       if (!res.stream) return res;
       return {
         ...res,
@@ -51,18 +41,6 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
       throw publicError(error, req);
     });
   };
-}
-
-// A request message that cannot be decoded surfaces while the handler reads the request stream;
-// connect-es reports some of those failures as `internal`, but they are the client's mistake.
-function decodingError(error: unknown, typeName: string): unknown {
-  if (error instanceof ConnectError && error.code === Code.Internal) {
-    const message = undecodableMessage(error.rawMessage, typeName);
-    if (message !== undefined) {
-      return new ConnectError(message, Code.InvalidArgument, undefined, undefined, error);
-    }
-  }
-  return error;
 }
 
 // An error that is not a ConnectError, once the call's signal has aborted (the client closed or

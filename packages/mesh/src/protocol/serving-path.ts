@@ -24,6 +24,7 @@ import {
   type ConnectRouter,
   type ContextValues,
   createContextKey,
+  createMethodImplSpec,
   createServiceImplSpec,
   type HandlerContext,
   type Interceptor,
@@ -37,29 +38,33 @@ import {
   endStreamFlag,
   endStreamToJson,
   errorToJsonBytes,
+  parseTimeout as parseConnectTimeout,
 } from "@connectrpc/connect/protocol-connect";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import {
+  parseTimeout as parseGrpcTimeout,
+  setTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { convertOnce, type SharedEncoding, sharedEncoding } from "../change-feed/convert-once.ts";
 import { compressedFlag, envelope, envelopeHeaderBytes, messageOf } from "./envelope.ts";
+import { encodeGrpcMessage } from "./grpc-message.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
-import { encodeGrpcMessage, requestFaults } from "./request-guard.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
 import { waitTurn } from "./turns.ts";
 
-// The runtime's own serving path. connect-es serves every call through its streaming machinery:
-// about ten async-iterable transforms per call and per streamed message, a Web request and
-// response per call built by connect-node's adapter, and aborts that construct a DOMException each
-// (bench/README.md, "Where the time goes"). This path serves the calls straight from the HTTP
-// stream: every kind of call (unary, server, client and bidi streams) over gRPC and gRPC-web (the
-// mesh's own calls, grpc-web clients) and Connect (browsers, curl, the dashboard; unary also by
-// GET for methods without side effects), protobuf or JSON, compressed or not, over HTTP/2 and, but
-// for gRPC, HTTP/1.1. The same implementations, interceptors and request gate, with the semantics
-// connect-es gives them (codes, messages, headers, trailers, deadlines, limits, compression,
-// Connect's JSON errors and end-stream message, gRPC-web's trailer frame, browsers' CORS grant).
-// What is left goes to connect-es: requests this path does not recognise (connect-es answers them
-// with its own errors), and services registered with options of their own. No library offers a
-// server that shares a port and its interceptors with connect-es, hence this code.
+// The runtime's serving path, the one every call takes. connect-es serves calls through its
+// streaming machinery: about ten async-iterable transforms per call and per streamed message, a
+// Web request and response per call built by connect-node's adapter, and aborts that construct a
+// DOMException each (bench/README.md, "Where the time goes"). This path serves them straight from
+// the HTTP stream: every kind of call (unary, server, client and bidi streams) over gRPC and
+// gRPC-web (the mesh's own calls, grpc-web clients) and Connect (browsers, curl, the dashboard;
+// unary also by GET for methods without side effects), protobuf or JSON, compressed or not, over
+// HTTP/2 and HTTP/1.1 (but bidi streams, 505). It keeps the contract of connect-es's handlers and
+// interceptors (codes, messages, headers, trailers, deadlines, limits, compression, Connect's JSON
+// errors and end-stream message, gRPC-web's trailer frame, the 405/415 of a request no protocol
+// takes), so that implementations and interceptors written for connect-es run unchanged, and the
+// conformance suites hold it to the protocols. No library serves connect-es's handlers and
+// interceptors from Node's HTTP stream without that machinery, hence this code.
 
 /** What the serving path needs to serve a router's methods. */
 export interface ServingPathOptions {
@@ -88,16 +93,16 @@ export interface ServingPathOptions {
   corsGrant?: (origin: string | string[]) => Record<string, string> | undefined;
 }
 
-/** The serving path: records a router's implementations, then serves calls to them. */
+/** The serving path: a router to register implementations with, then the calls to them. */
 export interface ServingPath {
+  /** Where services and methods are registered (connect-es's router interface). */
+  readonly router: ConnectRouter;
   /**
-   * `router`, recording the implementations registered through it, so that this path can serve
-   * them too (what is registered with per-service options is left to connect-es).
+   * Serves (or refuses) the call on `stream` and returns true; returns false for a request that
+   * names no registered method, or is a CORS preflight, for the server's other endpoints.
    */
-  record(router: ConnectRouter): ConnectRouter;
-  /** Serves the call on `stream` and returns true, or returns false for connect-es to serve it. */
   take(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean;
-  /** The same for a request over HTTP/1.1 (not gRPC, which needs HTTP/2). */
+  /** The same for a request over HTTP/1.1. */
   takeHttp1(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
@@ -203,7 +208,17 @@ const connectStreamJson: Wire = {
 };
 const connectUnaryContentType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
 const connectStreamContentType = /^application\/connect\+(proto|json)(?:;\s*charset=utf-?8)?$/i;
-const connectTimeout = /^\d{1,10}$/;
+/** What a client is told when its request body cannot be read. */
+const requestFaults = {
+  undecodable: (typeName: string, reason: string) =>
+    `cannot decode message ${typeName} from binary: ${reason}`,
+  compressedWithoutEncoding:
+    "a request message is flagged compressed, but the request names no compression",
+  incompleteEnvelope: "protocol error: incomplete envelope",
+  undecompressable: "cannot decompress the request message",
+} as const;
+const envelopedContentType =
+  /^(application\/grpc(?:-web)?(?:\+(?:json|proto))?)(?:; ?charset=utf-?8)?$/i;
 // Abort reasons: aborting without one makes Node construct a DOMException (with a stack) per call.
 const callEnded = new ConnectError("the call has ended", Code.Canceled);
 const clientGone = new ConnectError("the client closed the call", Code.Canceled);
@@ -212,58 +227,81 @@ const clientGone = new ConnectError("the client closed the call", Code.Canceled)
 export function createServingPath(options: ServingPathOptions): ServingPath {
   const methods = new Map<string, ServedSpec>();
   const serve = createCallServer(options);
-  const { compressions, maxTimeoutMs } = options;
-  return {
-    record(router) {
-      return {
-        get handlers() {
-          return router.handlers;
-        },
-        service(service, implementation, serviceOptions) {
-          router.service(service, implementation, serviceOptions);
-          if (serviceOptions === undefined) {
-            const spec = createServiceImplSpec(service, implementation);
-            for (const method of Object.values(spec.methods)) {
-              methods.set(`/${service.typeName}/${method.method.name}`, method);
-            }
-          }
-          return this;
-        },
-        rpc(method, implementation, methodOptions) {
-          router.rpc(method, implementation, methodOptions);
-          return this;
-        },
-      };
+  const { compressions } = options;
+  const router: ConnectRouter = {
+    // connect-es's handlers, of which there are none: the path serves the calls itself.
+    handlers: [],
+    service(service, implementation, serviceOptions) {
+      refuseOptions(serviceOptions, service.typeName);
+      const spec = createServiceImplSpec(service, implementation);
+      for (const method of Object.values(spec.methods)) add(method);
+      return this;
     },
+    rpc(method, implementation, methodOptions) {
+      refuseOptions(methodOptions, `${method.parent.typeName}/${method.name}`);
+      add(createMethodImplSpec(method, implementation));
+      return this;
+    },
+  };
+  const add = (spec: ServedSpec) => {
+    const path = `/${spec.method.parent.typeName}/${spec.method.name}`;
+    if (methods.has(path)) throw new Error(`${path} is registered twice`);
+    methods.set(path, spec);
+  };
+  return {
+    router,
     take(stream, headers) {
       const path = headers[":path"];
-      const route = routeOf(methods, headers[":method"], path, headers, maxTimeoutMs, compressions);
-      if (route === undefined || path === undefined) return false;
-      const address = stream.session?.socket?.remoteAddress;
+      const method = headers[":method"];
+      if (path === undefined || method === "OPTIONS") return false;
+      const route = routeOf(methods, method, path, headers, compressions);
+      if (route === undefined) return false;
       // A browser's call: its answer carries the CORS grant of its origin, if it has one.
       const origin = headers.origin;
       const cors = origin === undefined ? undefined : options.corsGrant?.(origin);
-      serve(route, stream, headers, address, path, cors);
+      if ("refused" in route) {
+        stream.respond({ ...cors, ":status": route.refused }, trailersOnly);
+        return true;
+      }
+      serve(route, stream, headers, stream.session?.socket?.remoteAddress, path, cors);
       return true;
     },
     takeHttp1(req, res) {
-      const route = routeOf(methods, req.method, req.url, req.headers, maxTimeoutMs, compressions);
-      // Not gRPC, which needs HTTP/2, nor a bidi stream, which HTTP/1.1 cannot carry both ways at
-      // once (a client waiting for an answer before its next message would hang): connect-es
-      // answers those (505).
-      if (
-        route === undefined ||
-        req.url === undefined ||
-        route.wire.protocolName === "grpc" ||
-        route.spec.kind === "bidi_streaming"
-      ) {
-        return false;
+      const path = req.url;
+      if (path === undefined || req.method === "OPTIONS") return false;
+      const route = routeOf(methods, req.method, path, req.headers, compressions);
+      if (route === undefined) return false;
+      if ("refused" in route) {
+        refuseHttp1(res, route.refused);
+        return true;
       }
-      const exchange = new Http1Exchange(req, res);
-      serve(route, exchange, req.headers, req.socket.remoteAddress, req.url);
+      // A bidi stream: HTTP/1.1 cannot carry it both ways at once, and a client waiting for an
+      // answer before its next message would hang. It is refused (505), and the connection
+      // closed, as connect-es refuses it.
+      if (route.spec.kind === "bidi_streaming") {
+        res.setHeader("connection", "close");
+        refuseHttp1(res, 505);
+        return true;
+      }
+      serve(route, new Http1Exchange(req, res), req.headers, req.socket.remoteAddress, path);
       return true;
     },
   };
+}
+
+// Options per service or method (connect-es's handler options) would need a serving path of their
+// own; the server's options apply to every call instead.
+function refuseOptions(options: object | undefined, name: string): void {
+  if (options !== undefined && Object.keys(options).length > 0) {
+    throw new Error(`${name}: options per service are not supported; set them on the server`);
+  }
+}
+
+/** Answers an HTTP/1.1 request with `status` alone. */
+function refuseHttp1(res: ServerResponse, status: number): void {
+  res.sendDate = false;
+  res.writeHead(status, { "content-length": 0 });
+  res.end();
 }
 
 /** A call this path serves: its method, its wire, and for a GET the message from its query. */
@@ -272,7 +310,19 @@ interface Route {
   wire: Wire;
   compression: Compressions;
   query?: Buffer;
+  /** Why a GET's message cannot be read from its query (answered after the request gate). */
+  queryError?: ConnectError;
 }
+
+/**
+ * A request to a method that no wire takes, answered with an HTTP status alone as connect-es
+ * answers it: 405 (an HTTP method the method does not take), 415 (a content type no protocol has).
+ */
+interface Refused {
+  refused: 405 | 415;
+}
+const methodNotAllowed: Refused = { refused: 405 };
+const unsupportedMediaType: Refused = { refused: 415 };
 
 /**
  * What a call's messages are compressed with: its request's (null: none) and its answer's; and
@@ -328,20 +378,24 @@ function negotiate(
   return request === null && response === null ? uncompressed : { request, response };
 }
 
-/** The route of a request to `path` by HTTP `method`; undefined for connect-es to serve it. */
+/**
+ * The route of a request to `path` by HTTP `method`, or why it is refused; undefined when `path`
+ * names no method (for the server's other endpoints, or its 404).
+ */
 function routeOf(
   methods: ReadonlyMap<string, ServedSpec>,
   method: string | undefined,
-  path: string | undefined,
+  path: string,
   headers: IncomingHttpHeaders,
-  maxTimeoutMs: number,
   compressions: readonly Compression[],
-): Route | undefined {
-  if (path === undefined) return undefined;
-  if (method === "GET") return connectGetOf(methods, path, headers, maxTimeoutMs, compressions);
-  const spec = method === "POST" ? methods.get(path) : undefined;
-  const wire = spec === undefined ? undefined : wireOf(spec, headers, maxTimeoutMs);
-  if (spec === undefined || wire === undefined) return undefined;
+): Route | Refused | undefined {
+  const queryAt = path.indexOf("?");
+  const spec = methods.get(queryAt < 0 ? path : path.slice(0, queryAt));
+  if (spec === undefined) return undefined;
+  if (method === "GET") return connectGetOf(spec, path, queryAt, headers, compressions);
+  if (method !== "POST") return methodNotAllowed;
+  const wire = wireOf(spec, headers["content-type"] ?? "");
+  if (wire === undefined) return unsupportedMediaType;
   const compression = negotiate(
     compressions,
     headers[wire.encodingHeader],
@@ -352,76 +406,74 @@ function routeOf(
 }
 
 /**
- * The wire of a POST to a method this path serves: gRPC or gRPC-web, or Connect with a
- * well-formed timeout in range (what browsers and curl send); undefined for connect-es to serve
- * (requests it refuses with answers of its own).
+ * The wire of a POST to `spec`'s method with `contentType`: gRPC or gRPC-web (protobuf or JSON),
+ * or Connect's unary or streaming protocol, as the method's kind asks; undefined for a content
+ * type none takes (gRPC-web's text encoding included, as connect-es).
  */
-function wireOf(
-  spec: ServedSpec,
-  headers: IncomingHttpHeaders,
-  maxTimeoutMs: number,
-): Wire | undefined {
-  const contentType = headers["content-type"] ?? "";
-  const enveloped = envelopedWires.get(contentType);
+function wireOf(spec: ServedSpec, contentType: string): Wire | undefined {
+  const enveloped = envelopedWires.get(contentType) ?? envelopedWireOf(contentType);
   if (enveloped !== undefined) return enveloped;
   const unary = spec.kind === "unary";
   const connect = (unary ? connectUnaryContentType : connectStreamContentType).exec(contentType);
   if (connect === null) return undefined;
-  const version = headers["connect-protocol-version"];
-  if (version !== undefined && version !== "1") return undefined;
-  if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
   const json = connect[1]?.toLowerCase() === "json";
   if (unary) return json ? connectJson : connectProto;
   return json ? connectStreamJson : connectStreamProto;
 }
 
-/** Whether a Connect request's timeout, if any, is well-formed and in range (else connect-es answers). */
-function connectTimeoutServed(headers: IncomingHttpHeaders, maxTimeoutMs: number): boolean {
-  const timeout = headers["connect-timeout-ms"];
-  return (
-    timeout === undefined ||
-    (typeof timeout === "string" && connectTimeout.test(timeout) && Number(timeout) <= maxTimeoutMs)
-  );
+/** The wire of a gRPC or gRPC-web content type spelt otherwise (case, a JSON charset). */
+function envelopedWireOf(contentType: string): Wire | undefined {
+  const match = envelopedContentType.exec(contentType);
+  const base = match?.[1]?.toLowerCase();
+  if (base === undefined) return undefined;
+  // Only JSON may name its charset.
+  if (base.length < contentType.length && !base.endsWith("+json")) return undefined;
+  return envelopedWires.get(base);
 }
 
 /**
- * A Connect unary GET this path serves (a method without side effects, its message in the query,
- * protobuf or JSON), with its message's bytes; undefined for connect-es to answer.
+ * A Connect unary GET (a method without side effects, its message in the query, protobuf or
+ * JSON), with its message's bytes; or why it is refused.
  */
 function connectGetOf(
-  methods: ReadonlyMap<string, ServedSpec>,
+  spec: ServedSpec,
   path: string,
+  queryAt: number,
   headers: IncomingHttpHeaders,
-  maxTimeoutMs: number,
   compressions: readonly Compression[],
-): Route | undefined {
-  const queryAt = path.indexOf("?");
-  const spec = methods.get(queryAt < 0 ? path : path.slice(0, queryAt));
-  if (spec?.kind !== "unary" || queryAt < 0) return undefined;
-  if (spec.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return undefined;
-  const params = new URLSearchParams(path.slice(queryAt + 1));
+): Route | Refused {
+  if (spec.kind !== "unary") return methodNotAllowed;
+  if (spec.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) {
+    return methodNotAllowed;
+  }
+  // A GET needs no content type; one it names must be Connect's unary one.
+  const contentType = headers["content-type"];
+  if (contentType !== undefined && !connectUnaryContentType.test(contentType)) {
+    return unsupportedMediaType;
+  }
+  const params = new URLSearchParams(queryAt < 0 ? "" : path.slice(queryAt + 1));
   const encoding = params.get("encoding");
-  if (encoding !== "proto" && encoding !== "json") return undefined;
+  if (encoding !== "proto" && encoding !== "json") return unsupportedMediaType;
   const compression = negotiate(
     compressions,
     params.get("compression") ?? undefined,
     headers["accept-encoding"],
     "accept-encoding",
   );
-  const connect = params.get("connect");
-  if (connect !== null && connect !== "v1") return undefined;
-  if (!connectTimeoutServed(headers, maxTimeoutMs)) return undefined;
+  const wire = encoding === "json" ? connectJson : connectProto;
   const message = params.get("message") ?? "";
-  let query: Buffer;
-  try {
-    query =
-      params.get("base64") === "1"
-        ? Buffer.from(base64Decode(message))
-        : Buffer.from(message, "utf8");
-  } catch {
-    return undefined;
+  if (params.get("base64") !== "1") {
+    return { spec, wire, compression, query: Buffer.from(message, "utf8") };
   }
-  return { spec, wire: encoding === "json" ? connectJson : connectProto, compression, query };
+  try {
+    return { spec, wire, compression, query: Buffer.from(base64Decode(message)) };
+  } catch {
+    const queryError = new ConnectError(
+      "the message query parameter is not valid base64",
+      Code.InvalidArgument,
+    );
+    return { spec, wire, compression, query: Buffer.alloc(0), queryError };
+  }
 }
 
 function createCallServer(options: ServingPathOptions) {
@@ -460,8 +512,8 @@ function createCallServer(options: ServingPathOptions) {
     const header = new IncomingHeaders(headers);
     const timeout =
       wire.protocolName !== "connect"
-        ? parseTimeout(header.get("grpc-timeout"), maxTimeoutMs)
-        : connectTimeoutOf(header.get("connect-timeout-ms") ?? undefined);
+        ? parseGrpcTimeout(header.get("grpc-timeout"), maxTimeoutMs)
+        : parseConnectTimeout(header.get("connect-timeout-ms"), maxTimeoutMs);
     const deadline =
       timeout.timeoutMs === undefined || timeout.error ? undefined : Date.now() + timeout.timeoutMs;
     const call = new Call(
@@ -475,8 +527,9 @@ function createCallServer(options: ServingPathOptions) {
       cors,
     );
     // The gate runs after the headers, before the body is read; then a compression the server
-    // does not take, or a timeout out of range, refuses the call (in that order, as connect-es).
-    const refusal = route.compression.refusal ?? timeout.error;
+    // does not take, a timeout malformed or out of range, or a GET's query that does not decode
+    // refuses the call (in that order, as connect-es).
+    const refusal = route.compression.refusal ?? timeout.error ?? route.queryError;
     if (requestGate === undefined) call.read(refusal);
     else {
       requestGate(new CallContext(call, call)).then(
@@ -534,12 +587,16 @@ interface Exchange {
 
 /**
  * An HTTP/1.1 request and its response as the HTTP/2 stream a call is answered on: the request's
- * body events, the response's close and drain, `respond` as `writeHead`. Trailers have no place in
- * HTTP/1.1; the wires served over it (Connect unary) put theirs in the headers or the body.
+ * body events, the response's close and drain, `respond` as `writeHead`. gRPC's trailers go in
+ * the chunked body's trailer section (as connect-es sends them over HTTP/1.1); the other wires
+ * put theirs in the headers or the body.
  */
 class Http1Exchange {
   private readonly req: IncomingMessage;
   private readonly res: ServerResponse;
+  /** Asks for the trailers once the body has been written (`waitForTrailers`). */
+  private wantTrailers: ((this: CallStream) => void) | undefined;
+  private waitForTrailers = false;
 
   constructor(req: IncomingMessage, res: ServerResponse) {
     this.req = req;
@@ -567,7 +624,8 @@ class Http1Exchange {
 
   /** The body's events and errors come from the request; the end and drain, from the response. */
   on(event: string, listener: (...args: never[]) => void): this {
-    this.emitterOf(event).on(event, listener as (...args: unknown[]) => void);
+    if (event === "wantTrailers") this.wantTrailers = listener as (this: CallStream) => void;
+    else this.emitterOf(event).on(event, listener as (...args: unknown[]) => void);
     return this;
   }
 
@@ -577,12 +635,16 @@ class Http1Exchange {
     return this;
   }
 
-  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void {
+  respond(
+    headers: Record<string, string | number>,
+    options?: { endStream?: boolean; waitForTrailers?: boolean },
+  ): void {
     const fields: Record<string, string | number> = {};
     for (const name in headers) {
       if (!name.startsWith(":")) fields[name] = headers[name] as string | number;
     }
     this.res.sendDate = false;
+    this.waitForTrailers = options?.waitForTrailers === true;
     this.res.writeHead(Number(headers[":status"] ?? 200), fields);
     if (options?.endStream) this.res.end();
   }
@@ -592,13 +654,17 @@ class Http1Exchange {
   }
 
   end(chunk?: Uint8Array | string): this {
-    if (chunk === undefined) this.res.end();
+    if (this.waitForTrailers) {
+      if (chunk !== undefined) this.res.write(chunk);
+      this.wantTrailers?.call(this.res as unknown as CallStream);
+      this.res.end();
+    } else if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
     return this;
   }
 
-  sendTrailers(): void {
-    throw new Error("HTTP/1.1 has no trailers here");
+  sendTrailers(headers: Record<string, string | number>): void {
+    this.res.addTrailers(headers as Record<string, string>);
   }
 
   pause(): this {
@@ -1370,14 +1436,6 @@ function prefixedTrailers(trailer: Headers | undefined): Headers | undefined {
     prefixed.set(`trailer-${name}`, value);
   });
   return prefixed;
-}
-
-/** The timeout of a Connect request, checked well-formed and in range before the call was taken. */
-function connectTimeoutOf(value: string | undefined): {
-  timeoutMs?: number;
-  error?: ConnectError;
-} {
-  return value === undefined ? {} : { timeoutMs: Number(value) };
 }
 
 /** The request message in `bytes`: protobuf, or JSON with `json`'s options. */

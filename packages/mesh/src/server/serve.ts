@@ -6,7 +6,7 @@ import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { DescService, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import type { Logger } from "pino";
@@ -27,7 +27,6 @@ import { observeCalls } from "../observability/call-observers.ts";
 import { createMetrics, type Metrics, processRegistry } from "../observability/metrics.ts";
 import { createRequestStats } from "../observability/stats.ts";
 import { createServerTracingInterceptor } from "../observability/tracing.ts";
-import { guardRequestDecoding } from "../protocol/request-guard.ts";
 import { createServingPath, type ServingPath } from "../protocol/serving-path.ts";
 import { applyCors, corsGrant } from "./cors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
@@ -180,10 +179,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     ...(options.interceptors ?? []),
   ];
   const requestGate = auth ? createAuthGate(auth) : undefined;
-  // Both serving paths give each call the same context values: its peer's address.
+  // Each call's context values: its peer's address.
   const callValues = (address: string | undefined) =>
     createContextValues().set(peerKey, address ?? "unknown");
-  // Both serving paths take and give the same compressions (connect-node's defaults).
+  // The compressions calls take and give (connect-node's).
   const compressions = [compressionGzip, compressionBrotli] as const;
   // Smaller messages go out uncompressed: compressing them costs more than it saves.
   const compressMinBytes = 1024;
@@ -199,25 +198,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
     compressMinBytes,
     corsGrant: (origin) => corsGrant(corsOrigins, origin),
   });
-  const handleRpc = connectNodeAdapter({
-    routes(router) {
-      const recorded = servingPath.record(router);
-      options.routes(recorded);
-      health.register(recorded);
-      stats.register(recorded, { service: options.name, shutdownSignal: shutdown.signal });
-      registerReflection(recorded, services);
-      guardRequestDecoding(router, limits.maxMessageBytes);
-    },
-    interceptors,
-    contextValues: (req) => callValues(req.socket?.remoteAddress),
-    requestGate,
-    jsonOptions: options.jsonOptions,
-    readMaxBytes: limits.maxMessageBytes,
-    writeMaxBytes: limits.maxSendMessageBytes,
-    maxTimeoutMs: limits.maxTimeoutMs,
-    acceptCompression: [...compressions],
-    compressMinBytes,
-  });
+  const router = servingPath.router;
+  options.routes(router);
+  health.register(router);
+  stats.register(router, { service: options.name, shutdownSignal: shutdown.signal });
+  registerReflection(router, services);
 
   const handle = (
     req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -252,9 +237,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
       sendMetrics(res);
       return;
     }
-    // HTTP/2 calls the runtime's path serves were taken before the compatibility API (takeFirst).
+    // HTTP/2 calls were taken before the compatibility API (takeFirst).
     if (!("stream" in req) && servingPath.takeHttp1(req, res as http.ServerResponse)) return;
-    handleRpc(req, res);
+    // Neither an RPC nor an endpoint: what a gRPC client reads as unimplemented.
+    res.statusCode = 404;
+    res.end();
   };
 
   const sendMetrics = (res: http.ServerResponse | http2.Http2ServerResponse) => {
