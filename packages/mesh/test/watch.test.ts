@@ -208,7 +208,7 @@ test("a watch waiting for its reader holds neither the page it sent nor its item
   await new Promise((resolve) => setTimeout(resolve, 10));
   gc();
   assert.equal(sent?.deref(), undefined, "the page was let go of");
-  await watch.return(undefined);
+  await watch.return?.(undefined);
 });
 
 test("mapStream converts each item and passes the end and errors through", async () => {

@@ -294,7 +294,7 @@ describe("batchCreateUsers", () => {
 describe("watchUsers", () => {
   /** Reads batches until `enough` says so, then stops the watch. */
   async function collect(
-    batches: AsyncGenerator<UserEventBatch>,
+    batches: AsyncIterableIterator<UserEventBatch>,
     enough: (seen: UserEventBatch[]) => boolean,
   ): Promise<UserEventBatch[]> {
     const seen: UserEventBatch[] = [];

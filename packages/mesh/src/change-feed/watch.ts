@@ -1,4 +1,5 @@
 // Pure watch logic shared by the services' domains; it imports neither Connect nor a database.
+import { observeStream } from "../protocol/stream-stages.ts";
 import { encodedAs, keepOn, preEncodedBatch, type SharedEncoding } from "./convert-once.ts";
 
 export {
@@ -70,7 +71,14 @@ export const defaultSnapshotPageSize = 100;
  * Rk; after the last page, everything as of its revision, from which every later change follows
  * exactly once, in order. Revisions of responses and events never go back.
  */
-export async function* snapshotThenChanges<T, E>(options: {
+export function snapshotThenChanges<T, E>(
+  options: SnapshotThenChangesOptions<T, E>,
+): AsyncIterableIterator<EventBatch<E>> {
+  return new SnapshotThenChanges(options);
+}
+
+/** Where a watch starts, and how its store reads the state and the changes. */
+export interface SnapshotThenChangesOptions<T, E> {
   startRevision: bigint;
   /** Reads the page of items with keys after `after` that reflects `atLeast` or a later revision. */
   page: (request: {
@@ -89,12 +97,77 @@ export async function* snapshotThenChanges<T, E>(options: {
   asSnapshotEvent: (event: E) => E;
   changes: (after: bigint) => AsyncIterable<EventBatch<E>>;
   pageSize?: number;
-}): AsyncGenerator<EventBatch<E>> {
-  if (options.startRevision < 0n) {
-    throw new InvalidStartRevisionError("start_revision must not be negative");
+}
+
+/**
+ * The stream of snapshotThenChanges: the snapshot's pages (an async generator), then the changes
+ * handed on as they are. Not one generator for both: a generator delegating with `yield*` stays
+ * suspended for as long as the watch is open, with its frame and a request per message.
+ */
+class SnapshotThenChanges<T, E> implements AsyncIterableIterator<EventBatch<E>> {
+  // Let go of once the changes follow: what reads the state (and what it holds) is not needed
+  // for as long as the watch then stays open.
+  private options: SnapshotThenChangesOptions<T, E> | undefined;
+  private snapshot: AsyncGenerator<EventBatch<E>, bigint> | undefined;
+  private changes: AsyncIterator<EventBatch<E>> | undefined;
+  private closed = false;
+
+  constructor(options: SnapshotThenChangesOptions<T, E>) {
+    this.options = options;
   }
-  let after = options.startRevision;
-  if (after === 0n) {
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<EventBatch<E>>> {
+    if (this.changes !== undefined) return this.changes.next();
+    const options = this.options;
+    if (this.closed || options === undefined)
+      return Promise.resolve({ done: true, value: undefined });
+    const { startRevision } = options;
+    if (this.snapshot === undefined) {
+      if (startRevision < 0n) {
+        this.closed = true;
+        return Promise.reject(new InvalidStartRevisionError("start_revision must not be negative"));
+      }
+      if (startRevision > 0n) return this.follow(startRevision);
+      this.snapshot = snapshotPages(options);
+    }
+    return this.snapshot.next().then((step) => {
+      if (!step.done) return step;
+      if (this.changes !== undefined) return this.changes.next();
+      if (this.closed) return { done: true as const, value: undefined };
+      return this.follow(step.value);
+    });
+  }
+
+  return(value?: unknown): Promise<IteratorResult<EventBatch<E>>> {
+    this.closed = true;
+    const current = this.changes ?? this.snapshot;
+    return (
+      current?.return?.(value as never) ?? Promise.resolve({ done: true, value: undefined })
+    ).then(() => ({ done: true as const, value: undefined }));
+  }
+
+  /** The changes after `revision`, from now on. */
+  private follow(revision: bigint): Promise<IteratorResult<EventBatch<E>>> {
+    const changes = (this.options as SnapshotThenChangesOptions<T, E>).changes;
+    this.snapshot = undefined;
+    this.options = undefined;
+    this.changes = changes(revision)[Symbol.asyncIterator]();
+    return this.changes.next();
+  }
+}
+
+/**
+ * The current state in pages (see snapshotThenChanges), as batches of snapshot events; returns the
+ * revision the state is at, from which the changes follow.
+ */
+async function* snapshotPages<T, E>(
+  options: SnapshotThenChangesOptions<T, E>,
+): AsyncGenerator<EventBatch<E>, bigint> {
+  {
     const limit = options.pageSize ?? defaultSnapshotPageSize;
     /** The last key the watcher has, and the revision it has every key up to it at. */
     let through: string | undefined;
@@ -139,9 +212,8 @@ export async function* snapshotThenChanges<T, E>(options: {
       if (next === undefined) break;
       through = next;
     }
-    after = at;
+    return at;
   }
-  yield* options.changes(after);
 }
 
 /** The batch in `holder`, which no longer holds it. */
@@ -152,62 +224,18 @@ function take<B>(holder: { batch?: B }): B {
 }
 
 /**
- * `source` with each item converted as it passes, by an iterator object rather than an async
- * generator: a generator suspended at its yield keeps its locals alive (V8), so one that converts
- * would hold the last batch for as long as the stream waits for a slow reader. A class, so that a
- * watch holds one small object for it, not a set of closures.
+ * `source` with each item converted as it passes, as a stage of the stream (stream-stages.ts)
+ * rather than an async generator: a generator suspended at its yield keeps its locals alive (V8),
+ * so one that converts would hold the last batch for as long as the stream waits for a slow
+ * reader, and the interceptors' stages join this one, so that a watch holds one stream object.
  */
 export function mapStream<A, B>(
   source: AsyncIterable<A>,
   convert: (item: A) => B,
 ): AsyncIterable<B> {
-  return new MappedStream(source, convert);
-}
-
-/** The stream of mapStream, and its iterator once read. */
-class MappedStream<A, B> implements AsyncIterable<B>, AsyncIterator<B> {
-  private readonly source: AsyncIterable<A>;
-  private readonly convert: (item: A) => B;
-  private iterator: AsyncIterator<A> | undefined;
-
-  constructor(source: AsyncIterable<A>, convert: (item: A) => B) {
-    this.source = source;
-    this.convert = convert;
-  }
-
-  [Symbol.asyncIterator](): this {
-    this.iterator = this.source[Symbol.asyncIterator]();
-    return this;
-  }
-
-  next(): Promise<IteratorResult<B>> {
-    return this.started()
-      .next()
-      .then((result) => this.map(result));
-  }
-
-  return(value?: unknown): Promise<IteratorResult<B>> {
-    const iterator = this.started();
-    return iterator.return
-      ? iterator.return(value).then((result) => this.map(result))
-      : Promise.resolve({ done: true, value: undefined });
-  }
-
-  throw(error?: unknown): Promise<IteratorResult<B>> {
-    const iterator = this.started();
-    return iterator.throw
-      ? iterator.throw(error).then((result) => this.map(result))
-      : Promise.reject(error);
-  }
-
-  private started(): AsyncIterator<A> {
-    this.iterator ??= this.source[Symbol.asyncIterator]();
-    return this.iterator;
-  }
-
-  private map(result: IteratorResult<A>): IteratorResult<B> {
-    return result.done ? result : { done: false, value: this.convert(result.value) };
-  }
+  return observeStream(source as AsyncIterable<unknown>, {
+    map: convert as (item: unknown) => unknown,
+  }) as AsyncIterable<B>;
 }
 
 // Watches opening together share the pages they read (ChangeFeed.readPage): each shared page

@@ -167,6 +167,10 @@ export function startClientSpan(
   return { header: headers, context: ctx, end: (error) => endSpan(span, "grpc", error) };
 }
 
+// The repository methods that are not one database operation: the change streams (functions that
+// return a stream, not generators) and the snapshot page.
+const untracedMethods = new Set(["changes", "changesThrough", "snapshotPage"]);
+
 /**
  * Wraps every method of a repository in a CLIENT span with the database conventions' attributes,
  * so that each trace shows the store's work under the RPC that caused it. Written here because
@@ -181,7 +185,7 @@ export function traceRepository<T extends object>(repository: T, namespace: stri
       // Change streams live as long as a watch; they are not one database operation. Nor is a
       // snapshot page, which watchers asking together share: the change feed traces the one read
       // behind it (ChangeFeed.readPage), not each of the watchers' asks.
-      if (value.constructor?.name === "AsyncGeneratorFunction" || property === "snapshotPage") {
+      if (value.constructor?.name === "AsyncGeneratorFunction" || untracedMethods.has(property)) {
         return value.bind(target);
       }
       return (...args: unknown[]) =>

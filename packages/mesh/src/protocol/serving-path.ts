@@ -743,6 +743,8 @@ class Call {
   private headersSent = false;
   private controller: AbortController | undefined;
   private endReason: ConnectError | undefined;
+  /** Ends the stream answer being sent, when the call ends first. */
+  private stopStream: ((reason: ConnectError) => void) | undefined;
   private watchingClient = false;
   private readonly timer: NodeJS.Timeout | undefined;
   // The response's header and trailer, made when a handler or interceptor first asks for them.
@@ -986,7 +988,7 @@ class Call {
       } else if (spec.kind === "server_streaming") {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) abandon(res);
-        else await this.sendStream(res, (message) => frameOf(method.output, message, max, json));
+        else void this.sendStream(res, (message) => frameOf(method.output, message, max, json));
       }
     } catch (error) {
       this.finish(error);
@@ -1010,13 +1012,13 @@ class Call {
       if (spec.kind === "bidi_streaming") {
         const res = await shared.bidiChainOf(spec)(req);
         if (this.ended) abandon(res);
-        else await this.sendStream(res, frames);
+        else void this.sendStream(res, frames);
         return;
       }
       const res = await shared.clientStreamChainOf(spec)(req);
       if (this.ended) return;
       const { header, trailer } = this.partsOf(res);
-      await this.sendStream(
+      void this.sendStream(
         {
           stream: true,
           service: res.service,
@@ -1120,8 +1122,8 @@ class Call {
    * ({ ...res }, which leaves out its getters), uses the call's, if anything made them; another
    * answer brings its own.
    */
-  private partsOf(res: UnaryResponse): { header?: Headers; trailer?: Headers } {
-    if (res instanceof Answer) return { header: this.setHeader, trailer: this.setTrailer };
+  private partsOf(res: UnaryResponse | StreamResponse): { header?: Headers; trailer?: Headers } {
+    if (res instanceof CallAnswer) return { header: this.setHeader, trailer: this.setTrailer };
     return { header: res.header ?? this.setHeader, trailer: res.trailer ?? this.setTrailer };
   }
 
@@ -1147,15 +1149,20 @@ class Call {
     this.stream.sendTrailers(this.trailersToSend ?? okTrailers);
   }
 
-  /** Writes the messages of a server stream as they come, waiting for the client to read them. */
+  /**
+   * Writes the messages of a stream answer as they come, waiting for the client to read them, then
+   * ends the call with the answer's trailer, or with the error the stream fails with. Its caller
+   * does not wait for it: a watch holds this one suspended function, not a chain of them.
+   */
   async sendStream(res: StreamResponse, frameOf: (message: unknown) => Buffer): Promise<void> {
     const stream = this.stream;
     // The call's end (client gone, deadline) ends the wait for the next message too.
     const messages = stopStreamOn(res.message, (stop) => {
-      const signal = this.signal;
-      const onAbort = () => stop(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      return () => signal.removeEventListener("abort", onAbort);
+      if (this.ended) stop(this.endReason);
+      else this.stopStream = stop;
+      return () => {
+        this.stopStream = undefined;
+      };
     })[Symbol.asyncIterator]();
     try {
       for (;;) {
@@ -1179,15 +1186,16 @@ class Call {
         if (!this.headersSent) {
           this.headersSent = true;
           const body = this.wire.endFrame === undefined ? withTrailers : answerWithBody;
-          this.respond(this.responseHeaders(res.header), body);
+          this.respond(this.responseHeaders(this.partsOf(res).header), body);
         }
         if (!stream.write(frame)) await drained(stream);
       }
     } catch (error) {
       messages.return?.().catch(() => {});
-      throw error;
+      this.finish(error);
+      return;
     }
-    this.finish(undefined, res.trailer);
+    this.finish(undefined, this.partsOf(res).trailer);
   }
 
   /** Ends the call with `error`, or with success and `trailer`; later calls do nothing. */
@@ -1282,6 +1290,12 @@ class Call {
     clearTimeout(this.timer);
     const controller = this.controller;
     if (controller !== undefined && !controller.signal.aborted) controller.abort(reason);
+    // After the signal: what observes the stream's end reads from it why the call ended.
+    const stopStream = this.stopStream;
+    if (stopStream !== undefined) {
+      this.stopStream = undefined;
+      stopStream(reason);
+    }
   }
 
   /** Ends the call when its client goes away (closes or resets the stream) before it is answered. */
@@ -1521,22 +1535,18 @@ function unaryHandler(spec: Extract<ServedSpec, { kind: "unary" | "client_stream
 }
 
 /**
- * A unary handler's answer as the interceptors see it. Its header and trailer are the call's, made
- * when first asked for: most calls set neither, and then send none. (They are getters of the class,
- * so a copy made with `{ ...res }` has neither; sendUnary then takes the call's.)
+ * A handler's answer as the interceptors see it. Its header and trailer are the call's, made when
+ * first asked for: most calls set neither, and then send none (a watch holds neither while it is
+ * open). They are getters of the class, so a copy made with `{ ...res }` has neither; the call
+ * then sends its own (partsOf).
  */
-class Answer implements UnaryResponse {
-  readonly stream = false;
+abstract class CallAnswer {
   readonly service: DescService;
-  readonly method: UnaryResponse["method"];
-  readonly message: UnaryResponse["message"];
-  private readonly call: Call;
+  protected readonly call: Call;
 
-  constructor(call: Call, message: UnaryResponse["message"]) {
+  constructor(call: Call) {
     this.call = call;
     this.service = call.method.parent;
-    this.method = call.method as UnaryResponse["method"];
-    this.message = message;
   }
 
   get header(): Headers {
@@ -1548,28 +1558,43 @@ class Answer implements UnaryResponse {
   }
 }
 
+/** A unary (or client-streaming) handler's answer. */
+class Answer extends CallAnswer implements UnaryResponse {
+  readonly stream = false;
+  readonly method: UnaryResponse["method"];
+  readonly message: UnaryResponse["message"];
+
+  constructor(call: Call, message: UnaryResponse["message"]) {
+    super(call);
+    this.method = call.method as UnaryResponse["method"];
+    this.message = message;
+  }
+}
+
+/** A server- or bidi-streaming handler's answer: its messages. */
+class StreamAnswer extends CallAnswer {
+  readonly stream = true;
+  readonly method: DescMethod;
+  readonly message: AsyncIterable<unknown>;
+
+  constructor(call: Call, message: AsyncIterable<unknown>) {
+    super(call);
+    this.method = call.method;
+    this.message = message;
+  }
+}
+
 /** The handler of a bidi-streaming method, innermost in its chain. */
 function bidiStreamingHandler(spec: Extract<ServedSpec, { kind: "bidi_streaming" }>) {
   return async (req: CallRequest): Promise<StreamResponse> => {
     const call = callOf(req);
-    return streamAnswer(
-      call,
-      spec.method,
-      spec.impl(req.message as never, new CallContext(call, req)),
-    );
+    return streamAnswer(call, spec.impl(req.message as never, new CallContext(call, req)));
   };
 }
 
 /** A streaming method's answer, `messages`, as the interceptors see it. */
-function streamAnswer(call: Call, method: DescMethod, messages: unknown): StreamResponse {
-  return {
-    stream: true as const,
-    service: method.parent,
-    method,
-    header: call.responseHeader,
-    trailer: call.responseTrailer,
-    message: messages,
-  } as StreamResponse;
+function streamAnswer(call: Call, messages: unknown): StreamResponse {
+  return new StreamAnswer(call, messages as AsyncIterable<unknown>) as unknown as StreamResponse;
 }
 
 /** The handler of a server-streaming method, innermost in its chain. */
@@ -1577,11 +1602,7 @@ function serverStreamingHandler(spec: Extract<ServedSpec, { kind: "server_stream
   return async (req: CallRequest): Promise<StreamResponse> => {
     const call = callOf(req);
     const first = await (req.message as AsyncIterable<unknown>)[Symbol.asyncIterator]().next();
-    return streamAnswer(
-      call,
-      spec.method,
-      spec.impl(first.value as never, new CallContext(call, req)),
-    );
+    return streamAnswer(call, spec.impl(first.value as never, new CallContext(call, req)));
   };
 }
 

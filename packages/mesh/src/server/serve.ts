@@ -5,7 +5,7 @@ import { createServer as createNetServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { DescService, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
-import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, ContextKey, ContextValues, Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
@@ -181,7 +181,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const requestGate = auth ? createAuthGate(auth) : undefined;
   // Each call's context values: its peer's address.
   const callValues = (address: string | undefined) =>
-    createContextValues().set(peerKey, address ?? "unknown");
+    new CallValues().set(peerKey, address ?? "unknown");
   // The compressions calls take and give (connect-node's).
   const compressions = [compressionGzip, compressionBrotli] as const;
   // Smaller messages go out uncompressed: compressing them costs more than it saves.
@@ -474,6 +474,29 @@ export async function serve(options: ServeOptions): Promise<Server> {
  * Lets the runtime's serving path serve the HTTP/2 calls it takes before Node's compatibility API (the request
  * and response objects connect-node reads) is built for them; every other stream goes on to it.
  */
+/**
+ * A call's context values, as connect-es's `createContextValues` keeps them (each under its key's
+ * symbol, on the object itself), with the methods on the prototype: a watch holds its values for
+ * as long as it is open, and connect-es's object makes three closures for each.
+ */
+class CallValues implements ContextValues {
+  get<T>(key: ContextKey<T>): T {
+    return key.id in this
+      ? ((this as unknown as Record<symbol, T>)[key.id] as T)
+      : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    (this as unknown as Record<symbol, T>)[key.id] = value;
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    delete (this as unknown as Record<symbol, unknown>)[key.id];
+    return this;
+  }
+}
+
 function takeFirst(server: http2.Http2Server | http2.Http2SecureServer, path: ServingPath): void {
   const compat = server.listeners("stream");
   const [serveCompat] = compat;

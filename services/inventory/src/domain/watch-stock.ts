@@ -5,7 +5,7 @@ import type { InventoryRepository, ProductEvent } from "./product.ts";
 export function watchStock(
   inventory: InventoryRepository,
   request: { startRevision: bigint; signal: AbortSignal },
-): AsyncGenerator<EventBatch<ProductEvent>> {
+): AsyncIterableIterator<EventBatch<ProductEvent>> {
   return snapshotThenChanges({
     startRevision: request.startRevision,
     page: (request) => inventory.snapshotPage(request),

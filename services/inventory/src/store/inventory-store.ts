@@ -7,7 +7,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, mapStream, snapshotPageOf } from "@shop/mesh/watch";
 import { asc, count, eq, gt, inArray, sql } from "drizzle-orm";
 import { inventoryContractRules } from "../contract-rules.ts";
 import {
@@ -241,10 +241,8 @@ export function createInventoryStore(
       });
     },
 
-    async *changes(after, signal) {
-      for await (const batch of feed.watch({ after, signal })) {
-        yield sharedBatch(batch);
-      }
+    changes(after, signal) {
+      return mapStream(feed.watch({ after, signal }), sharedBatch);
     },
   };
 }

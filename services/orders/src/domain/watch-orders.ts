@@ -10,7 +10,7 @@ export function watchOrders(
   orders: OrderRepository,
   query: { startRevision: bigint; userId: string | undefined; signal: AbortSignal },
   scope: OrderScope = undefined,
-): AsyncGenerator<EventBatch<OrderEvent>> {
+): AsyncIterableIterator<EventBatch<OrderEvent>> {
   const request = { ...query, userId: userWithin(scope, query.userId) };
   return snapshotThenChanges({
     startRevision: request.startRevision,

@@ -6,7 +6,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, mapStream, snapshotPageOf } from "@shop/mesh/watch";
 import { and, asc, desc, eq, gt, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { orderContractRules } from "../contract-rules.ts";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
@@ -242,10 +242,8 @@ export function createOrderStore(database: Database<typeof tables>, feed: Change
       });
     },
 
-    async *changes(after, signal, userId) {
-      for await (const batch of feed.watch({ after, signal, partition: userId })) {
-        yield sharedBatch(batch);
-      }
+    changes(after, signal, userId) {
+      return mapStream(feed.watch({ after, signal, partition: userId }), sharedBatch);
     },
   };
 }

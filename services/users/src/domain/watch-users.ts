@@ -8,7 +8,7 @@ import type { UserEvent, UserEventBatch, UserRepository } from "./user.ts";
 export function watchUsers(
   users: UserRepository,
   request: { startRevision: bigint; signal: AbortSignal },
-): AsyncGenerator<UserEventBatch> {
+): AsyncIterableIterator<UserEventBatch> {
   return snapshotThenChanges({
     startRevision: request.startRevision,
     page: (request) => users.snapshotPage(request),

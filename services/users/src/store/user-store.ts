@@ -6,7 +6,7 @@ import {
   revisionOf,
   type WatchBatch,
 } from "@shop/mesh";
-import { convertBatchesOnce, convertOnce, snapshotPageOf } from "@shop/mesh/watch";
+import { convertBatchesOnce, convertOnce, mapStream, snapshotPageOf } from "@shop/mesh/watch";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { userContractRules } from "../contract-rules.ts";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
@@ -130,10 +130,8 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
       }
     },
 
-    async *changes(after, signal): AsyncGenerator<UserEventBatch> {
-      for await (const batch of feed.watch({ after, signal })) {
-        yield sharedBatch(batch);
-      }
+    changes(after, signal): AsyncIterable<UserEventBatch> {
+      return mapStream(feed.watch({ after, signal }), sharedBatch);
     },
   };
 }
