@@ -10,7 +10,13 @@ import {
 import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { envelope, envelopeHeaderBytes, messageOf } from "../protocol/envelope.ts";
+import {
+  compressedFlag,
+  EnvelopeBuffer,
+  envelope,
+  envelopeHeaderBytes,
+  messageOf,
+} from "../protocol/envelope.ts";
 import { decodeGrpcMessage } from "../protocol/grpc-message.ts";
 import { IncomingHeaders } from "../protocol/incoming-headers.ts";
 import { messageTooLarge } from "../protocol/serving-path.ts";
@@ -102,9 +108,7 @@ function exchange(
     let stream: http2.ClientHttp2Stream | undefined;
     let responseHeaders: http2.IncomingHttpHeaders | undefined;
     let trailers: http2.IncomingHttpHeaders | undefined;
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let announced = -1;
+    const received = new EnvelopeBuffer();
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => fail(abortError(signal as AbortSignal));
     const cleanUp = () => {
@@ -124,17 +128,11 @@ function exchange(
         responseHeaders = headers;
       });
       stream.on("data", (chunk: Buffer) => {
-        chunks.push(chunk);
-        received += chunk.length;
+        received.push(chunk);
         sessionManager.notifyResponseByteRead(stream);
         // An answer larger than the limit is refused as soon as its envelope announces it (or
         // its bytes alone are over), not read to the end first.
-        if (announced < 0 && received >= envelopeHeaderBytes) {
-          announced = (chunks.length === 1 ? chunk : Buffer.concat(chunks, received)).readUInt32BE(
-            1,
-          );
-        }
-        const size = Math.max(announced, received - envelopeHeaderBytes);
+        const size = Math.max(received.announced(), received.size - envelopeHeaderBytes);
         if (size > maxMessageBytes) fail(messageTooLarge(size, "readMaxBytes", maxMessageBytes));
       });
       stream.on("trailers", (fields) => {
@@ -151,7 +149,7 @@ function exchange(
           return;
         }
         try {
-          const message = answer(method, responseHeaders, trailers, chunks);
+          const message = answer(method, responseHeaders, trailers, received);
           cleanUp();
           resolve({
             stream: false,
@@ -195,7 +193,7 @@ function answer(
   method: DescMethodUnary,
   headers: http2.IncomingHttpHeaders,
   trailers: http2.IncomingHttpHeaders | undefined,
-  chunks: Buffer[],
+  body: EnvelopeBuffer,
 ): unknown {
   const status = Number(headers[":status"]);
   if (status !== 200) {
@@ -225,29 +223,29 @@ function answer(
     error.details = detailsOf(fields);
     throw error;
   }
-  const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-  if (body.length < envelopeHeaderBytes) {
+  if (body.size < envelopeHeaderBytes) {
     throw new ConnectError(
       "protocol error: missing output message for unary method",
       Code.Unimplemented,
     );
   }
-  if ((body[0] ?? 0) & 0b1) {
+  if (body.flags() & compressedFlag) {
     throw new ConnectError(
       "protocol error: received compressed output without encoding",
       Code.Internal,
     );
   }
-  const length = body.readUInt32BE(1);
-  if (body.length !== envelopeHeaderBytes + length) {
+  const frame = body.take();
+  if (frame === undefined) {
+    throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
+  }
+  if (body.size > 0) {
     throw new ConnectError(
-      body.length > envelopeHeaderBytes + length
-        ? "protocol error: received extra output message for unary method"
-        : "protocol error: incomplete envelope",
-      body.length > envelopeHeaderBytes + length ? Code.Unimplemented : Code.Internal,
+      "protocol error: received extra output message for unary method",
+      Code.Unimplemented,
     );
   }
-  return fromBinary(method.output, messageOf(body));
+  return fromBinary(method.output, messageOf(frame));
 }
 
 /**

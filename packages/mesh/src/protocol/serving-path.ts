@@ -46,7 +46,13 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { convertOnce, type SharedEncoding, sharedEncoding } from "../change-feed/convert-once.ts";
-import { compressedFlag, envelope, envelopeHeaderBytes, messageOf } from "./envelope.ts";
+import {
+  compressedFlag,
+  EnvelopeBuffer,
+  envelope,
+  envelopeHeaderBytes,
+  messageOf,
+} from "./envelope.ts";
 import { encodeGrpcMessage } from "./grpc-message.ts";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import { actsOnStreamsOnly, stopStreamOn } from "./streams.ts";
@@ -752,11 +758,9 @@ class Call {
   private setTrailer: Headers | undefined;
   // The trailers to send when the stream asks for them; the success status when undefined.
   private trailersToSend: Record<string, string | number> | undefined;
-  // The request body as it comes: its first chunk, all of them once there is more than one, their
-  // size, and the message length its envelope announces (-1 until read).
-  private firstChunk: Buffer | undefined;
-  private chunks: Buffer[] | undefined;
-  private size = 0;
+  // The request body as it comes (made with its first chunk), and the message length its envelope
+  // announces (-1 until read).
+  private body: EnvelopeBuffer | undefined;
   private announced = -1;
 
   constructor(
@@ -878,21 +882,22 @@ class Call {
       this.requests.push(chunk);
       return;
     }
-    if (this.firstChunk === undefined) this.firstChunk = chunk;
-    else if (this.chunks === undefined) this.chunks = [this.firstChunk, chunk];
-    else this.chunks.push(chunk);
-    this.size += chunk.length;
+    let body = this.body;
+    if (body === undefined) {
+      body = new EnvelopeBuffer();
+      this.body = body;
+    }
+    body.push(chunk);
+    const limit = this.shared.maxMessageBytes;
     if (!this.wire.enveloped) {
       // A Connect unary body is the message itself.
-      const limit = this.shared.maxMessageBytes;
-      if (this.size > limit) {
-        this.finish(messageTooLarge(this.size, "readMaxBytes", limit));
-      }
+      if (body.size > limit) this.finish(messageTooLarge(body.size, "readMaxBytes", limit));
       return;
     }
-    if (this.announced < 0 && this.size >= envelopeHeaderBytes) {
-      const head = this.chunks === undefined ? chunk : Buffer.concat(this.chunks, this.size);
-      if ((head[0] ?? 0) & compressedFlag) {
+    if (this.announced < 0) {
+      const announced = body.announced();
+      if (announced < 0) return;
+      if (body.flags() & compressedFlag) {
         if (this.compression.request === null) {
           this.finish(
             // The gRPC specification's code for it (a protocol error), as connect-es answers too.
@@ -902,17 +907,13 @@ class Call {
         }
         this.compressed = true;
       }
-      this.announced = head.readUInt32BE(1);
-      const limit = this.shared.maxMessageBytes;
-      if (this.announced > limit) {
-        this.finish(messageTooLarge(this.announced, "readMaxBytes", limit));
+      this.announced = announced;
+      if (announced > limit) {
+        this.finish(messageTooLarge(announced, "readMaxBytes", limit));
         return;
       }
     }
-    if (
-      this.announced >= 0 &&
-      this.size > envelopeHeaderBytes + this.announced + envelopeHeaderBytes
-    ) {
+    if (body.size > envelopeHeaderBytes + this.announced + envelopeHeaderBytes) {
       this.finish(extraMessage());
     }
   }
@@ -924,12 +925,13 @@ class Call {
       this.requests.end();
       return;
     }
-    const { size, announced } = this;
+    const body = this.body;
+    this.body = undefined;
     if (!this.wire.enveloped) {
-      void this.answer(this.takeBody(), this.compression.request !== null);
+      void this.answer(body?.all() ?? Buffer.alloc(0), this.compression.request !== null);
       return;
     }
-    if (size === 0) {
+    if (body === undefined || body.size === 0) {
       this.finish(
         new ConnectError(
           "protocol error: missing input message for unary method",
@@ -938,25 +940,16 @@ class Call {
       );
       return;
     }
-    const end = envelopeHeaderBytes + announced;
-    if (announced >= 0 && size - end >= envelopeHeaderBytes) {
+    const frame = body.take();
+    if (frame !== undefined && body.size >= envelopeHeaderBytes) {
       this.finish(extraMessage());
       return;
     }
-    if (announced < 0 || size !== end) {
+    if (frame === undefined || body.size > 0) {
       this.finish(new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument));
       return;
     }
-    void this.answer(messageOf(this.takeBody()), this.compressed);
-  }
-
-  /** The request body received, which the call no longer holds. */
-  private takeBody(): Buffer {
-    const body =
-      this.chunks === undefined ? this.firstChunk : Buffer.concat(this.chunks, this.size);
-    this.firstChunk = undefined;
-    this.chunks = undefined;
-    return body ?? Buffer.alloc(0);
+    void this.answer(messageOf(frame), this.compressed);
   }
 
   /**
@@ -1689,8 +1682,7 @@ const skip = Symbol("skip");
 class RequestStream implements AsyncIterableIterator<unknown> {
   private readonly call: Call;
   private readonly maxMessageBytes: number;
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private readonly body = new EnvelopeBuffer();
   private paused = false;
   /** The body has ended. */
   private ended = false;
@@ -1713,11 +1705,11 @@ class RequestStream implements AsyncIterableIterator<unknown> {
   push(chunk: Buffer): void {
     // What the client sends after the handler is done is read and dropped.
     if (this.done) return;
-    this.chunks.push(chunk);
-    this.size += chunk.length;
+    const { body } = this;
+    body.push(chunk);
     if (this.refuseOversized() !== undefined) return;
-    const announced = this.announced();
-    if (announced >= 0 && this.size >= envelopeHeaderBytes + announced && !this.paused) {
+    const announced = body.announced();
+    if (announced >= 0 && body.size >= envelopeHeaderBytes + announced && !this.paused) {
       this.paused = true;
       this.call.stream.pause();
     }
@@ -1741,7 +1733,7 @@ class RequestStream implements AsyncIterableIterator<unknown> {
     for (;;) {
       if (this.done) return { done: true, value: undefined };
       if (this.failure !== undefined) throw this.failure;
-      const frame = this.take();
+      const frame = this.body.take();
       if (frame !== undefined) {
         const message = await this.call.requestMessage(frame);
         if (message === skip) continue;
@@ -1752,7 +1744,7 @@ class RequestStream implements AsyncIterableIterator<unknown> {
       if (oversized !== undefined) throw oversized;
       if (this.ended) {
         this.done = true;
-        if (this.size > 0) {
+        if (this.body.size > 0) {
           throw new ConnectError(requestFaults.incompleteEnvelope, Code.InvalidArgument);
         }
         return { done: true, value: undefined };
@@ -1769,8 +1761,7 @@ class RequestStream implements AsyncIterableIterator<unknown> {
 
   return(): Promise<IteratorResult<unknown>> {
     this.done = true;
-    this.chunks = [];
-    this.size = 0;
+    this.body.clear();
     if (this.paused) {
       this.paused = false;
       this.call.stream.resume();
@@ -1788,37 +1779,11 @@ class RequestStream implements AsyncIterableIterator<unknown> {
 
   /** Fails the call when the first buffered envelope announces more than the limit: why, if so. */
   private refuseOversized(): ConnectError | undefined {
-    const announced = this.announced();
+    const announced = this.body.announced();
     if (announced <= this.maxMessageBytes) return undefined;
     const error = messageTooLarge(announced, "readMaxBytes", this.maxMessageBytes);
     this.call.finish(error);
     return error;
-  }
-
-  /** The length the first buffered envelope announces; -1 until its header is in. */
-  private announced(): number {
-    if (this.size < envelopeHeaderBytes) return -1;
-    const first = this.chunks[0] as Buffer;
-    return (first.length >= envelopeHeaderBytes ? first : this.joined()).readUInt32BE(1);
-  }
-
-  /** The buffered chunks as one. */
-  private joined(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.size)];
-    return this.chunks[0] as Buffer;
-  }
-
-  /** The first whole envelope buffered, taken out; undefined while there is none. */
-  private take(): Buffer | undefined {
-    const announced = this.announced();
-    if (announced < 0 || this.size < envelopeHeaderBytes + announced) return undefined;
-    const all = this.joined();
-    const end = envelopeHeaderBytes + announced;
-    const frame = all.subarray(0, end);
-    const rest = all.subarray(end);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.size = rest.length;
-    return frame;
   }
 }
 
