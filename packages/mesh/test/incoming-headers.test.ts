@@ -79,3 +79,16 @@ test("changes apply to the copy, and lookups see them; Node's object is left alo
   assert.deepEqual(incoming, original);
   assert.throws(() => headers.set("bad name", "x"), TypeError);
 });
+
+test("compacted, the headers answer the same and no longer hold Node's object", () => {
+  const headers = new IncomingHeaders(structuredClone(incoming));
+  const before = [...new IncomingHeaders(incoming)];
+  headers.compact();
+  for (const name of ["content-type", "Content-Type", "x-tags", "te", ":path", "absent"]) {
+    assert.equal(headers.get(name), new IncomingHeaders(incoming).get(name), name);
+    assert.equal(headers.has(name), new IncomingHeaders(incoming).has(name), name);
+  }
+  assert.deepEqual([...headers], before);
+  headers.append("x-tags", "c");
+  assert.equal(headers.get("x-tags"), "a, b, c");
+});

@@ -28,7 +28,7 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
       if (!res.stream) return res;
       return {
         ...res,
-        message: observeStream(res.message, { mapError: (error) => publicError(error, req) }),
+        message: observeStream(res.message, new PublicErrors(req, publicError)),
       };
     } catch (error) {
       throw publicError(error, req);
@@ -41,6 +41,24 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
       throw publicError(error, req);
     });
   };
+}
+
+/**
+ * What a stream fails with, as its client may see it. A class: a watch holds it for as long as it
+ * is open, where a closure would hold its context too.
+ */
+class PublicErrors {
+  private readonly req: AnyRequest;
+  private readonly publicError: (error: unknown, req: AnyRequest) => unknown;
+
+  constructor(req: AnyRequest, publicError: (error: unknown, req: AnyRequest) => unknown) {
+    this.req = req;
+    this.publicError = publicError;
+  }
+
+  mapError(error: unknown): unknown {
+    return this.publicError(error, this.req);
+  }
 }
 
 // An error that is not a ConnectError, once the call's signal has aborted (the client closed or

@@ -42,6 +42,21 @@ export function createStreamLimitInterceptor(maxPerClient: number): Interceptor 
       return res;
     }
     // Released however the stream ends, also when it is closed before its first message.
-    return { ...res, message: observeStream(res.message, { onEnd: () => release(client) }) };
+    return { ...res, message: observeStream(res.message, new ReleaseOnEnd(release, client)) };
+  }
+}
+
+/** Releases a client's slot when its stream ends (a class: a watch holds it while open). */
+class ReleaseOnEnd {
+  private readonly release: (client: string) => void;
+  private readonly client: string;
+
+  constructor(release: (client: string) => void, client: string) {
+    this.release = release;
+    this.client = client;
+  }
+
+  onEnd(): void {
+    this.release(this.client);
   }
 }

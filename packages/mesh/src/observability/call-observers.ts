@@ -5,6 +5,7 @@ import {
   callNext,
   type Next,
   observeStream,
+  type StreamEnd,
 } from "../protocol/streams.ts";
 
 /** A call as its observers see it. */
@@ -79,10 +80,7 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
     }
     return {
       ...res,
-      message: observeStream(res.message, {
-        onEnd: ({ error, closed }) =>
-          endEach(states, call, { error, closed, durationMs: performance.now() - started }),
-      }),
+      message: observeStream(res.message, new StreamObservation(endEach, states, call, started)),
     };
   };
   return (next) => (req) => {
@@ -101,4 +99,35 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
       },
     );
   };
+}
+
+/**
+ * Tells a stream's observers of its end. A class: a watch holds it for as long as it is open,
+ * where a closure would hold its context too.
+ */
+class StreamObservation {
+  private readonly endEach: (states: unknown[], call: ObservedCall, end: CallEnd) => void;
+  private readonly states: unknown[];
+  private readonly call: ObservedCall;
+  private readonly started: number;
+
+  constructor(
+    endEach: (states: unknown[], call: ObservedCall, end: CallEnd) => void,
+    states: unknown[],
+    call: ObservedCall,
+    started: number,
+  ) {
+    this.endEach = endEach;
+    this.states = states;
+    this.call = call;
+    this.started = started;
+  }
+
+  onEnd({ error, closed }: StreamEnd): void {
+    this.endEach(this.states, this.call, {
+      error,
+      closed,
+      durationMs: performance.now() - this.started,
+    });
+  }
 }

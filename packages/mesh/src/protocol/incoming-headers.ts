@@ -7,26 +7,49 @@ import type { IncomingHttpHeaders } from "node:http2";
  * validates and copies every header of every call, where most calls only look up two or three
  * (content type, timeout, authorization).
  * Pseudo-headers (`:path`, ...) are not headers and are left out, as connect-node leaves them out.
+ * A long call (a watch) keeps them as a flat list of names and values instead (`compact`): Node's
+ * object is a dictionary several times that size.
  * It is not `instanceof Headers`; nothing that reads request headers here asks.
  */
 export class IncomingHeaders implements Headers {
   #incoming: IncomingHttpHeaders | undefined;
+  /** Names and values, one after the other, once compacted. */
+  #flat: string[] | undefined;
   #copy: Headers | undefined;
 
   constructor(incoming: IncomingHttpHeaders) {
     this.#incoming = incoming;
   }
 
+  /** Keeps the headers as a flat list from now on, and lets go of Node's object. */
+  compact(): void {
+    const incoming = this.#incoming;
+    if (incoming === undefined) return;
+    const flat: string[] = [];
+    for (const name in incoming) {
+      if (name.charCodeAt(0) === colon) continue;
+      const value = incoming[name];
+      if (typeof value === "string") flat.push(name, value);
+      else if (Array.isArray(value)) for (const item of value) flat.push(name, item);
+    }
+    this.#flat = flat;
+    this.#incoming = undefined;
+  }
+
   get(name: string): string | null {
     const incoming = this.#incoming;
-    if (incoming === undefined) return this.#headers().get(name);
-    return lookUp(incoming, name) ?? null;
+    if (incoming !== undefined) return lookUp(incoming, name) ?? null;
+    const flat = this.#flat;
+    if (flat !== undefined) return lookUpFlat(flat, name) ?? null;
+    return this.#headers().get(name);
   }
 
   has(name: string): boolean {
     const incoming = this.#incoming;
-    if (incoming === undefined) return this.#headers().has(name);
-    return lookUp(incoming, name) !== undefined;
+    if (incoming !== undefined) return lookUp(incoming, name) !== undefined;
+    const flat = this.#flat;
+    if (flat !== undefined) return lookUpFlat(flat, name) !== undefined;
+    return this.#headers().has(name);
   }
 
   set(name: string, value: string): void {
@@ -72,22 +95,31 @@ export class IncomingHeaders implements Headers {
 
   #headers(): Headers {
     if (this.#copy === undefined) {
+      this.compact();
       const copy = new Headers();
-      const incoming = this.#incoming ?? {};
-      for (const name in incoming) {
-        if (name.charCodeAt(0) === colon) continue;
-        const value = incoming[name];
-        if (typeof value === "string") copy.append(name, value);
-        else if (Array.isArray(value)) for (const item of value) copy.append(name, item);
+      const flat = this.#flat ?? [];
+      for (let index = 0; index < flat.length; index += 2) {
+        copy.append(flat[index] as string, flat[index + 1] as string);
       }
       this.#copy = copy;
-      this.#incoming = undefined;
+      this.#flat = undefined;
     }
     return this.#copy;
   }
 }
 
 const colon = 58;
+
+function lookUpFlat(flat: readonly string[], name: string): string | undefined {
+  const key = name.toLowerCase();
+  let found: string | undefined;
+  for (let index = 0; index < flat.length; index += 2) {
+    if (flat[index] !== key) continue;
+    const value = flat[index + 1] as string;
+    found = found === undefined ? value : `${found}, ${value}`;
+  }
+  return found;
+}
 
 function lookUp(incoming: IncomingHttpHeaders, name: string): string | undefined {
   const key = name.toLowerCase();

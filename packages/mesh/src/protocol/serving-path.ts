@@ -516,6 +516,8 @@ function createCallServer(options: ServingPathOptions) {
   ): void => {
     const { wire } = route;
     const header = new IncomingHeaders(headers);
+    // A stream may stay open for hours: its headers are kept compact meanwhile.
+    if (route.spec.kind !== "unary") header.compact();
     const timeout =
       wire.protocolName !== "connect"
         ? parseGrpcTimeout(header.get("grpc-timeout"), maxTimeoutMs)
@@ -981,7 +983,7 @@ class Call {
       } else if (spec.kind === "server_streaming") {
         const res = await shared.streamChainOf(spec)(new CallRequest(this, true, single(input)));
         if (this.ended) abandon(res);
-        else void this.sendStream(res, (message) => frameOf(method.output, message, max, json));
+        else void this.sendStream(res);
       }
     } catch (error) {
       this.finish(error);
@@ -996,32 +998,26 @@ class Call {
     spec: RequestStreamingSpec,
     requests: RequestStream,
   ): Promise<void> {
-    const { method, shared } = this;
+    const { shared } = this;
     try {
-      const json = this.json;
-      const max = shared.maxSendMessageBytes;
-      const frames = (message: unknown) => frameOf(method.output, message, max, json);
       const req = new CallRequest(this, true, requests);
       if (spec.kind === "bidi_streaming") {
         const res = await shared.bidiChainOf(spec)(req);
         if (this.ended) abandon(res);
-        else void this.sendStream(res, frames);
+        else void this.sendStream(res);
         return;
       }
       const res = await shared.clientStreamChainOf(spec)(req);
       if (this.ended) return;
       const { header, trailer } = this.partsOf(res);
-      void this.sendStream(
-        {
-          stream: true,
-          service: res.service,
-          method: res.method,
-          header,
-          trailer,
-          message: single(res.message),
-        } as unknown as StreamResponse,
-        frames,
-      );
+      void this.sendStream({
+        stream: true,
+        service: res.service,
+        method: res.method,
+        header,
+        trailer,
+        message: single(res.message),
+      } as unknown as StreamResponse);
     } catch (error) {
       this.finish(error);
     }
@@ -1147,7 +1143,7 @@ class Call {
    * ends the call with the answer's trailer, or with the error the stream fails with. Its caller
    * does not wait for it: a watch holds this one suspended function, not a chain of them.
    */
-  async sendStream(res: StreamResponse, frameOf: (message: unknown) => Buffer): Promise<void> {
+  async sendStream(res: StreamResponse): Promise<void> {
     const stream = this.stream;
     // The call's end (client gone, deadline) ends the wait for the next message too.
     const messages = stopStreamOn(res.message, (stop) => {
@@ -1164,7 +1160,12 @@ class Call {
         let next: IteratorResult<unknown> | undefined = await messages.next();
         if (this.ended) return;
         if (next.done) break;
-        let frame = frameOf(next.value);
+        let frame = frameOf(
+          this.method.output,
+          next.value,
+          this.shared.maxSendMessageBytes,
+          this.json,
+        );
         // A message many streams send (a change, a snapshot page) is encoded once for all of
         // them, and goes out uncompressed: compressed for each stream, it would cost every one
         // of them the work that sharing saves.
