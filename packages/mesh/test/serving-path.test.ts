@@ -153,6 +153,11 @@ before(async () => {
           },
           async batchCreateUsers(requests, context) {
             const names: string[] = [];
+            if (context.requestHeader.get("x-probe") === "stall") {
+              // Stops reading its requests until its call ends.
+              await new Promise((resolve) => context.signal.addEventListener("abort", resolve));
+              return { users: [] };
+            }
             if (context.requestHeader.get("x-probe") === "parallel") {
               // Asks for two messages without waiting for the first.
               const reading = requests[Symbol.asyncIterator]();
@@ -1032,6 +1037,44 @@ async function* batchOf(names: string[]) {
 }
 
 describe("client- and bidi-streaming calls on the runtime's path", () => {
+  test("a stream whose handler stops reading does not stall the other calls on its connection", async () => {
+    const session = http2.connect(`http://${address()}`);
+    try {
+      const stalled = session.request({
+        ":method": "POST",
+        ":path": "/shop.user.v1.UserService/BatchCreateUsers",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "x-probe": "stall",
+      });
+      stalled.on("error", () => {});
+      // More than a stream's and a connection's default flow-control window (64 KiB).
+      const message = envelope(batchBytes("x".repeat(1_000)));
+      for (let i = 0; i < 256; i++) stalled.write(message);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const answered = await new Promise<http2.IncomingHttpHeaders | undefined>((resolve) => {
+        const call = session.request({
+          ":method": "POST",
+          ":path": getUserPath,
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        const timer = setTimeout(() => resolve(undefined), 3_000);
+        call.on("trailers", (trailers) => {
+          clearTimeout(timer);
+          resolve(trailers);
+        });
+        call.on("error", () => {});
+        call.resume();
+        call.end(envelope(getUserBytes("beside")));
+      });
+      assert.equal(answered?.["grpc-status"], "0", "the unary call beside it was answered");
+      stalled.close(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      session.destroy();
+    }
+  });
+
   test("grpc-js sends BatchCreateUsers three messages and gets the answer, the handler's headers and trailers", async () => {
     const client = grpcJsClient();
     type Outcome = { error: grpc.ServiceError | null; response?: Record<string, unknown> };
