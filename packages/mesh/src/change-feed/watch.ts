@@ -167,53 +167,51 @@ class SnapshotThenChanges<T, E> implements AsyncIterableIterator<EventBatch<E>> 
 async function* snapshotPages<T, E>(
   options: SnapshotThenChangesOptions<T, E>,
 ): AsyncGenerator<EventBatch<E>, bigint> {
-  {
-    const limit = options.pageSize ?? defaultSnapshotPageSize;
-    /** The last key the watcher has, and the revision it has every key up to it at. */
-    let through: string | undefined;
-    let at = 0n;
-    // What goes out is handed over through `out` and the page is let go of before each yield: a
-    // suspended generator keeps its locals alive (V8), and a watcher whose reader is slow would
-    // hold its last page of items, events and messages the whole time.
-    const out: { batch?: EventBatch<E> } = {};
-    for (;;) {
-      let page: SnapshotPage<T> | undefined = await options.page({
-        after: through,
-        limit,
-        atLeast: at,
-      });
-      if (page.revision < at) {
-        // The keys sent so far would be ahead of this page's, and its changes meanwhile lost.
-        throw new Error(`a snapshot page at revision ${page.revision} was read after one at ${at}`);
-      }
-      if (through !== undefined && page.revision > at) {
-        const changes = options
-          .changesThrough({ after: at, upTo: page.revision, through })
-          [Symbol.asyncIterator]();
-        for (;;) {
-          let step: IteratorResult<EventBatch<E>> | undefined = await changes.next();
-          if (step.done) break;
-          out.batch = {
-            events: step.value.events.map(options.asSnapshotEvent),
-            revision: step.value.revision,
-          };
-          step = undefined;
-          yield take(out);
-        }
-      }
-      at = page.revision;
-      const next = page.next;
-      // The first response goes out at once, even for an empty collection; a later page can be
-      // empty only when the rows after the previous one went away meanwhile.
-      const send = through === undefined || itemCount(page) > 0;
-      out.batch = send ? snapshotBatchOf(page, options.toSnapshotEvent) : undefined;
-      page = undefined;
-      if (send) yield take(out);
-      if (next === undefined) break;
-      through = next;
+  const limit = options.pageSize ?? defaultSnapshotPageSize;
+  /** The last key the watcher has, and the revision it has every key up to it at. */
+  let through: string | undefined;
+  let at = 0n;
+  // What goes out is handed over through `out` and the page is let go of before each yield: a
+  // suspended generator keeps its locals alive (V8), and a watcher whose reader is slow would
+  // hold its last page of items, events and messages the whole time.
+  const out: { batch?: EventBatch<E> } = {};
+  for (;;) {
+    let page: SnapshotPage<T> | undefined = await options.page({
+      after: through,
+      limit,
+      atLeast: at,
+    });
+    if (page.revision < at) {
+      // The keys sent so far would be ahead of this page's, and its changes meanwhile lost.
+      throw new Error(`a snapshot page at revision ${page.revision} was read after one at ${at}`);
     }
-    return at;
+    if (through !== undefined && page.revision > at) {
+      const changes = options
+        .changesThrough({ after: at, upTo: page.revision, through })
+        [Symbol.asyncIterator]();
+      for (;;) {
+        let step: IteratorResult<EventBatch<E>> | undefined = await changes.next();
+        if (step.done) break;
+        out.batch = {
+          events: step.value.events.map(options.asSnapshotEvent),
+          revision: step.value.revision,
+        };
+        step = undefined;
+        yield take(out);
+      }
+    }
+    at = page.revision;
+    const next = page.next;
+    // The first response goes out at once, even for an empty collection; a later page can be
+    // empty only when the rows after the previous one went away meanwhile.
+    const send = through === undefined || itemCount(page) > 0;
+    out.batch = send ? snapshotBatchOf(page, options.toSnapshotEvent) : undefined;
+    page = undefined;
+    if (send) yield take(out);
+    if (next === undefined) break;
+    through = next;
   }
+  return at;
 }
 
 /** The batch in `holder`, which no longer holds it. */

@@ -35,8 +35,9 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     }
   };
   return (next) => (req) => {
-    if (req.stream || answersWithStream(req.method)) return withStreams(next, req);
-    // A unary call has only its error to map: one reaction, without an async function's frame.
+    if (answersWithStream(req.method)) return withStreams(next, req);
+    // A call answered with one message has only its error to map: one reaction, without an async
+    // function's frame.
     return callNext(next, req).catch((error: unknown) => {
       throw publicError(error, req);
     });

@@ -471,10 +471,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
 }
 
 /**
- * Lets the runtime's serving path serve the HTTP/2 calls it takes before Node's compatibility API (the request
- * and response objects connect-node reads) is built for them; every other stream goes on to it.
- */
-/**
  * A call's context values, as connect-es's `createContextValues` keeps them (each under its key's
  * symbol, on the object itself), with the methods on the prototype: a watch holds its values for
  * as long as it is open, and connect-es's object makes three closures for each.
@@ -497,6 +493,11 @@ class CallValues implements ContextValues {
   }
 }
 
+/**
+ * Lets the serving path take the HTTP/2 calls before Node's compatibility API builds a request and
+ * a response for them; the streams it does not take (health, readiness and metrics endpoints, CORS
+ * preflights, unknown paths) go on to that API.
+ */
 function takeFirst(server: http2.Http2Server | http2.Http2SecureServer, path: ServingPath): void {
   const compat = server.listeners("stream");
   const [serveCompat] = compat;
