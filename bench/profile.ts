@@ -5,6 +5,9 @@
 //   node bench/profile.ts [--protocol=grpc|connect-binary|connect-json] [--seconds=10]
 //   node bench/profile.ts --server=grpc-js.ts   (the same for a peer, for comparison)
 //   node bench/profile.ts --analyze=<file.cpuprofile> [--skip=<ms>]   (summarise any profile)
+//   node bench/profile.ts --protocol=connect-json --after=grpc,grpc-web,connect-binary
+//       (loads the server with those protocols first, 4 s each, as `npm run bench` does before its
+//       Connect JSON rounds: a process that has served them all runs its JSON path slower)
 //
 // Writes bench/results/profile-<server>-<protocol>.json (the summary) and keeps the raw
 // .cpuprofile next to it for Chrome DevTools or speedscope.
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     top: { type: "string", default: "30" },
     analyze: { type: "string" },
     skip: { type: "string", default: "0" },
+    after: { type: "string", default: "" },
   },
 });
 const protocol = values.protocol as UnaryProtocol;
@@ -43,6 +47,7 @@ const pinning = pinSelf();
 const tools = findTools();
 const profileDir = path.join(root, "bench", "results", `.cpuprofile-${process.pid}`);
 mkdirSync(profileDir, { recursive: true });
+const spawnedAt = performance.now();
 const server = await startServer({
   name: script,
   script,
@@ -50,12 +55,19 @@ const server = await startServer({
   pinning,
   nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`],
 });
-const target = getUserTarget(protocol, server.url, fixtureUser.id);
+const load = (protocol: UnaryProtocol, seconds: number, warmupSeconds: number) => {
+  const target = getUserTarget(protocol, server.url, fixtureUser.id);
+  return protocol === "connect-json"
+    ? h1Load(tools, target, { connections: 64, seconds, warmupSeconds })
+    : h2Load(tools, target, { clients: 8, streams: 16, seconds, warmupSeconds });
+};
+for (const before of values.after.split(",").filter((name) => name !== "")) {
+  const done = await load(before as UnaryProtocol, 4, 0);
+  console.log(`# first ${before}: ${Math.round(done.rps)} req/s`);
+}
+const measuredFrom = performance.now() - spawnedAt;
 console.log(`# ${script} (${protocol}) under load for ${seconds} s; ${pinning.note}`);
-const result =
-  protocol === "connect-json"
-    ? await h1Load(tools, target, { connections: 64, seconds, warmupSeconds })
-    : await h2Load(tools, target, { clients: 8, streams: 16, seconds, warmupSeconds });
+const result = await load(protocol, seconds, warmupSeconds);
 console.log(
   `# ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`,
 );
@@ -68,8 +80,9 @@ const resultsDir = path.join(root, "bench", "results");
 const kept = path.join(resultsDir, `${base}.cpuprofile`);
 renameSync(path.join(profileDir, file), kept);
 rmSync(profileDir, { recursive: true, force: true });
-// Start-up (module loading) and the warm-up are left out: only the measured window counts.
-const summary = summariseFile(kept, top, server.startMs + warmupSeconds * 1000);
+// Start-up (module loading), the other protocols and the warm-up are left out: only the measured
+// window counts.
+const summary = summariseFile(kept, top, measuredFrom + warmupSeconds * 1000);
 writeFileSync(
   path.join(resultsDir, `${base}.json`),
   `${JSON.stringify({ generatedAt: new Date().toISOString(), server: script, protocol, load: result, ...summary }, null, 2)}\n`,

@@ -213,6 +213,16 @@ const connectStreamJson: Wire = {
   acceptEncodingHeader: "connect-accept-encoding",
 };
 const connectUnaryContentType = /^application\/(proto|json)(?:;\s*charset=utf-?8)?$/i;
+// Connect's content types as clients spell them, read without the expressions above.
+const connectUnaryWires = new Map([
+  ["application/json", connectJson],
+  ["application/proto", connectProto],
+  ["application/json; charset=utf-8", connectJson],
+]);
+const connectStreamWires = new Map([
+  ["application/connect+json", connectStreamJson],
+  ["application/connect+proto", connectStreamProto],
+]);
 const connectStreamContentType = /^application\/connect\+(proto|json)(?:;\s*charset=utf-?8)?$/i;
 /** What a client is told when its request body cannot be read. */
 const requestFaults = {
@@ -417,9 +427,13 @@ function routeOf(
  * type none takes (gRPC-web's text encoding included, as connect-es).
  */
 function wireOf(spec: ServedSpec, contentType: string): Wire | undefined {
-  const enveloped = envelopedWires.get(contentType) ?? envelopedWireOf(contentType);
-  if (enveloped !== undefined) return enveloped;
   const unary = spec.kind === "unary";
+  const exact =
+    envelopedWires.get(contentType) ??
+    (unary ? connectUnaryWires : connectStreamWires).get(contentType);
+  if (exact !== undefined) return exact;
+  const enveloped = envelopedWireOf(contentType);
+  if (enveloped !== undefined) return enveloped;
   const connect = (unary ? connectUnaryContentType : connectStreamContentType).exec(contentType);
   if (connect === null) return undefined;
   const json = connect[1]?.toLowerCase() === "json";

@@ -30,6 +30,7 @@ import { createServerTracingInterceptor } from "../observability/tracing.ts";
 import { createServingPath, type ServingPath } from "../protocol/serving-path.ts";
 import { applyCors, corsGrant } from "./cors.ts";
 import { createHealthState, type HealthState, ServingStatus } from "./health.ts";
+import { Http1Connections } from "./http1-connections.ts";
 import { watchIdleSessions } from "./idle-sessions.ts";
 import { registerReflection } from "./reflection.ts";
 
@@ -315,51 +316,21 @@ export async function serve(options: ServeOptions): Promise<Server> {
       session.once("close", () => clearTimeout(firstRequest));
     });
   }
-  // Requests in progress per HTTP/1.1 connection, so that shutdown closes the idle ones at once.
-  const h1Active = new Map<Socket, number>();
-  const h1Answering = new WeakMap<Socket, http.ServerResponse>();
-  // Node enforces `headersTimeout` only on connections of a server that listens itself, and these
-  // come from the sniffer below (HTTP/1.1 over TLS is served by the TLS server, which has no such
-  // timeout at all): each connection waiting for request headers gets its own timer.
-  // A kept-alive connection may idle for the keep-alive timeout first (which, reset by every byte,
-  // would not stop a trickle), and is then closed without an answer, as that timeout would.
-  const h1HeadersTimers = new Map<Socket, NodeJS.Timeout>();
+  // HTTP/1.1 connections and their requests in progress: timeouts between requests, and shutdown
+  // closes the idle ones at once.
+  const h1Connections = new Http1Connections(
+    { headersTimeoutMs: limits.headersTimeoutMs, keepAliveTimeoutMs },
+    refuse,
+  );
   const acceptedAt = new WeakMap<Socket, number>();
-  const awaitHeaders = (socket: Socket, first: boolean) => {
-    clearTimeout(h1HeadersTimers.get(socket));
-    const waited = Date.now() - (acceptedAt.get(socket) ?? Date.now());
-    const timer = setTimeout(
-      () => (first ? refuse(socket, "408 Request Timeout") : socket.destroy()),
-      first ? limits.headersTimeoutMs - waited : keepAliveTimeoutMs + limits.headersTimeoutMs,
-    );
-    h1HeadersTimers.set(socket, timer);
-  };
-  const trackHttp1Connection = (socket: Socket) => {
-    h1Active.set(socket, 0);
-    awaitHeaders(socket, true);
-    socket.once("close", () => {
-      h1Active.delete(socket);
-      clearTimeout(h1HeadersTimers.get(socket));
-      h1HeadersTimers.delete(socket);
-    });
-  };
-  const trackHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const socket = req.socket;
-    clearTimeout(h1HeadersTimers.get(socket));
-    h1Active.set(socket, (h1Active.get(socket) ?? 0) + 1);
-    h1Answering.set(socket, res);
-    res.once("close", () => {
-      if (h1Answering.get(socket) === res) h1Answering.delete(socket);
-      const active = (h1Active.get(socket) ?? 1) - 1;
-      h1Active.set(socket, active);
-      if (active === 0 && shutdown.signal.aborted) socket.destroy();
-      else if (active === 0 && !socket.destroyed) awaitHeaders(socket, false);
-    });
-  };
-  h1.on("connection", trackHttp1Connection);
+  const trackHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) =>
+    h1Connections.request(req, res);
+  h1.on("connection", (socket: Socket) =>
+    h1Connections.add(socket, acceptedAt.get(socket) ?? Date.now()),
+  );
   h1.on("request", trackHttp1Request);
   secure?.on("secureConnection", (tlsSocket: TLSSocket) => {
-    if (tlsSocket.alpnProtocol !== "h2") trackHttp1Connection(tlsSocket);
+    if (tlsSocket.alpnProtocol !== "h2") h1Connections.add(tlsSocket, Date.now());
   });
   secure?.on(
     "request",
@@ -373,7 +344,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   );
   h1.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
     // Once the answer to a request in progress has begun, bytes written now would land inside it.
-    if (h1Answering.get(socket)?.headersSent) {
+    if (h1Connections.answerStarted(socket)) {
       socket.destroy();
       return;
     }
@@ -390,7 +361,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const sockets = new Set<Socket>();
   // Node serves HTTP/1.1 and cleartext HTTP/2 on separate servers; this listener reads the first
   // bytes of each connection and hands it to the right one (no library offers this for h2c).
-  const listener = createNetServer((socket) => {
+  const listener = createNetServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     acceptedAt.set(socket, Date.now());
     socket.once("close", () => sockets.delete(socket));
@@ -459,7 +430,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       // clients get GOAWAY; idle HTTP/1.1 connections close now, busy ones after their response.
       shutdown.abort();
       for (const session of sessions) session.close();
-      for (const [socket, active] of h1Active) if (active === 0) socket.destroy();
+      h1Connections.closeIdle();
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 20));
