@@ -90,6 +90,97 @@ test("signs in, keeps the session across a reload of the tab, and signs out", as
   assert.equal(storage.items.size, 0, "nothing is kept after signing out");
 });
 
+/**
+ * Tabs of one browser: one storage, whose changes by one tab reach the others (as the window's
+ * `storage` event does, which the tab that made the change does not get).
+ */
+function browserTabs() {
+  const storage = memoryStorage();
+  const tabs = new Set<() => void>();
+  return {
+    storage,
+    /** The storage as one tab sees it: its writes notify the other tabs. */
+    tab() {
+      let own: (() => void) | undefined;
+      const notifyOthers = () => {
+        for (const changed of tabs) if (changed !== own) changed();
+      };
+      return {
+        storage: {
+          getItem: storage.getItem,
+          setItem(key: string, value: string) {
+            const before = storage.getItem(key);
+            storage.setItem(key, value);
+            if (before !== value) notifyOthers();
+          },
+          removeItem(key: string) {
+            const before = storage.getItem(key);
+            storage.removeItem(key);
+            if (before !== null) notifyOthers();
+          },
+        },
+        watchStorage(changed: () => void) {
+          own = changed;
+          tabs.add(changed);
+          return () => tabs.delete(changed);
+        },
+      };
+    },
+  };
+}
+
+test("tabs share the session: a tab opened later is signed in, and a renewal or sign-out in one reaches the others", async () => {
+  const signIn = new FakeSignIn();
+  const browser = browserTabs();
+  const first = createSessionStore({
+    enabled: true,
+    requestToken: signIn.request,
+    ...browser.tab(),
+  });
+  const second = createSessionStore({
+    enabled: true,
+    requestToken: signIn.request,
+    ...browser.tab(),
+  });
+  first.start();
+  second.start();
+  assert.deepEqual(second.getSnapshot(), { status: "signed-out", error: undefined });
+
+  assert.equal(await first.signIn(admin), true);
+  assert.deepEqual(second.getSnapshot(), { status: "signed-in", identity: admin });
+  assert.equal(await second.token(), "token-1", "the other tab takes the same token");
+
+  // A link opened in a new tab: signed in, without asking again.
+  const third = createSessionStore({
+    enabled: true,
+    requestToken: signIn.request,
+    ...browser.tab(),
+  });
+  third.start();
+  assert.deepEqual(third.getSnapshot(), { status: "signed-in", identity: admin });
+  assert.equal(await third.token(), "token-1");
+  assert.equal(signIn.grants.length, 1);
+
+  // A token the services refuse is replaced in one tab; the others take the new one.
+  first.refused("token-1");
+  assert.equal(await first.token(), "token-2");
+  assert.equal(await second.token(), "token-2");
+  assert.equal(await third.token(), "token-2");
+  assert.equal(signIn.grants.length, 2, "one renewal for all tabs");
+
+  // Viewing as a customer in one tab switches the others.
+  assert.equal(await second.signIn(customer), true);
+  assert.deepEqual(first.getSnapshot(), { status: "signed-in", identity: customer });
+  assert.equal(await first.token(), "token-3");
+
+  third.signOut();
+  for (const tab of [first, second, third]) {
+    assert.deepEqual(tab.getSnapshot(), { status: "signed-out", error: undefined });
+    assert.equal(await tab.token(), undefined);
+  }
+  for (const tab of [first, second, third]) tab.stop();
+});
+
 test("without a signing key, the session is off and no token is asked for", async () => {
   const signIn = new FakeSignIn();
   const session = createSessionStore({ enabled: false, requestToken: signIn.request });

@@ -40,8 +40,13 @@ export interface SessionStoreOptions {
   enabled: boolean;
   /** Default: POST /api/session on the dashboard's server. */
   requestToken?: (identity: Identity) => Promise<SessionGrant>;
-  /** Where the session survives a reload of the tab. Default: sessionStorage. */
+  /** Where the session survives a reload, shared by the tabs. Default: localStorage. */
   storage?: Pick<Storage, "getItem" | "setItem" | "removeItem"> | undefined;
+  /**
+   * Calls `changed` when another tab changes the kept session (signs in, renews, signs out);
+   * returns how to stop. Default: the window's `storage` events.
+   */
+  watchStorage?: (changed: () => void) => () => void;
   now?: () => number;
 }
 
@@ -60,13 +65,17 @@ const renewalRetryMs = 5_000;
 
 /**
  * Keeps the page's session: asks the dashboard's server for a token, keeps it in memory and in
- * sessionStorage (so a reload stays signed in), and renews it before it expires, both on a timer
- * and when a call finds it close to expiry. Concurrent callers share one renewal.
+ * localStorage (so a reload, and a link opened in another tab, stay signed in), and renews it
+ * before it expires, both on a timer and when a call finds it close to expiry. Concurrent callers
+ * share one renewal. The tabs follow each other: a sign-in, a renewal or a sign-out in one tab is
+ * taken up by the others.
  */
 export function createSessionStore(options: SessionStoreOptions): SessionStore {
   const enabled = options.enabled;
   const requestToken = options.requestToken ?? requestFromDashboard;
   const storage = options.storage ?? browserStorage();
+  const watchStorage = options.watchStorage ?? watchOtherTabs;
+  let unwatch: (() => void) | undefined;
   const now = options.now ?? Date.now;
   const serverView: SessionView = enabled ? { status: "restoring" } : { status: "off" };
   const listeners = new Set<() => void>();
@@ -135,6 +144,19 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
     return renewing;
   }
 
+  /** Another tab changed the kept session: this one takes it up. */
+  function followOtherTab(): void {
+    const saved = load(storage);
+    if (!saved) {
+      if (held || view.status === "signing-in") forget(undefined);
+      return;
+    }
+    if (held?.token === saved.token || now() >= saved.expiresAt) return;
+    if (!held || !sameIdentity(held.identity, saved.identity)) generation++;
+    renewing = undefined;
+    adopt(saved);
+  }
+
   function forget(error: string | undefined): void {
     generation++;
     held = undefined;
@@ -155,6 +177,7 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
     start() {
       if (!enabled || started) return;
       started = true;
+      unwatch = watchStorage(followOtherTab);
       if (view.status !== "restoring") {
         if (held) schedule(held.expiresAt - renewalMarginMs(held) - now());
         return;
@@ -174,6 +197,8 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
     },
     stop() {
       started = false;
+      unwatch?.();
+      unwatch = undefined;
       clearTimeout(timer);
       timer = undefined;
     },
@@ -248,9 +273,19 @@ async function requestFromDashboard(identity: Identity): Promise<SessionGrant> {
   return { identity: parsed.identity, token: body.token, expiresInSeconds: body.expiresInSeconds };
 }
 
+/** The window's `storage` events for the kept session (fired by the other tabs' changes). */
+function watchOtherTabs(changed: () => void): () => void {
+  if (typeof window === "undefined") return () => {};
+  const listener = (event: StorageEvent) => {
+    if (event.key === storageKey || event.key === null) changed();
+  };
+  window.addEventListener("storage", listener);
+  return () => window.removeEventListener("storage", listener);
+}
+
 function browserStorage(): SessionStoreOptions["storage"] {
   try {
-    return typeof sessionStorage === "undefined" ? undefined : sessionStorage;
+    return typeof localStorage === "undefined" ? undefined : localStorage;
   } catch {
     // Storage disabled by the browser's settings: the session lasts until the page is left.
     return undefined;

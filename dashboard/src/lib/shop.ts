@@ -9,12 +9,13 @@ import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import type { User } from "@shop/api/shop/user/v1/user_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { createBearerInterceptor } from "./bearer.ts";
-import type { Identity } from "./identity.ts";
+import { claimsOf, type Identity } from "./identity.ts";
 import { createLiveCollection, type LiveCollection } from "./live-collection.ts";
 import { createLiveValue, type LiveValue } from "./live-value.ts";
 import { type ServiceName, type ServiceUrls, serviceNames } from "./service-urls.ts";
 import type { SessionStore } from "./session.ts";
 import { orderSource, productSource, userSource } from "./sources.ts";
+import { shareCollection, shareValue } from "./tab-share.ts";
 
 /** Everything the pages use: the clients for actions, and the live streams. */
 export interface Shop {
@@ -58,31 +59,46 @@ export function createShop(
   const orders = createClient(OrderService, transports.orders);
   const inventory = createClient(InventoryService, transports.inventory);
 
-  const perService = <T>(make: (transport: Transport) => T) =>
-    Object.fromEntries(serviceNames.map((name) => [name, make(transports[name])])) as Record<
+  // The tabs of one identity share each stream (tab-share.ts): one tab reads it for all of them.
+  const caller = identity ? `${identity.role}:${claimsOf(identity).subject}` : "anonymous";
+  const shared = (stream: string, service: ServiceName) =>
+    `shop-dashboard:${caller}:${urls[service]}:${stream}`;
+  const perService = <T>(make: (transport: Transport, name: ServiceName) => T) =>
+    Object.fromEntries(serviceNames.map((name) => [name, make(transports[name], name)])) as Record<
       ServiceName,
       T
     >;
-  const health = perService((transport) => {
+  const health = perService((transport, name) => {
     const client = createClient(Health, transport);
-    return createLiveValue(async function* (signal) {
-      for await (const response of client.watch({ service: "" }, { signal })) {
-        yield response.status;
-      }
-    });
+    return createLiveValue(
+      shareValue(shared("health", name), async function* (signal) {
+        for await (const response of client.watch({ service: "" }, { signal })) {
+          yield response.status;
+        }
+      }),
+    );
   });
-  const stats = perService((transport) => {
+  const stats = perService((transport, name) => {
     const client = createClient(StatsService, transport);
-    return createLiveValue((signal) =>
-      client.watchStats({ intervalMs: statsIntervalMs }, { signal }),
+    return createLiveValue(
+      shareValue(shared("stats", name), (signal) =>
+        client.watchStats({ intervalMs: statsIntervalMs }, { signal }),
+      ),
     );
   });
 
-  const userList = createLiveCollection(userSource(users));
-  const orderList = createLiveCollection(orderSource(orders));
-  const productList = createLiveCollection(productSource(inventory));
+  const userList = createLiveCollection(
+    shareCollection(shared("users", "users"), userSource(users)),
+  );
+  const orderList = createLiveCollection(
+    shareCollection(shared("orders", "orders"), orderSource(orders)),
+  );
+  const productList = createLiveCollection(
+    shareCollection(shared("stock", "inventory"), productSource(inventory)),
+  );
   // Browsers open at most six HTTP/1.1 connections per service, shared by all tabs, and every open
-  // stream holds one: a page keeps one per service open, the overview three.
+  // stream holds one: a page keeps one per service open, the overview three, in one tab of all
+  // that show it.
   const always = [userList, orderList, productList];
   // Back online after the network dropped: reconnect now rather than when the backoff ends.
   const reconnectAll = () => {
