@@ -46,6 +46,8 @@ import {
   waitFor,
 } from "@shop/testing";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
+import { startServerUnderTest } from "../conformance/src/server-under-test.ts";
+import type { ConformanceTarget } from "../conformance/src/target.ts";
 import { ensureDashboardBuild, startDashboard } from "../scripts/dashboard.ts";
 import { inventoryService } from "../services/inventory/src/app.ts";
 import { ordersService } from "../services/orders/src/app.ts";
@@ -81,6 +83,8 @@ let browser: Browser;
 let laptop: BrowserContext;
 const pageErrors: string[] = [];
 const extraServices: RunningService[] = [];
+/** A fourth service, unknown to the dashboard but for EXPLORER_URLS: the conformance service. */
+let fourth: ConformanceTarget | undefined;
 
 before(async () => {
   if (skip) return;
@@ -130,6 +134,7 @@ before(async () => {
     database.url,
     serviceEnv(),
   );
+  fourth = await startServerUnderTest({ tls: false });
   await build;
   dashboard = await startDashboard({
     port: dashboardPort,
@@ -137,7 +142,7 @@ before(async () => {
     usersUrl: users.server.url,
     ordersUrl: orders.server.url,
     inventoryUrl: inventory.server.url,
-    env: signInEnv,
+    env: { ...signInEnv, EXPLORER_URLS: fourth.cleartextUrl },
   });
   browser = await launchChromium();
   laptop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -149,6 +154,7 @@ after(async () => {
   await browser?.close();
   dashboard?.kill("SIGTERM");
   await shortLived?.release();
+  await fourth?.close();
   await Promise.all(
     [users, orders, inventory, ...extraServices]
       .filter((service) => service !== undefined)
@@ -776,6 +782,103 @@ test("ten tabs open at once all show live data, an eleventh lists the users as f
   } finally {
     await tabsBrowser.close();
   }
+});
+
+test("the explorer finds every service by reflection (a fourth one too), calls unary and server-streaming methods, decodes an error's detail, refuses bad input before sending, and reproduces a call by link and by buf curl", {
+  skip,
+}, async () => {
+  const page = await openPage("/explorer");
+  // The three services and the fourth, found at runtime: no proto of it is in the dashboard.
+  for (const url of [users.server.url, orders.server.url, inventory.server.url]) {
+    await page.locator(`[data-target="${url}"] [data-service]`).first().waitFor();
+  }
+  await page
+    .locator(
+      `[data-target="${fourth?.cleartextUrl}"] [data-service="connectrpc.conformance.v1.ConformanceService"]`,
+    )
+    .waitFor();
+  const method = (url: string, name: string) =>
+    page.locator(`[data-target="${url}"] [data-method="${name}"]`);
+  const body = page.getByLabel("Request (JSON)");
+
+  // A unary call and its answer.
+  const { user } = await curl<{ user: { id: string } }>(
+    users.server.url,
+    "shop.user.v1.UserService/CreateUser",
+    { name: "Explorer Ada", email: `explorer-${Date.now()}@example.com` },
+  );
+  await method(users.server.url, "shop.user.v1.UserService/GetUser").click();
+  assert.match(await body.inputValue(), /"id": ""/, "the request starts from the input's template");
+  await body.fill(JSON.stringify({ id: user.id }));
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator('[data-outcome="ok"]').waitFor();
+  assert.match((await page.locator("[data-message]").first().textContent()) ?? "", /Explorer Ada/);
+
+  // Bad input is refused before sending, with the field named.
+  await body.fill(JSON.stringify({ id: "not-a-user-id" }));
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page
+    .getByRole("alert")
+    .filter({ hasText: /Not sent: id:/ })
+    .waitFor();
+  // Sent anyway, the service refuses it: the code, and the detail decoded by its type.
+  await page.getByLabel(/Check the contract's rules/).uncheck();
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator('[data-outcome="invalid_argument"]').waitFor();
+  const detail = page.locator('[data-detail="buf.validate.Violations"]');
+  await detail.waitFor();
+  assert.match((await detail.textContent()) ?? "", /"fieldName": "id"|"field"/);
+  await page.getByLabel(/Check the contract's rules/).check();
+
+  // A server stream: WatchUsers shows a user created with curl meanwhile.
+  await method(users.server.url, "shop.user.v1.UserService/WatchUsers").click();
+  const revision = await curl<{ revision: string }>(
+    users.server.url,
+    "shop.user.v1.UserService/ListUsers",
+    { page_size: 1 },
+  );
+  await body.fill(JSON.stringify({ startRevision: revision.revision }));
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator('[data-outcome="running"]').waitFor();
+  const { user: streamed } = await curl<{ user: { id: string } }>(
+    users.server.url,
+    "shop.user.v1.UserService/CreateUser",
+    { name: "Streamed Grace", email: `streamed-${Date.now()}@example.com` },
+  );
+  await page.locator("[data-message]", { hasText: streamed.id }).waitFor({ timeout: 5_000 });
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
+  await page.locator('[data-outcome="canceled"]').waitFor();
+  await shoot(page, "explorer");
+
+  // A link reproduces the call (method and body, never the token), and so does buf curl.
+  await method(users.server.url, "shop.user.v1.UserService/GetUser").click();
+  await body.fill(JSON.stringify({ id: user.id }));
+  const href = (await page.locator('[data-link="call"]').getAttribute("href")) ?? "";
+  assert.doesNotMatch(href, /Bearer|token/i, "no token in the link");
+  const shared = await openPage(href);
+  await shared
+    .locator(`[data-method="shop.user.v1.UserService/GetUser"][aria-pressed="true"]`)
+    .waitFor();
+  assert.equal(
+    await shared.getByLabel("Request (JSON)").inputValue(),
+    JSON.stringify({ id: user.id }),
+  );
+  await shared.getByRole("button", { name: "Send", exact: true }).click();
+  await shared.locator('[data-outcome="ok"]').waitFor();
+  assert.match(
+    (await shared.locator("[data-message]").first().textContent()) ?? "",
+    /Explorer Ada/,
+  );
+  await shared.close();
+
+  await page.getByRole("button", { name: "Copy as buf curl" }).click();
+  const command = (await page.locator('[data-command="buf curl"]').textContent()) ?? "";
+  const { stdout } = await run("bash", ["-c", command], {
+    cwd: root,
+    env: { ...process.env, TOKEN: adminToken },
+  });
+  assert.match(stdout, /Explorer Ada/, "the copied buf curl command gets the same answer");
+  await page.close();
 });
 
 test("viewing as a customer shows only that customer's orders, also those placed after the page opened", {

@@ -12,6 +12,17 @@ const envSchema = z.object({
   USERS_URL: serviceUrl("http://localhost:8081"),
   ORDERS_URL: serviceUrl("http://localhost:8082"),
   INVENTORY_URL: serviceUrl("http://localhost:8083"),
+  // More services for the explorer to describe, comma-separated (the shop's three are always in).
+  EXPLORER_URLS: z
+    .string()
+    .default("")
+    .transform((list) =>
+      list
+        .split(",")
+        .map((url) => url.trim())
+        .filter((url) => url !== ""),
+    )
+    .pipe(z.array(z.url({ protocol: /^https?$/ }).transform((url) => url.replace(/\/+$/, "")))),
   // The private JWK the dashboard signs people in with; without it the dashboard sends no tokens,
   // for services that run with AUTH=off.
   AUTH_SIGNING_KEY_FILE: z.string().min(1).optional(),
@@ -36,6 +47,8 @@ export interface SignInConfig {
 /** The dashboard server's runtime configuration. */
 export interface DashboardConfig {
   urls: ServiceUrls;
+  /** The explorer's other services (EXPLORER_URLS). */
+  explorerUrls: string[];
   /** Undefined when sign-in is off (no AUTH_SIGNING_KEY_FILE): no tokens are sent. */
   signIn: SignInConfig | undefined;
 }
@@ -57,6 +70,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): DashboardConfi
   const data = result.data;
   return {
     urls: { users: data.USERS_URL, orders: data.ORDERS_URL, inventory: data.INVENTORY_URL },
+    explorerUrls: data.EXPLORER_URLS,
     signIn: data.AUTH_SIGNING_KEY_FILE
       ? {
           keyFile: data.AUTH_SIGNING_KEY_FILE,

@@ -11,6 +11,7 @@ const pages = [
   { href: "/users", label: "Users" },
   { href: "/orders", label: "Orders" },
   { href: "/products", label: "Products" },
+  { href: "/explorer", label: "Explorer" },
 ] as const;
 
 /** The title bar: navigation, the state of the three data streams, and who is signed in. */
