@@ -784,7 +784,7 @@ test("ten tabs open at once all show live data, an eleventh lists the users as f
   }
 });
 
-test("the explorer finds every service by reflection (a fourth one too), calls unary and server-streaming methods, decodes an error's detail, refuses bad input before sending, and reproduces a call by link and by buf curl", {
+test("the explorer finds every service by reflection (a fourth one too), calls unary and server-streaming methods, decodes an error's detail, refuses bad input before sending, reproduces a call by link and by buf curl, and relays client and bidi streams that end when their page goes", {
   skip,
 }, async () => {
   const page = await openPage("/explorer");
@@ -878,6 +878,93 @@ test("the explorer finds every service by reflection (a fourth one too), calls u
     env: { ...process.env, TOKEN: adminToken },
   });
   assert.match(stdout, /Explorer Ada/, "the copied buf curl command gets the same answer");
+
+  // Client streaming through the dashboard's relay: three messages sent one at a time, then the
+  // half-close, and the one answer.
+  const stamp = Date.now();
+  await method(users.server.url, "shop.user.v1.UserService/BatchCreateUsers").click();
+  const emails = [1, 2, 3].map((n) => `batch-${n}-${stamp}@example.com`);
+  for (const [index, email] of emails.entries()) {
+    await body.fill(JSON.stringify({ name: `Batch ${index + 1}`, email }));
+    await page
+      .getByRole("button", { name: index === 0 ? "Open stream and send" : "Send message" })
+      .click();
+    await page.locator(`[data-sent="${index + 1}"]`).waitFor();
+  }
+  await page.getByRole("button", { name: "Half-close" }).click();
+  await page.locator('[data-outcome="ok"]').waitFor();
+  const created = (await page.locator("[data-message]").first().textContent()) ?? "";
+  for (const email of emails) assert.match(created, new RegExp(email));
+
+  // Bidi streaming: TrackOrders follows an order, then receives its cancellation made with curl.
+  const placed = await curl<{ order: { id: string } }>(
+    orders.server.url,
+    "shop.order.v1.OrderService/CreateOrder",
+    {
+      user_id: user.id,
+      items: [{ sku: "MUG-CERAMIC", quantity: 1 }],
+      request_id: crypto.randomUUID(),
+    },
+  );
+  await method(orders.server.url, "shop.order.v1.OrderService/TrackOrders").click();
+  await body.fill(JSON.stringify({ addOrderIds: [placed.order.id] }));
+  await page.getByRole("button", { name: "Open stream and send" }).click();
+  await page.locator("[data-message]", { hasText: placed.order.id }).first().waitFor();
+  await curl(orders.server.url, "shop.order.v1.OrderService/CancelOrder", { id: placed.order.id });
+  await page.locator("[data-message]", { hasText: "ORDER_STATUS_CANCELLED" }).waitFor({
+    timeout: 5_000,
+  });
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
+  await page.locator('[data-outcome="canceled"]').waitFor();
+
+  // A relayed stream whose page goes away ends on the service too (the service counts a stream
+  // when it ends; one its client resets counts as ok, as a watch left by its client does).
+  const endedTracks = () =>
+    readMetric(orders.server.url, "rpc_server_duration_seconds_count", {
+      rpc_method: "TrackOrders",
+    });
+  const leaving = await openPage("/explorer");
+  await leaving
+    .locator(
+      `[data-target="${orders.server.url}"] [data-method="shop.order.v1.OrderService/TrackOrders"]`,
+    )
+    .click();
+  await leaving
+    .getByLabel("Request (JSON)")
+    .fill(JSON.stringify({ addOrderIds: [placed.order.id] }));
+  await leaving.getByRole("button", { name: "Open stream and send" }).click();
+  await leaving.locator("[data-message]", { hasText: placed.order.id }).first().waitFor();
+  const before = await endedTracks();
+  await leaving.close();
+  await waitFor(async () => (await endedTracks()) > before, {
+    timeoutMs: 5_000,
+    message: "the service saw the relayed stream end when its page went away",
+  });
+
+  // The relay calls only the services the dashboard knows, and says what is wrong with a request.
+  const relayAsk = async (path: string, body: unknown) => {
+    const response = await fetch(`${dashboardUrl}/api/explorer/relay${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  assert.deepEqual(await relayAsk("", { url: "http://169.254.169.254", method: "a.B/C" }), {
+    status: 400,
+    body: {
+      code: "invalid_argument",
+      error: "http://169.254.169.254 is not a service the dashboard knows",
+    },
+  });
+  assert.equal(
+    (await relayAsk("", { url: users.server.url, method: "shop.user.v1.UserService/GetUser" }))
+      .status,
+    400,
+    "a unary method is called from the page, not relayed",
+  );
+  assert.deepEqual((await relayAsk(`/${crypto.randomUUID()}`, { close: true })).status, 404);
+  assert.deepEqual((await relayAsk(`/${crypto.randomUUID()}`, { nonsense: 1 })).status, 400);
   await page.close();
 });
 

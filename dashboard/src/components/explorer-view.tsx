@@ -4,7 +4,7 @@ import {
   type DescMethod,
   type DescService,
   fromBinary,
-  type Message,
+  type JsonValue,
   type Registry,
   toJson,
 } from "@bufbuild/protobuf";
@@ -27,6 +27,7 @@ import {
   type SharedCall,
   sharedCallOf,
 } from "../lib/explorer.ts";
+import type { RelayEvent } from "../lib/relay.ts";
 import { useSession, useShop } from "./shop-provider.tsx";
 
 /** Messages of a stream kept in view; older ones are dropped from it (and counted). */
@@ -48,6 +49,8 @@ interface CallView {
   /** The latest messages, each numbered from 0 and with the milliseconds from the call's start. */
   messages: { index: number; atMs: number; json: string }[];
   dropped: number;
+  /** Messages sent on a relayed stream. */
+  sent: number;
   error: { code: string; message: string; details: { type: string; json: string }[] } | undefined;
 }
 
@@ -77,6 +80,8 @@ export function ExplorerView() {
   const [history, setHistory] = useState<SharedCall[]>([]);
   const [copied, setCopied] = useState<{ kind: CommandKind; text: string }>();
   const abort = useRef<AbortController | undefined>(undefined);
+  /** The relay of the client- or bidi-streaming call in progress. */
+  const relay = useRef<{ id: string } | undefined>(undefined);
 
   useEffect(() => {
     if (!admin) return;
@@ -116,15 +121,11 @@ export function ExplorerView() {
     setCall(undefined);
   }
 
-  async function send(event: FormEvent<HTMLFormElement>) {
-    event.preventDefault();
-    if (!found) return;
-    const { target, method, registry } = found;
-    const parsed = parseRequest(method, body, registry, { checkRules });
-    if ("problem" in parsed) {
-      setProblem(parsed.problem);
-      return;
-    }
+  /**
+   * A new call of `method` in view (remembered in the history, the previous call cancelled): its
+   * state, how to add to it, and its signal.
+   */
+  function startCall(target: CatalogTarget, method: DescMethod) {
     setProblem(undefined);
     remember({ url: target.url, method: fullName(method), body });
     const controller = new AbortController();
@@ -140,6 +141,7 @@ export function ExplorerView() {
       trailer: [],
       messages: [],
       dropped: 0,
+      sent: 0,
       error: undefined,
     };
     const update = (next: Partial<CallView>) => {
@@ -147,11 +149,11 @@ export function ExplorerView() {
       setCall({ ...state, messages: [...state.messages] });
     };
     update({});
-    const received = (message: Message) => {
+    const received = (json: JsonValue, atMs = performance.now() - startedAt) => {
       state.messages.push({
         index: state.dropped + state.messages.length,
-        atMs: performance.now() - startedAt,
-        json: JSON.stringify(messageJson(method, message, registry), null, 2),
+        atMs,
+        json: JSON.stringify(json, null, 2),
       });
       if (state.messages.length > shownMessages) {
         state.messages.shift();
@@ -159,15 +161,35 @@ export function ExplorerView() {
       }
       update({});
     };
+    const ended = (error: CallView["error"]) =>
+      update({ running: false, durationMs: performance.now() - startedAt, error });
+    return { state, update, received, ended, signal: controller.signal };
+  }
+
+  async function send(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    if (!found) return;
+    const { target, method, registry } = found;
+    if (requestStreaming(method)) {
+      if (relay.current) await sendOnRelay();
+      else await openRelayCall();
+      return;
+    }
+    const parsed = parseRequest(method, body, registry, { checkRules });
+    if ("problem" in parsed) {
+      setProblem(parsed.problem);
+      return;
+    }
+    const view = startCall(target, method);
     const options = {
-      signal: controller.signal,
+      signal: view.signal,
       timeoutMs: Number(deadlineMs) > 0 ? Number(deadlineMs) : undefined,
       headers: parseHeaders(extraHeaders),
       onHeader: (headers: Headers) => {
-        state.header = [...headers.entries()];
+        view.state.header = [...headers.entries()];
       },
       onTrailer: (trailers: Headers) => {
-        state.trailer = [...trailers.entries()];
+        view.state.trailer = [...trailers.entries()];
       },
     };
     try {
@@ -176,18 +198,123 @@ export function ExplorerView() {
       const client = createClient(method.parent, transport) as Record<string, any>;
       const invoke = client[method.localName];
       if (method.methodKind === "unary") {
-        received(await invoke(parsed.message, options));
+        view.received(messageJson(method, await invoke(parsed.message, options), registry));
       } else {
-        for await (const message of invoke(parsed.message, options)) received(message);
+        for await (const message of invoke(parsed.message, options)) {
+          view.received(messageJson(method, message, registry));
+        }
       }
-      update({ running: false, durationMs: performance.now() - startedAt });
+      view.ended(undefined);
     } catch (error) {
-      update({
-        running: false,
-        durationMs: performance.now() - startedAt,
-        error: describeCallError(error, registry),
-      });
+      view.ended(describeCallError(error, registry));
     }
+  }
+
+  /**
+   * Opens a client- or bidi-streaming call through the dashboard's relay: its events arrive as
+   * lines of JSON on one fetch; messages, the half-close and the cancel go by others.
+   */
+  async function openRelayCall() {
+    if (!found) return;
+    const { target, method, registry } = found;
+    const view = startCall(target, method);
+    try {
+      const token = await session.token();
+      const response = await fetch("/api/explorer/relay", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify({
+          url: target.url,
+          method: fullName(method),
+          headers: parseHeaders(extraHeaders),
+          timeoutMs: Number(deadlineMs) > 0 ? Number(deadlineMs) : undefined,
+        }),
+        signal: view.signal,
+      });
+      if (!response.ok || !response.body) {
+        const refusal = (await response.json().catch(() => ({}))) as {
+          code?: string;
+          error?: string;
+        };
+        view.ended({
+          code: refusal.code ?? "unavailable",
+          message: refusal.error ?? `the relay answered ${response.status}`,
+          details: [],
+        });
+        return;
+      }
+      let buffered = "";
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += value;
+        for (let newline = buffered.indexOf("\n"); newline >= 0; newline = buffered.indexOf("\n")) {
+          const event = JSON.parse(buffered.slice(0, newline)) as RelayEvent;
+          buffered = buffered.slice(newline + 1);
+          if (event.kind === "open") {
+            relay.current = { id: event.id };
+            // The page's message goes out as the stream's first.
+            await sendOnRelay(view);
+          } else if (event.kind === "header") view.update({ header: event.fields });
+          else if (event.kind === "message") view.received(event.json, event.atMs);
+          else {
+            relay.current = undefined;
+            view.update({ trailer: event.trailer });
+            view.ended(
+              event.code === "ok"
+                ? undefined
+                : {
+                    code: event.code,
+                    message: event.message,
+                    details: event.details.map((detail) => ({
+                      type: detail.type,
+                      json: JSON.stringify(detail.json, null, 2),
+                    })),
+                  },
+            );
+          }
+        }
+      }
+    } catch (error) {
+      relay.current = undefined;
+      if (view.signal.aborted)
+        view.ended({ code: "canceled", message: "cancelled from the page", details: [] });
+      else view.ended(describeCallError(error, registry));
+    }
+  }
+
+  /** Sends the request in the form as the relay's next message. */
+  async function sendOnRelay(view?: ReturnType<typeof startCall>) {
+    const open = relay.current;
+    if (!found || !open) return;
+    const parsed = parseRequest(found.method, body, found.registry, { checkRules });
+    if ("problem" in parsed) {
+      setProblem(parsed.problem);
+      return;
+    }
+    setProblem(undefined);
+    const answer = await relayCommand(open.id, {
+      send: messageJson(found.method, parsed.message, found.registry, "input"),
+    });
+    if (answer) setProblem(answer);
+    else if (view) view.update({ sent: view.state.sent + 1 });
+    else setCall((current) => current && { ...current, sent: current.sent + 1 });
+  }
+
+  /** Sends a command to the open relay; what went wrong, if anything. */
+  async function relayCommand(id: string, command: object): Promise<string | undefined> {
+    const response = await fetch(`/api/explorer/relay/${id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(command),
+    });
+    if (response.ok) return undefined;
+    const refusal = (await response.json().catch(() => ({}))) as { error?: string };
+    return refusal.error ?? `the relay answered ${response.status}`;
   }
 
   if (!admin) {
@@ -298,11 +425,38 @@ export function ExplorerView() {
                 Check the contract&apos;s rules before sending (off: see how the service refuses)
               </label>
               {streamingRequests ? (
-                <p className="muted">
-                  Client and bidi streaming calls need a relay in the dashboard&apos;s server (a
-                  browser cannot hold a full-duplex stream over fetch), which is not built yet; copy
-                  the call as a command below.
-                </p>
+                <div className="actions">
+                  <button type="submit" disabled={call?.running && !relay.current}>
+                    {relay.current ? "Send message" : "Open stream and send"}
+                  </button>
+                  {relay.current && (
+                    <>
+                      <button
+                        type="button"
+                        onClick={() => {
+                          const open = relay.current;
+                          if (open) void relayCommand(open.id, { close: true }).then(setProblem);
+                        }}
+                      >
+                        Half-close
+                      </button>
+                      <button
+                        type="button"
+                        onClick={() => {
+                          const open = relay.current;
+                          if (open) void relayCommand(open.id, { cancel: true }).then(setProblem);
+                        }}
+                      >
+                        Cancel
+                      </button>
+                    </>
+                  )}
+                  {call?.running && relay.current && (
+                    <span className="muted" data-sent={call.sent}>
+                      {call.sent} sent
+                    </span>
+                  )}
+                </div>
               ) : (
                 <div className="actions">
                   <button type="submit" disabled={call?.running}>
@@ -466,6 +620,10 @@ function Fields({ title, fields }: { title: string; fields: [string, string][] }
       </dl>
     </details>
   );
+}
+
+function requestStreaming(method: DescMethod): boolean {
+  return method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
 }
 
 function fullName(method: DescMethod): string {

@@ -39,13 +39,7 @@ export function buildCatalog(targets: readonly ExplorerTarget[]): CatalogTarget[
       return { ...target, registry: undefined, services: [], error: target.error };
     }
     try {
-      const registry = createFileRegistry(
-        create(FileDescriptorSetSchema, {
-          file: target.files.map((file) =>
-            fromBinary(FileDescriptorProtoSchema, base64Bytes(file)),
-          ),
-        }),
-      );
+      const registry = registryOf(target.files.map(base64Bytes));
       const services = target.services
         .map((name) => registry.getService(name))
         .filter((service) => service !== undefined);
@@ -55,6 +49,15 @@ export function buildCatalog(targets: readonly ExplorerTarget[]): CatalogTarget[
       return { ...target, registry: undefined, services: [], error: reason };
     }
   });
+}
+
+/** A registry of the files in `files` (serialized FileDescriptorProtos, imports included). */
+export function registryOf(files: readonly Uint8Array[]): Registry {
+  return createFileRegistry(
+    create(FileDescriptorSetSchema, {
+      file: files.map((file) => fromBinary(FileDescriptorProtoSchema, file)),
+    }),
+  );
 }
 
 function base64Bytes(text: string): Uint8Array {
@@ -125,9 +128,17 @@ export function parseRequest(
   return { message };
 }
 
-/** A message as JSON for the page, Any and well-known types resolved through `registry`. */
-export function messageJson(method: DescMethod, message: Message, registry: Registry): JsonValue {
-  return toJson(method.output, message, { registry });
+/**
+ * A message of `method` (its answer, or with "input" its request) as JSON, Any and well-known
+ * types resolved through `registry`.
+ */
+export function messageJson(
+  method: DescMethod,
+  message: Message,
+  registry: Registry,
+  side: "input" | "output" = "output",
+): JsonValue {
+  return toJson(side === "input" ? method.input : method.output, message, { registry });
 }
 
 /** The command kinds the page copies. */
