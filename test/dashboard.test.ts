@@ -814,6 +814,28 @@ test("the explorer finds every service by reflection (a fourth one too), calls u
   await page.locator('[data-outcome="ok"]').waitFor();
   assert.match((await page.locator("[data-message]").first().textContent()) ?? "", /Explorer Ada/);
 
+  // The form generated from the input's descriptor and the JSON stay in step, both ways.
+  await method(orders.server.url, "shop.order.v1.OrderService/CreateOrder").click();
+  const form = page.locator('[data-form="shop.order.v1.CreateOrderRequest"]');
+  await form.getByLabel(/^user_id/).fill(user.id);
+  await form.getByRole("button", { name: "Add items" }).click();
+  await form.getByLabel(/^sku/).fill("MUG-CERAMIC");
+  await form.getByLabel(/^quantity/).fill("2");
+  await form.getByLabel(/^request_id/).fill(crypto.randomUUID());
+  const typed = JSON.parse(await body.inputValue()) as {
+    userId: string;
+    items: { sku: string; quantity: unknown }[];
+  };
+  assert.equal(typed.userId, user.id, "the form wrote the JSON");
+  assert.equal(typed.items[0]?.sku, "MUG-CERAMIC");
+  await body.fill(JSON.stringify({ ...typed, userId: "typed-in-the-json" }));
+  assert.equal(await form.getByLabel(/^user_id/).inputValue(), "typed-in-the-json", "and back");
+  await body.fill(JSON.stringify(typed));
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator('[data-outcome="ok"]').waitFor();
+  assert.match((await page.locator("[data-message]").first().textContent()) ?? "", /MUG-CERAMIC/);
+  await method(users.server.url, "shop.user.v1.UserService/GetUser").click();
+
   // Bad input is refused before sending, with the field named.
   await body.fill(JSON.stringify({ id: "not-a-user-id" }));
   await page.getByRole("button", { name: "Send", exact: true }).click();

@@ -4,6 +4,7 @@ import {
   type DescMethod,
   type DescService,
   fromBinary,
+  type JsonObject,
   type JsonValue,
   type Registry,
   toJson,
@@ -28,6 +29,7 @@ import {
   sharedCallOf,
 } from "../lib/explorer.ts";
 import type { RelayEvent } from "../lib/relay.ts";
+import { RequestForm } from "./request-form.tsx";
 import { useSession, useShop } from "./shop-provider.tsx";
 
 /** Messages of a stream kept in view; older ones are dropped from it (and counted). */
@@ -113,6 +115,8 @@ export function ExplorerView() {
   }, [catalog, query]);
 
   const found = useMemo(() => findMethod(catalog, selected), [catalog, selected]);
+  // The form shows the JSON's value whenever the JSON reads as an object.
+  const formValue = useMemo(() => objectOf(body), [body]);
 
   function choose(target: CatalogTarget, method: DescMethod) {
     setSelected({ url: target.url, method: fullName(method) });
@@ -367,23 +371,36 @@ export function ExplorerView() {
               <p className="muted small-text">
                 {found.method.input.typeName} → {found.method.output.typeName}
               </p>
-              <div className="field">
-                <label htmlFor="explorer-body">Request (JSON)</label>
-                <textarea
-                  id="explorer-body"
-                  rows={8}
-                  spellCheck={false}
-                  value={body}
-                  onChange={(event) => setBody(event.target.value)}
-                  aria-invalid={problem ? true : undefined}
-                  aria-describedby={problem ? "explorer-problem" : undefined}
-                />
-                {problem && (
-                  <p className="problem" id="explorer-problem" role="alert">
-                    Not sent: {problem}
-                  </p>
-                )}
+              <div className="explorer-request">
+                <section aria-label="Request form">
+                  {formValue ? (
+                    <RequestForm
+                      message={found.method.input}
+                      value={formValue}
+                      onChange={(next) => setBody(JSON.stringify(next, null, 2))}
+                    />
+                  ) : (
+                    <p className="muted">The form follows the JSON once it reads as an object.</p>
+                  )}
+                </section>
+                <div className="field">
+                  <label htmlFor="explorer-body">Request (JSON)</label>
+                  <textarea
+                    id="explorer-body"
+                    rows={12}
+                    spellCheck={false}
+                    value={body}
+                    onChange={(event) => setBody(event.target.value)}
+                    aria-invalid={problem ? true : undefined}
+                    aria-describedby={problem ? "explorer-problem" : undefined}
+                  />
+                </div>
               </div>
+              {problem && (
+                <p className="problem" id="explorer-problem" role="alert">
+                  Not sent: {problem}
+                </p>
+              )}
               <div className="explorer-options">
                 <div className="field">
                   <label htmlFor="explorer-protocol">Protocol</label>
@@ -620,6 +637,15 @@ function Fields({ title, fields }: { title: string; fields: [string, string][] }
       </dl>
     </details>
   );
+}
+
+function objectOf(text: string): JsonObject | undefined {
+  try {
+    const value = JSON.parse(text === "" ? "{}" : text) as JsonValue;
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function requestStreaming(method: DescMethod): boolean {

@@ -4,6 +4,8 @@
 import {
   create,
   createFileRegistry,
+  type DescField,
+  type DescMessage,
   type DescMethod,
   type DescService,
   fromBinary,
@@ -191,4 +193,31 @@ export function sharedCallOf(query: URLSearchParams): SharedCall | undefined {
   const method = query.get("method");
   if (!url || !method) return undefined;
   return { url, method, body: query.get("body") ?? "" };
+}
+
+/**
+ * The comment written above `field` in its .proto file, when the service's descriptors carry
+ * their source info; undefined otherwise. (The path of a field in FileDescriptorProto's
+ * source_code_info: 4 = message_type, 3 = nested_type, 2 = field, each followed by an index.)
+ */
+export function commentOf(field: DescField): string | undefined {
+  const path: number[] = [];
+  let message: DescMessage | undefined = field.parent;
+  const fieldIndex = message.proto.field.indexOf(field.proto);
+  path.unshift(2, fieldIndex);
+  while (message) {
+    const parent: DescMessage | undefined = message.parent;
+    const index = parent
+      ? parent.proto.nestedType.indexOf(message.proto)
+      : message.file.proto.messageType.indexOf(message.proto);
+    path.unshift(parent ? 3 : 4, index);
+    message = parent;
+  }
+  const location = field.parent.file.proto.sourceCodeInfo?.location.find(
+    (candidate) =>
+      candidate.path.length === path.length &&
+      candidate.path.every((part, at) => part === path[at]),
+  );
+  const text = location?.leadingComments.trim();
+  return text ? text.replaceAll(/\s*\n\s*/g, " ") : undefined;
 }
