@@ -10,7 +10,8 @@
 //
 // Left out of the bundle, loaded from node_modules only when used: the embedded PostgreSQL (only
 // without DATABASE_URL; it finds its binaries and data folder relative to its own files, see
-// packages/local-postgres/src/resolve.ts) and the OpenTelemetry SDK (only when tracing is on).
+// packages/local-postgres/src/resolve.ts), the OpenTelemetry SDK (only when tracing is on) and the
+// contracts with their comments (only when reflection is first asked).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -83,7 +84,8 @@ export async function buildServices(options: { force?: boolean } = {}): Promise<
         sourcemap: "linked",
         minifyWhitespace: true,
         minifySyntax: true,
-        external: ["@opentelemetry/sdk-node"],
+        // The contracts with their comments (half a megabyte) are read by reflection only.
+        external: ["@opentelemetry/sdk-node", "@shop/api/descriptors"],
         plugins: [builtinsByRequire],
         // CommonJS dependencies inside an ES module bundle still call require().
         banner: {

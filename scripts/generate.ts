@@ -1,5 +1,7 @@
 // `npm run generate` (before `npm test`; `npm start` calls generateIfChanged itself): runs
-// `buf generate` only when the contracts (proto/, buf.yaml, buf.gen.yaml) differ from those the
+// `buf generate`, and writes the contracts as one FileDescriptorSet with their comments (source
+// info) to packages/api/src/gen/descriptors.js, which server reflection serves so that the
+// dashboard's explorer can show each field's comment; only when the contracts (proto/, buf.yaml, buf.gen.yaml) differ from those the
 // generated code in packages/api/src/gen was made from, so that a start on unchanged contracts does
 // not pay for it. `--force` always runs it.
 import { execFileSync } from "node:child_process";
@@ -24,10 +26,20 @@ export function generateIfChanged(options: { force?: boolean } = {}): boolean {
   ]);
   const current = existsSync(stamp) ? readFileSync(stamp, "utf8").trim() : undefined;
   if (current === digest && !options.force) return false;
-  execFileSync(path.join(root, "node_modules", ".bin", "buf"), ["generate"], {
+  const buf = path.join(root, "node_modules", ".bin", "buf");
+  execFileSync(buf, ["generate"], { cwd: root, stdio: "inherit" });
+  const set = execFileSync(buf, ["build", "--as-file-descriptor-set", "-o", "-#format=binpb"], {
     cwd: root,
-    stdio: "inherit",
+    maxBuffer: 64 * 1024 * 1024,
   });
+  writeFileSync(
+    path.join(out, "descriptors.js"),
+    `// The contracts as a FileDescriptorSet with source info (comments), base64. Written by scripts/generate.ts.\nexport const fileDescriptorSetBase64 = "${set.toString("base64")}";\n`,
+  );
+  writeFileSync(
+    path.join(out, "descriptors.d.ts"),
+    "/** The contracts as a FileDescriptorSet with source info (comments), base64. */\nexport declare const fileDescriptorSetBase64: string;\n",
+  );
   writeFileSync(stamp, `${digest}\n`);
   return true;
 }

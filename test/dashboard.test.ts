@@ -817,6 +817,10 @@ test("the explorer finds every service by reflection (a fourth one too), calls u
   // The form generated from the input's descriptor and the JSON stay in step, both ways.
   await method(orders.server.url, "shop.order.v1.OrderService/CreateOrder").click();
   const form = page.locator('[data-form="shop.order.v1.CreateOrderRequest"]');
+  // Each field's comment in the contract is its help text.
+  await form
+    .locator('[data-field="user_id"] .help', { hasText: "The user placing the order." })
+    .waitFor();
   await form.getByLabel(/^user_id/).fill(user.id);
   await form.getByRole("button", { name: "Add items" }).click();
   await form.getByLabel(/^sku/).fill("MUG-CERAMIC");

@@ -9,6 +9,7 @@ import {
   type JsonValue,
   ScalarType,
 } from "@bufbuild/protobuf";
+import type { ReactNode } from "react";
 import { commentOf } from "../lib/explorer.ts";
 
 /**
@@ -151,10 +152,7 @@ function FieldInput({
       onChange(items.map((item, at) => (at === index ? (next ?? null) : item)));
     return (
       <div className="field repeated" data-field={field.name}>
-        <span className="field-label">
-          {field.name} <span className="muted small-text">{typeLabel(field)}</span>
-        </span>
-        {helpText}
+        <FieldHeading field={field} help={helpText} />
         <ol>
           {items.map((item, index) => (
             // biome-ignore lint/suspicious/noArrayIndexKey: list items are known by their place
@@ -196,10 +194,7 @@ function FieldInput({
     const rebuild = (next: [string, JsonValue][]) => onChange(Object.fromEntries(next));
     return (
       <div className="field map" data-field={field.name}>
-        <span className="field-label">
-          {field.name} <span className="muted small-text">{typeLabel(field)}</span>
-        </span>
-        {helpText}
+        <FieldHeading field={field} help={helpText} />
         <ul>
           {entries.map(([key, item], index) => (
             // biome-ignore lint/suspicious/noArrayIndexKey: a key being typed changes at each stroke
@@ -249,10 +244,7 @@ function FieldInput({
     const present = value !== undefined && value !== null;
     return (
       <div className="field message" data-field={field.name}>
-        <span className="field-label">
-          {field.name} <span className="muted small-text">{typeLabel(field)}</span>
-        </span>
-        {helpText}
+        <FieldHeading field={field} help={helpText} />
         {present && typeof value === "object" && !Array.isArray(value) ? (
           <div className="nested">
             <Members
@@ -288,6 +280,18 @@ function FieldInput({
         describedBy={described}
       />
     </div>
+  );
+}
+
+/** The name and type of a field that has no single input to label, and its help. */
+function FieldHeading({ field, help }: { field: DescField; help: ReactNode }) {
+  return (
+    <>
+      <span className="field-label">
+        {field.name} <span className="muted small-text">{typeLabel(field)}</span>
+      </span>
+      {help}
+    </>
   );
 }
 

@@ -5,6 +5,8 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as connectTcp } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -466,6 +468,28 @@ describe("metrics", () => {
       responses.push(response);
     }
     assert.equal(responses.length, 1);
+    // Files come with the contracts' comments (source info), for tools that show them.
+    for await (const response of reflection.serverReflectionInfo(
+      (async function* () {
+        yield {
+          messageRequest: {
+            case: "fileContainingSymbol" as const,
+            value: "shop.mesh.v1.StatsService",
+          },
+        };
+      })(),
+    )) {
+      assert.equal(response.messageResponse.case, "fileDescriptorResponse");
+      const files =
+        response.messageResponse.case === "fileDescriptorResponse"
+          ? response.messageResponse.value.fileDescriptorProto.map((bytes) =>
+              fromBinary(FileDescriptorProtoSchema, bytes),
+            )
+          : [];
+      const stats = files.find((file) => file.name === "shop/mesh/v1/stats_service.proto");
+      const comments = stats?.sourceCodeInfo?.location.filter((l) => l.leadingComments !== "");
+      assert.ok((comments?.length ?? 0) > 0, "the service's file carries its comments");
+    }
     // A bidi stream like any other: served by the runtime's path (which sends no Date header).
     assert.equal(reflectionHeader?.get("date"), null, "reflection served by the runtime's path");
 

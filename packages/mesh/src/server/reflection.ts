@@ -2,10 +2,11 @@ import {
   createRegistry,
   type DescFile,
   type DescService,
+  fromBinary,
   type Registry,
   toBinary,
 } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import * as v1 from "@shop/api/grpc/reflection/v1/reflection_pb";
@@ -119,11 +120,13 @@ export function registerReflection(router: ConnectRouter, services: readonly Des
   };
   router.service(v1.ServerReflection, {
     async *serverReflectionInfo(requests) {
+      await withComments();
       for await (const req of requests) yield { ...answer(req), originalRequest: req };
     },
   });
   router.service(v1alpha.ServerReflection, {
     async *serverReflectionInfo(requests) {
+      await withComments();
       for await (const req of requests) yield { ...answer(req), originalRequest: req };
     },
   });
@@ -145,6 +148,31 @@ function fileOfSymbol(registry: Registry, symbol: string): DescFile | undefined 
   return undefined;
 }
 
+/**
+ * The contracts' files as `buf build` wrote them, with their comments (source info), by name: the
+ * generated code embeds its files without them. Loaded with the first reflection request (it is
+ * large, and most processes are never asked).
+ */
+let commented: Map<string, Uint8Array> | undefined;
+let loadingComments: Promise<void> | undefined;
+function withComments(): Promise<void> {
+  loadingComments ??= import("@shop/api/descriptors").then(
+    ({ fileDescriptorSetBase64 }) => {
+      const set = fromBinary(
+        FileDescriptorSetSchema,
+        Buffer.from(fileDescriptorSetBase64, "base64"),
+      );
+      commented = new Map(
+        set.file.map((file) => [file.name, toBinary(FileDescriptorProtoSchema, file)]),
+      );
+    },
+    () => {
+      // Without the generated set, files are served as the generated code embeds them.
+    },
+  );
+  return loadingComments;
+}
+
 /** Serializes `files` and everything they import, each file once, dependencies first. */
 function withDependencies(files: DescFile[]): Uint8Array[] {
   const seen = new Set<string>();
@@ -153,7 +181,7 @@ function withDependencies(files: DescFile[]): Uint8Array[] {
     if (seen.has(file.proto.name)) return;
     seen.add(file.proto.name);
     for (const dependency of file.dependencies) visit(dependency);
-    out.push(toBinary(FileDescriptorProtoSchema, file.proto));
+    out.push(commented?.get(file.proto.name) ?? toBinary(FileDescriptorProtoSchema, file.proto));
   };
   for (const file of files) visit(file);
   return out;
