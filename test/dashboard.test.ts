@@ -840,6 +840,26 @@ test("the explorer finds every service by reflection (a fourth one too), calls u
   assert.match((await page.locator("[data-message]").first().textContent()) ?? "", /MUG-CERAMIC/);
   await method(users.server.url, "shop.user.v1.UserService/GetUser").click();
 
+  // A richer message, from the fourth service: a nested message set on demand, a oneof whose
+  // chosen case appears, an enum as choices, a uint32 with its range.
+  await method(
+    fourth?.cleartextUrl ?? "",
+    "connectrpc.conformance.v1.ConformanceService/Unary",
+  ).click();
+  const unaryForm = page.locator('[data-form="connectrpc.conformance.v1.UnaryRequest"]');
+  await unaryForm.getByRole("button", { name: "Set response_definition" }).click();
+  await unaryForm.getByLabel(/^response one of/).selectOption("error");
+  await unaryForm.getByLabel(/^code/).selectOption("CODE_NOT_FOUND");
+  assert.match(
+    (await unaryForm.locator('[data-field="response_delay_ms"] label').textContent()) ?? "",
+    /uint32 \(0 to 4294967295\)/,
+  );
+  const definition = JSON.parse(await body.inputValue()) as {
+    responseDefinition?: { error?: { code?: string } };
+  };
+  assert.equal(definition.responseDefinition?.error?.code, "CODE_NOT_FOUND");
+  await method(users.server.url, "shop.user.v1.UserService/GetUser").click();
+
   // Bad input is refused before sending, with the field named.
   await body.fill(JSON.stringify({ id: "not-a-user-id" }));
   await page.getByRole("button", { name: "Send", exact: true }).click();

@@ -15,7 +15,8 @@ import { commentOf } from "../lib/explorer.ts";
 /**
  * A form for a request message, generated from its descriptor and editing the request's JSON (the
  * same value as the JSON beside it): scalars with their type and range, enums as choices, nested
- * and optional messages, repeated fields, maps, oneofs, and Timestamp as a date and time; the
+ * and optional messages, repeated fields, maps, oneofs, Timestamp as a date and time and the other
+ * well-known types as their JSON; the
  * field's comment from the contract as help text when the service's descriptors carry comments.
  */
 export function RequestForm({
@@ -240,7 +241,7 @@ function FieldInput({
       </div>
     );
   }
-  if (field.fieldKind === "message" && !isTimestamp(field.message)) {
+  if (field.fieldKind === "message" && !writtenAsValue(field.message)) {
     const present = value !== undefined && value !== null;
     return (
       <div className="field message" data-field={field.name}>
@@ -348,6 +349,21 @@ function ValueInput({
         />
       );
     }
+    if (writtenAsValue(message)) {
+      // Duration, FieldMask, Struct, Any, the wrappers...: their JSON, typed as such (a bare word,
+      // such as 1.5s, is taken as a string).
+      return (
+        <input
+          {...common}
+          value={
+            value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value)
+          }
+          onChange={(event) =>
+            onChange(event.target.value === "" ? undefined : jsonOrText(event.target.value))
+          }
+        />
+      );
+    }
     return (
       <div className="nested">
         <Members
@@ -393,6 +409,21 @@ function idOf(path: string): string {
 
 function isTimestamp(message: DescMessage): boolean {
   return message.typeName === "google.protobuf.Timestamp";
+}
+
+/** Well-known types whose JSON is a value of its own, not an object of their fields. */
+function writtenAsValue(message: DescMessage): boolean {
+  return (
+    message.typeName.startsWith("google.protobuf.") && message.typeName !== "google.protobuf.Empty"
+  );
+}
+
+function jsonOrText(text: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    return text;
+  }
 }
 
 function is64Bit(scalar: ScalarType): boolean {
@@ -459,6 +490,6 @@ function zeroOfKind(
 function zeroOf(field: DescField): JsonValue {
   if (field.fieldKind === "list") return [];
   if (field.fieldKind === "map") return {};
-  if (field.fieldKind === "message") return isTimestamp(field.message) ? "" : {};
+  if (field.fieldKind === "message") return writtenAsValue(field.message) ? "" : {};
   return zeroOfKind(field.fieldKind, field.scalar, field.enum);
 }

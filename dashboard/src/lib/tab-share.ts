@@ -16,16 +16,49 @@ import { type CollectionSource, EventKind, type SourceBatch } from "./live-colle
  * shown. Without Web Locks or BroadcastChannel (an old browser), each tab opens its own streams.
  */
 
-/** What a reading tab posts for a collection: the changes after `from`, up to `revision`. */
-interface CollectionPost<Item> {
-  kind: "batch";
-  /** The revision the reading tab had before this batch: a follower behind it missed changes. */
-  from: bigint;
-  batch: SourceBatch<Item>;
-}
+/**
+ * What a reading tab posts for a collection: the changes after `from`, up to `revision`; or that
+ * its stream dropped (the followers show it too, and reconnect as it does).
+ */
+type CollectionPost<Item> =
+  | {
+      kind: "batch";
+      /** The revision the reading tab had before this batch: a follower behind it missed changes. */
+      from: bigint;
+      batch: SourceBatch<Item>;
+    }
+  | Down;
 
 /** What a reading tab posts for a value, and what a new tab asks it for. */
-type ValuePost<T> = { kind: "value"; value: T } | { kind: "hello" };
+type ValuePost<T> = { kind: "value"; value: T } | { kind: "hello" } | Down;
+
+/** The reading tab's stream dropped: a follower's ends too, and reconnects. */
+interface Down {
+  kind: "down";
+  reason: string;
+}
+
+function streamDown(name: string, post: Down): ConnectError {
+  return new ConnectError(`the tab reading ${name} lost it: ${post.reason}`, Code.Unavailable);
+}
+
+/** Reads `stream` as the reading tab, and tells the followers when it drops. */
+async function* reading<T>(
+  tab: { post(post: Down): void },
+  stream: AsyncIterable<T>,
+  signal: AbortSignal,
+): AsyncGenerator<T> {
+  let reason = "it ended";
+  try {
+    yield* stream;
+  } catch (error) {
+    reason = ConnectError.from(error).rawMessage;
+    throw error;
+  } finally {
+    // A tab that closes lets the next one in line read on; only a drop is news.
+    if (!signal.aborted) tab.post({ kind: "down", reason });
+  }
+}
 
 /** Whether this browser has what sharing needs. */
 function canShare(): boolean {
@@ -37,8 +70,9 @@ function canShare(): boolean {
 /**
  * `source` with its watch shared between the tabs that watch `name`. The tab reading the stream
  * posts every batch of changes (not its snapshot); a tab that follows starts from a list of the
- * collection when it starts from 0, skips what it already has, and fails with `out_of_range`
- * (which makes the live collection list again) when it sees it missed changes.
+ * collection when it starts from 0, skips what it already has, and reads the changes it missed
+ * with a short watch of its own when a post starts past its revision (after the reading tab
+ * changed, say).
  */
 export function shareCollection<Item>(
   name: string,
@@ -58,18 +92,21 @@ export function shareCollection<Item>(
         while (!tab.leading) {
           const post = await tab.next();
           if (post === undefined) break;
+          if (post.kind === "down") throw streamDown(name, post);
           if (post.from > revision) {
-            throw new ConnectError(
-              `another tab's stream of ${name} moved on from revision ${post.from}, past ${revision}`,
-              Code.OutOfRange,
-            );
+            // The reading tab is ahead (it took over from where it was): this tab reads the
+            // changes in between itself, then follows on.
+            for await (const batch of catchUp(source, revision, post.from, signal)) {
+              if (batch.revision > revision) revision = batch.revision;
+              yield batch;
+            }
           }
           if (post.batch.revision > revision) revision = post.batch.revision;
           yield post.batch;
         }
         if (signal.aborted) return;
         // This tab reads the stream now, from where it is, and tells the others.
-        for await (const batch of source.watch(revision, signal)) {
+        for await (const batch of reading(tab, source.watch(revision, signal), signal)) {
           const snapshot = batch.events.some((event) => event.type === EventKind.snapshot);
           if (!snapshot) tab.post({ kind: "batch", from: revision, batch });
           if (batch.revision > revision) revision = batch.revision;
@@ -80,6 +117,31 @@ export function shareCollection<Item>(
       }
     },
   };
+}
+
+/**
+ * The changes after `from` up to `to` at least, from a watch of this tab's own that closes once it
+ * has them. (A watch from a revision the service no longer keeps fails with `out_of_range`, and
+ * the collection lists again.)
+ */
+async function* catchUp<Item>(
+  source: CollectionSource<Item>,
+  from: bigint,
+  to: bigint,
+  signal: AbortSignal,
+): AsyncGenerator<SourceBatch<Item>> {
+  const done = new AbortController();
+  const stop = () => done.abort();
+  signal.addEventListener("abort", stop);
+  try {
+    for await (const batch of source.watch(from, done.signal)) {
+      yield batch;
+      if (batch.revision >= to) return;
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+    done.abort();
+  }
 }
 
 /** Lists all of `source` as snapshot batches, then an empty one; returns the list's revision. */
@@ -133,10 +195,11 @@ export function shareValue<T>(
       while (!tab.leading) {
         const post = await tab.next();
         if (post === undefined) break;
+        if (post.kind === "down") throw streamDown(name, post);
         if (post.kind === "value") yield post.value;
       }
       if (signal.aborted) return;
-      for await (const value of open(signal)) {
+      for await (const value of reading(tab, open(signal), signal)) {
         latest = { value };
         tab.post({ kind: "value", value });
         yield value;
@@ -212,7 +275,7 @@ class SharedStream<Post> {
     }
   }
 
-  post(post: Post): void {
+  post(post: Post | Down): void {
     this.channel.postMessage(post);
   }
 
