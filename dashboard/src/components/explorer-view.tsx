@@ -119,6 +119,12 @@ export function ExplorerView() {
   const formValue = useMemo(() => objectOf(body), [body]);
 
   function choose(target: CatalogTarget, method: DescMethod) {
+    // A call still running belongs to the method left: it ends here.
+    const open = relay.current;
+    relay.current = undefined;
+    if (open) void relayCommand(open.id, { cancel: true });
+    abort.current?.abort(new Error("another method was chosen"));
+    abort.current = undefined;
     setSelected({ url: target.url, method: fullName(method) });
     setBody(target.registry ? requestTemplate(method, target.registry) : "{}");
     setProblem(undefined);
@@ -150,7 +156,8 @@ export function ExplorerView() {
     };
     const update = (next: Partial<CallView>) => {
       Object.assign(state, next);
-      setCall({ ...state, messages: [...state.messages] });
+      // A call left for another one (or another method) no longer shows.
+      if (abort.current === controller) setCall({ ...state, messages: [...state.messages] });
     };
     update({});
     const received = (json: JsonValue, atMs = performance.now() - startedAt) => {
