@@ -1011,6 +1011,15 @@ test("the explorer finds every service by reflection (a fourth one too), calls u
   );
   assert.deepEqual((await relayAsk(`/${crypto.randomUUID()}`, { close: true })).status, 404);
   assert.deepEqual((await relayAsk(`/${crypto.randomUUID()}`, { nonsense: 1 })).status, 400);
+  // A body larger than a megabyte is not read.
+  const huge = { url: users.server.url, method: "a.B/C", padding: "x".repeat(2 * 1024 * 1024) };
+  assert.deepEqual((await relayAsk("", huge)).body.code, "resource_exhausted");
+  const hugeSignIn = await fetch(`${dashboardUrl}/api/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ role: "admin", padding: huge.padding }),
+  });
+  assert.equal(hugeSignIn.status, 413);
   await page.close();
 });
 

@@ -7,6 +7,7 @@
 import { createSigner, readPrivateKey, type Signer } from "@shop/auth";
 import { readConfig, type SignInConfig } from "../../../config.ts";
 import { claimsOf, parseIdentity, type SessionGrant } from "../../../lib/identity.ts";
+import { maxJsonBytes, readJson } from "../../../lib/request-body.ts";
 
 const noStore = { "cache-control": "no-store" };
 
@@ -41,12 +42,9 @@ export async function POST(request: Request): Promise<Response> {
   if (!signIn) {
     return refuse(404, "sign-in is off: the dashboard has no AUTH_SIGNING_KEY_FILE");
   }
-  let body: unknown;
-  try {
-    body = await request.json();
-  } catch {
-    return refuse(400, "send a JSON body");
-  }
+  const body = await readJson(request);
+  if (body === "too large") return refuse(413, `send at most ${maxJsonBytes} bytes`);
+  if (body === undefined) return refuse(400, "send a JSON body");
   const parsed = parseIdentity(body);
   if ("problem" in parsed) return refuse(400, parsed.problem);
   let signer: Signer;

@@ -6,6 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
 import { readConfig } from "../../../../config.ts";
 import { openRelay, refuse } from "../../../../lib/relay.ts";
+import { maxJsonBytes, readJson } from "../../../../lib/request-body.ts";
 import { serviceNames } from "../../../../lib/service-urls.ts";
 
 const openSchema = z.object({
@@ -16,7 +17,10 @@ const openSchema = z.object({
 });
 
 export async function POST(request: Request): Promise<Response> {
-  const parsed = openSchema.safeParse(await request.json().catch(() => undefined));
+  const body = await readJson(request);
+  if (body === "too large")
+    return refuse(Code.ResourceExhausted, `send at most ${maxJsonBytes} bytes`);
+  const parsed = openSchema.safeParse(body);
   if (!parsed.success) {
     return refuse(
       Code.InvalidArgument,

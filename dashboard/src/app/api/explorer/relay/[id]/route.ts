@@ -4,13 +4,18 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { commandRelay, type RelayCommand, refuse } from "../../../../../lib/relay.ts";
+import { maxJsonBytes, readJson } from "../../../../../lib/request-body.ts";
 
 export async function POST(
   request: Request,
   { params }: { params: Promise<{ id: string }> },
 ): Promise<Response> {
   const { id } = await params;
-  const body = (await request.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+  const read = await readJson(request);
+  if (read === "too large")
+    return refuse(Code.ResourceExhausted, `send at most ${maxJsonBytes} bytes`);
+  const body =
+    read !== null && typeof read === "object" ? (read as Record<string, unknown>) : undefined;
   const command: RelayCommand | undefined =
     body && "send" in body
       ? { send: body.send as JsonValue }
