@@ -1,14 +1,6 @@
 "use client";
 
-import {
-  type DescMethod,
-  type DescService,
-  fromBinary,
-  type JsonObject,
-  type JsonValue,
-  type Registry,
-  toJson,
-} from "@bufbuild/protobuf";
+import type { DescMethod, DescService, JsonObject, JsonValue, Registry } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { useSearchParams } from "next/navigation";
@@ -20,6 +12,8 @@ import {
   type CatalogTarget,
   type CommandKind,
   commandFor,
+  type DecodedDetail,
+  decodeDetail,
   type ExplorerTarget,
   linkQuery,
   messageJson,
@@ -53,7 +47,7 @@ interface CallView {
   dropped: number;
   /** Messages sent on a relayed stream. */
   sent: number;
-  error: { code: string; message: string; details: { type: string; json: string }[] } | undefined;
+  error: { code: string; message: string; details: DecodedDetail[] } | undefined;
 }
 
 /**
@@ -281,10 +275,7 @@ export function ExplorerView() {
                 : {
                     code: event.code,
                     message: event.message,
-                    details: event.details.map((detail) => ({
-                      type: detail.type,
-                      json: JSON.stringify(detail.json, null, 2),
-                    })),
+                    details: event.details,
                   },
             );
           }
@@ -607,7 +598,11 @@ function CallResult({ call }: { call: CallView }) {
       {call.error?.details.map((detail) => (
         <div key={detail.type} data-detail={detail.type}>
           <h3>{detail.type}</h3>
-          <pre>{detail.json}</pre>
+          <pre>
+            {detail.json === null
+              ? "(a type the service did not describe)"
+              : JSON.stringify(detail.json, null, 2)}
+          </pre>
         </div>
       ))}
       {call.dropped > 0 && (
@@ -711,15 +706,7 @@ function parseHeaders(text: string): Record<string, string> {
 /** The error of a call: its code, its words, and each detail decoded by its type. */
 function describeCallError(error: unknown, registry: Registry): CallView["error"] {
   const { code, message } = describeError(error);
-  const details = ConnectError.from(error).details.map((detail) => {
-    // What arrives from a service is the detail's type name and its bytes.
-    const type = "type" in detail ? detail.type : detail.desc.typeName;
-    const schema = registry.getMessage(type);
-    if (!schema || !("type" in detail))
-      return { type, json: "(a type the service did not describe)" };
-    const decoded = fromBinary(schema, detail.value);
-    return { type, json: JSON.stringify(toJson(schema, decoded, { registry }), null, 2) };
-  });
+  const details = ConnectError.from(error).details.map((detail) => decodeDetail(detail, registry));
   return { code, message, details };
 }
 

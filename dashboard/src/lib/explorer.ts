@@ -17,6 +17,7 @@ import {
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
+import type { ConnectError } from "@connectrpc/connect";
 
 /** One service URL as GET /api/explorer describes it. */
 export type ExplorerTarget = { name: string; url: string } & (
@@ -141,6 +142,23 @@ export function messageJson(
   side: "input" | "output" = "output",
 ): JsonValue {
   return toJson(side === "input" ? method.input : method.output, message, { registry });
+}
+
+/** An error detail decoded by its type; `json` is null for a type the service did not describe. */
+export interface DecodedDetail {
+  type: string;
+  json: JsonValue | null;
+}
+
+/** Decodes `detail` (what arrives from a service: its type name and bytes) with `registry`. */
+export function decodeDetail(
+  detail: ConnectError["details"][number],
+  registry: Registry,
+): DecodedDetail {
+  const type = "type" in detail ? detail.type : detail.desc.typeName;
+  const schema = registry.getMessage(type);
+  if (!schema || !("type" in detail)) return { type, json: null };
+  return { type, json: toJson(schema, fromBinary(schema, detail.value), { registry }) };
 }
 
 /** The command kinds the page copies. */

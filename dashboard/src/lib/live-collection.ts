@@ -39,6 +39,25 @@ export interface CollectionSource<Item> {
   list(pageToken: string, signal: AbortSignal): Promise<SourcePage<Item>>;
 }
 
+/**
+ * Every page of `source`'s list, each with the first page's revision: later pages may already
+ * reflect later changes, and replaying those from the first page's revision is harmless, where
+ * starting after them would lose some.
+ */
+export async function* listPages<Item>(
+  source: CollectionSource<Item>,
+  signal: AbortSignal,
+): AsyncGenerator<{ items: Item[]; revision: bigint }> {
+  let first: bigint | undefined;
+  let pageToken = "";
+  do {
+    const page = await source.list(pageToken, signal);
+    first ??= page.revision;
+    yield { items: page.items, revision: first };
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+}
+
 /** A change as the activity feed lists it. */
 export interface ActivityEntry<Item> {
   kind: "created" | "updated" | "deleted";
@@ -197,17 +216,12 @@ export function createLiveCollection<Item>(
 
   async function resync(signal: AbortSignal, received: () => void): Promise<bigint> {
     const fresh = new Map<string, Item>();
-    let listed: bigint | undefined;
-    let pageToken = "";
-    do {
-      const page = await source.list(pageToken, signal);
+    let listed = 0n;
+    for await (const page of listPages(source, signal)) {
       received();
-      // Later pages may already reflect later changes; replaying those from the first page's
-      // revision is harmless, starting after them would lose some.
-      listed ??= page.revision;
+      listed = page.revision;
       for (const item of page.items) fresh.set(source.key(item), item);
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
+    }
     // What changed while the watch could not resume, as far as a list can tell.
     const added: ActivityEntry<Item>[] = [];
     const at = Date.now();

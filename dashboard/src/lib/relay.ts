@@ -5,7 +5,6 @@
 // the page goes away its answer is aborted, and so is the call.
 import {
   type DescMethod,
-  fromBinary,
   fromJson,
   type JsonValue,
   type Message,
@@ -13,9 +12,9 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { registryOf } from "./explorer.ts";
+import { type DecodedDetail, decodeDetail, registryOf } from "./explorer.ts";
 import { describeService } from "./reflection.ts";
 
 /** What the page asks a relay to do with its call. */
@@ -31,7 +30,7 @@ export type RelayEvent =
       atMs: number;
       code: string;
       message: string;
-      details: { type: string; json: JsonValue | null }[];
+      details: DecodedDetail[];
       trailer: [string, string][];
     };
 
@@ -214,28 +213,10 @@ export async function openRelay(options: {
   });
 }
 
-function decodeDetail(
-  detail: ConnectError["details"][number],
-  registry: Registry,
-): { type: string; json: JsonValue | null } {
-  const type = "type" in detail ? detail.type : detail.desc.typeName;
-  const schema = registry.getMessage(type);
-  if (!schema || !("type" in detail)) return { type, json: null };
-  return { type, json: toJson(schema, fromBinary(schema, detail.value), { registry }) };
-}
-
 /** An error as JSON, with the HTTP status of its code. */
 export function refuse(code: Code, message: string): Response {
-  const status =
-    code === Code.InvalidArgument || code === Code.FailedPrecondition
-      ? 400
-      : code === Code.NotFound
-        ? 404
-        : code === Code.ResourceExhausted
-          ? 429
-          : 502;
   return Response.json(
     { code: codeToString(code), error: message },
-    { status, headers: { "cache-control": "no-store" } },
+    { status: codeToHttpStatus(code), headers: { "cache-control": "no-store" } },
   );
 }

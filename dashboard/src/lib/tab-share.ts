@@ -1,5 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type CollectionSource, EventKind, type SourceBatch } from "./live-collection.ts";
+import {
+  type CollectionSource,
+  EventKind,
+  listPages,
+  type SourceBatch,
+} from "./live-collection.ts";
 
 /**
  * Streams shared by the dashboard's tabs.
@@ -149,24 +154,12 @@ async function* listAsSnapshot<Item>(
   source: CollectionSource<Item>,
   signal: AbortSignal,
 ): AsyncGenerator<SourceBatch<Item>, bigint> {
-  let listed: bigint | undefined;
-  let pageToken = "";
-  do {
-    const page = await source.list(pageToken, signal);
-    // Later pages may reflect later changes; the changes after the first page's revision that
-    // follow are skipped item by item by their versions.
-    listed ??= page.revision;
-    yield {
-      revision: listed,
-      events: page.items.map((item) => ({
-        type: EventKind.snapshot,
-        item,
-        revision: listed ?? 0n,
-      })),
-    };
-    pageToken = page.nextPageToken;
-  } while (pageToken !== "");
-  const revision = listed ?? 0n;
+  let revision = 0n;
+  for await (const page of listPages(source, signal)) {
+    revision = page.revision;
+    const events = page.items.map((item) => ({ type: EventKind.snapshot, item, revision }));
+    yield { revision, events };
+  }
   // A batch without snapshot events tells the collection that its snapshot is whole.
   yield { revision, events: [] };
   return revision;
