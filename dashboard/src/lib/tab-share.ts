@@ -94,7 +94,7 @@ export function shareCollection<Item>(
           // Another tab reads the stream, past its snapshot: this one lists the collection.
           revision = yield* listAsSnapshot(source, signal);
         }
-        while (!tab.leading) {
+        for (;;) {
           const post = await tab.next();
           if (post === undefined) break;
           if (post.kind === "down") throw streamDown(name, post);
@@ -185,7 +185,7 @@ export function shareValue<T>(
     };
     try {
       if (!(await tab.leadsAtOnce())) tab.post({ kind: "hello" });
-      while (!tab.leading) {
+      for (;;) {
         const post = await tab.next();
         if (post === undefined) break;
         if (post.kind === "down") throw streamDown(name, post);
@@ -256,12 +256,15 @@ class SharedStream<Post> {
     return false;
   }
 
-  /** The next post, or undefined once this tab leads or its signal aborted. */
+  /** The next post, or undefined once this tab leads (after the posts from before) or its signal aborted. */
   async next(): Promise<Post | undefined> {
     for (;;) {
-      if (this.leading || this.signal.aborted) return undefined;
+      if (this.signal.aborted) return undefined;
+      // Posts that came before the lock are read first: a drop posted by the tab that let go of
+      // it must still reach this one.
       const post = this.queued.shift();
       if (post !== undefined) return post;
+      if (this.leading) return undefined;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
@@ -285,7 +288,6 @@ class SharedStream<Post> {
   private hold(): Promise<void> | undefined {
     if (this.closed) return undefined;
     this.leading = true;
-    this.queued.length = 0;
     this.notify();
     return new Promise<void>((resolve) => {
       this.release = resolve;
