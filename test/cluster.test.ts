@@ -276,20 +276,25 @@ async function openDashboard() {
         ),
       );
       const outages: string[] = [];
+      const wentDown = new Set<string>();
       for (const [i, record] of records.entries()) {
         assert.ok(record, "the page was never reloaded");
         const twice = record.revisions.filter((r, j) => record.revisions.indexOf(r) !== j);
         assert.deepEqual(twice, [], "no change is listed twice");
         const spans = outagesOf(record.streams);
-        // Each replica was killed in turn: every stream lost its replica once at least.
-        for (const stream of ["users", "orders", "stock"]) {
-          assert.ok(
-            spans.some((span) => span.stream === stream),
-            `tab ${i + 1}: the ${stream} stream never went down (${JSON.stringify(record.streams)})`,
-          );
-        }
+        for (const span of spans) wentDown.add(span.stream);
         const described = spans.map((span) => `${span.stream} ${(span.ms / 1000).toFixed(1)} s`);
         outages.push(`tab ${i + 1}: streams reconnecting ${described.join(", ")}`);
+      }
+      // Each replica was killed in turn: every stream lost its replica once at least. The two
+      // tabs share one stream per service, so the tab reading it shows the drop; a following
+      // tab that takes over the stream when the reading tab lets go of it reads on itself, and
+      // shows no drop when its own stream opens at once (a drop it does see is in its record).
+      for (const stream of ["users", "orders", "stock"]) {
+        assert.ok(
+          wentDown.has(stream),
+          `the ${stream} stream never went down in either tab (${JSON.stringify(records.map((record) => record?.streams))})`,
+        );
       }
       return { changesSeen: records[0]?.revisions.length ?? 0, outages: outages.join("; ") };
     },

@@ -260,8 +260,9 @@ class SharedStream<Post> {
   async next(): Promise<Post | undefined> {
     for (;;) {
       if (this.signal.aborted) return undefined;
-      // Posts that came before the lock are read first: a drop posted by the tab that let go of
-      // it must still reach this one.
+      // Posts that came before the lock are read first, so that a drop the tab ahead posted
+      // before letting go reaches this one. (One that comes after the lock is dropped: this tab
+      // reads the stream itself by then, and shows a drop of its own if it has one.)
       const post = this.queued.shift();
       if (post !== undefined) return post;
       if (this.leading) return undefined;
