@@ -136,6 +136,7 @@ test("customer A cannot read, list, watch, track, cancel or order for customer B
     listed.orders.map((order) => order.id).sort(),
     placedByA.map((order) => order.id).sort(),
   );
+  assert.equal(listed.totalSize, placedByA.length, "A's total_size counts only A's orders");
   // Asking for B's orders outright is refused, as is placing one for B.
   await expectCode(asA.orders.listOrders({ userId: b.id }), Code.PermissionDenied);
   const refusedWatch = recordStream(asA.orders.watchOrders({ userId: b.id }));
@@ -148,6 +149,7 @@ test("customer A cannot read, list, watch, track, cancel or order for customer B
   assert.equal(order?.userId, b.id);
   const adminList = await admin.orders.listOrders({ userId: b.id, pageSize: 1000 });
   assert.equal(adminList.orders.length, 501);
+  assert.equal(adminList.totalSize, adminList.orders.length);
 
   trackRequests.close();
 });

@@ -3,7 +3,7 @@
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { shortId } from "../lib/format.ts";
-import { useCollection, useSession, useShop } from "./shop-provider.tsx";
+import { useCollection, useSession, useShop, useUser } from "./shop-provider.tsx";
 import { StreamBadge } from "./stream-status.tsx";
 
 const pages = [
@@ -56,9 +56,12 @@ export function AppHeader() {
 
 /** Who the page acts as, with sign-out and a way back from a customer's view to the admin's. */
 function SessionMenu() {
-  const shop = useShop();
   const { session, view } = useSession();
-  const users = useCollection(shop.userList);
+  const customer = useUser(
+    view.status === "signed-in" && view.identity.role === "customer"
+      ? view.identity.userId
+      : undefined,
+  );
   if (view.status === "off" || view.status === "restoring") return null;
   if (view.status !== "signed-in") {
     return (
@@ -78,9 +81,7 @@ function SessionMenu() {
         <>
           <span>
             Viewing as{" "}
-            <strong title={identity.userId}>
-              {users.items.get(identity.userId)?.name ?? shortId(identity.userId)}
-            </strong>{" "}
+            <strong title={identity.userId}>{customer?.name ?? shortId(identity.userId)}</strong>{" "}
             (customer)
           </span>
           <button

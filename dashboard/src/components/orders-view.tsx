@@ -1,46 +1,37 @@
 "use client";
 
 import { type Order, OrderStatus } from "@shop/api/shop/order/v1/order_pb";
-import { useMemo, useState } from "react";
+import { useState } from "react";
 import { describeError, formatError } from "../lib/errors.ts";
-import { formatMoney, formatTime, shortId, timestampMs } from "../lib/format.ts";
+import { formatMoney, formatTime, shortId } from "../lib/format.ts";
+import type { OrderFilter } from "../lib/sources.ts";
 import { ActivityFeed } from "./activity-feed.tsx";
+import { Pager } from "./pager.tsx";
 import { PlaceOrderForm } from "./place-order-form.tsx";
-import { useCollection, useShop } from "./shop-provider.tsx";
+import { useCollection, useLivePage, useShop, useUser } from "./shop-provider.tsx";
 import { StreamBadge, StreamNotice } from "./stream-status.tsx";
+import { UserPicker } from "./user-picker.tsx";
 
-const shownRows = 200;
+const pageSize = 50;
+const everyOrder: OrderFilter = {};
 
 /**
- * The orders page: every order live from WatchOrders, filterable by user; place and cancel. A
- * customer's stream holds only their own orders (the service scopes it to the token's subject).
+ * The orders page: one page of orders at a time, newest first, listed by the service (which also
+ * filters them by customer and status) and kept live by WatchOrders; place and cancel. A
+ * customer's list and stream hold only their own orders (the service scopes them to the token's
+ * subject).
  */
 export function OrdersView() {
   const shop = useShop();
   const customer = shop.identity?.role === "customer" ? shop.identity.userId : undefined;
   const orders = useCollection(shop.orderList);
-  const users = useCollection(shop.userList);
   const products = useCollection(shop.productList);
-  const [userFilter, setUserFilter] = useState("");
+  const { page, view: shown } = useLivePage(shop.orderPages, shop.orderList, everyOrder, pageSize);
+  const filter = shown.filter;
   const [cancelling, setCancelling] = useState<ReadonlySet<string>>(new Set());
   const [cancelOutcome, setCancelOutcome] = useState<{ ok: boolean; text: string }>();
-
-  const rows = useMemo(
-    () =>
-      [...orders.items.values()]
-        .filter(
-          (order) => customer !== undefined || userFilter === "" || order.userId === userFilter,
-        )
-        .sort(
-          (a, b) =>
-            timestampMs(b.createTime) - timestampMs(a.createTime) || b.id.localeCompare(a.id),
-        ),
-    [orders.items, userFilter, customer],
-  );
-  const customers = useMemo(
-    () => [...users.items.values()].sort((a, b) => a.name.localeCompare(b.name)),
-    [users.items],
-  );
+  const customerName = useUser(customer)?.name;
+  const filteredName = useUser(filter.userId)?.name;
 
   async function cancel(order: Order) {
     setCancelling((current) => new Set(current).add(order.id));
@@ -62,7 +53,6 @@ export function OrdersView() {
     }
   }
 
-  const userName = (id: string) => users.items.get(id)?.name ?? shortId(id);
   const productName = (sku: string) => products.items.get(sku)?.name ?? sku;
 
   return (
@@ -78,38 +68,62 @@ export function OrdersView() {
             title="Recent order changes"
             entries={orders.activity}
             describe={(entry) =>
-              `${shortId(entry.item.id)} by ${userName(entry.item.userId)}, ${formatMoney(entry.item.totalCents)}, ${statusText(entry.item.status)}`
+              `${shortId(entry.item.id)} by ${shop.userNames.get(entry.item.userId)?.name ?? shortId(entry.item.userId)}, ${formatMoney(entry.item.totalCents)}, ${statusText(entry.item.status)}`
             }
           />
         </div>
         <section className="card" aria-labelledby="orders-table-title">
           <div className="card-title">
             <h2 id="orders-table-title">
-              {customer === undefined ? "All orders" : `Orders of ${userName(customer)}`}
+              {customer !== undefined
+                ? `Orders of ${customerName ?? shortId(customer)}`
+                : filter.userId !== undefined
+                  ? `Orders of ${filteredName ?? shortId(filter.userId)}`
+                  : "All orders"}
             </h2>
+            <span className="muted" data-count="orders">
+              {shown.total === undefined ? "" : `${shown.total} in total`}
+            </span>
+          </div>
+          <div className="filters">
             {customer === undefined && (
               <div className="field inline">
                 <label htmlFor="orders-filter">Placed by</label>
-                <select
+                <UserPicker
                   id="orders-filter"
-                  value={userFilter}
-                  onChange={(event) => setUserFilter(event.target.value)}
-                >
-                  <option value="">Everyone</option>
-                  {customers.map((user) => (
-                    <option key={user.id} value={user.id}>
-                      {user.name} ({user.email})
-                    </option>
-                  ))}
-                </select>
+                  searchFor="who placed the orders"
+                  value={filter.userId ?? ""}
+                  onChange={(userId) => page.show({ ...filter, userId: userId || undefined })}
+                  none="Everyone"
+                />
               </div>
             )}
+            <div className="field inline">
+              <label htmlFor="orders-status">Status</label>
+              <select
+                id="orders-status"
+                value={filter.status ?? ""}
+                onChange={(event) =>
+                  page.show({
+                    ...filter,
+                    status:
+                      event.target.value === ""
+                        ? undefined
+                        : (Number(event.target.value) as OrderStatus),
+                  })
+                }
+              >
+                <option value="">Any</option>
+                <option value={OrderStatus.CONFIRMED}>confirmed</option>
+                <option value={OrderStatus.CANCELLED}>cancelled</option>
+              </select>
+            </div>
           </div>
           <StreamNotice
             service="orders"
             url={shop.urls.orders}
             state={orders}
-            hasData={orders.loaded}
+            hasData={shown.total !== undefined}
             onRetry={shop.orderList.retryNow}
           />
           <p
@@ -121,18 +135,20 @@ export function OrdersView() {
           >
             {cancelOutcome?.text}
           </p>
-          {!orders.loaded ? (
+          {shown.total === undefined && !shown.error ? (
             <p className="empty">Loading orders…</p>
-          ) : rows.length === 0 ? (
+          ) : shown.rows.length === 0 && !shown.loading ? (
             <p className="empty">
-              {customer !== undefined
-                ? "You have no orders yet. Place one with the form."
-                : userFilter === ""
-                  ? "No orders yet. Place one with the form."
-                  : `${userName(userFilter)} has no orders yet.`}
+              {filter.status !== undefined
+                ? `No ${statusText(filter.status)} orders here.`
+                : customer !== undefined
+                  ? "You have no orders yet. Place one with the form."
+                  : filter.userId === undefined
+                    ? "No orders yet. Place one with the form."
+                    : `${filteredName ?? shortId(filter.userId)} has no orders yet.`}
             </p>
           ) : (
-            <div className="table-scroll">
+            <div className="table-scroll" aria-busy={shown.loading}>
               <table>
                 <caption className="visually-hidden">Orders, newest first</caption>
                 <thead>
@@ -155,8 +171,8 @@ export function OrdersView() {
                   </tr>
                 </thead>
                 <tbody>
-                  {rows.slice(0, shownRows).map((order) => {
-                    const fresh = orders.highlighted.has(order.id);
+                  {shown.rows.map((order) => {
+                    const fresh = shown.highlighted.has(order.id);
                     return (
                       <tr
                         key={order.id}
@@ -167,7 +183,9 @@ export function OrdersView() {
                         <td>
                           <code title={order.id}>{shortId(order.id)}</code>
                         </td>
-                        <td>{userName(order.userId)}</td>
+                        <td>
+                          <UserName id={order.userId} />
+                        </td>
                         <td className="optional items">
                           {order.items
                             .map((item) => `${item.quantity} × ${productName(item.sku)}`)
@@ -200,17 +218,19 @@ export function OrdersView() {
                   })}
                 </tbody>
               </table>
-              {rows.length > shownRows && (
-                <p className="muted">
-                  Showing the newest {shownRows} of {rows.length} orders.
-                </p>
-              )}
             </div>
           )}
+          <Pager page={page} view={shown} noun="orders" pageSize={pageSize} />
         </section>
       </div>
     </div>
   );
+}
+
+/** A user's name, once fetched; the short id until then (or when there is no such user). */
+function UserName({ id }: { id: string }) {
+  const user = useUser(id);
+  return <span title={id}>{user?.name ?? shortId(id)}</span>;
 }
 
 function statusText(status: OrderStatus): string {

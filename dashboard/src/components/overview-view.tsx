@@ -3,7 +3,7 @@
 import { HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import type { MethodStats, WatchStatsResponse } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
-import { type ReactNode, useEffect, useMemo, useState } from "react";
+import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { formatError } from "../lib/errors.ts";
 import { formatNumber } from "../lib/format.ts";
 import type { ValueView } from "../lib/live-value.ts";
@@ -50,9 +50,31 @@ function Totals() {
   const users = useCollection(shop.userList);
   const orders = useCollection(shop.orderList);
   const products = useCollection(shop.productList);
-  const confirmed = useMemo(
-    () => [...orders.items.values()].filter((o) => o.status === OrderStatus.CONFIRMED).length,
-    [orders.items],
+  // Users and orders are counted by the service (the page holds neither), again after changes.
+  const userCount = useCount(
+    useCallback(
+      async (signal: AbortSignal) =>
+        (await shop.users.listUsers({ pageSize: 1 }, { signal })).totalSize,
+      [shop],
+    ),
+    users.revision,
+  );
+  const orderCount = useCount(
+    useCallback(
+      async (signal: AbortSignal) =>
+        (await shop.orders.listOrders({ pageSize: 1 }, { signal })).totalSize,
+      [shop],
+    ),
+    orders.revision,
+  );
+  const confirmed = useCount(
+    useCallback(
+      async (signal: AbortSignal) =>
+        (await shop.orders.listOrders({ pageSize: 1, status: OrderStatus.CONFIRMED }, { signal }))
+          .totalSize,
+      [shop],
+    ),
+    orders.revision,
   );
   const units = useMemo(
     () => [...products.items.values()].reduce((sum, p) => sum + p.stock, 0n),
@@ -60,13 +82,13 @@ function Totals() {
   );
   return (
     <section className="tiles" aria-label="Totals">
-      <Tile label="Users" value={users.loaded ? String(users.items.size) : "…"}>
+      <Tile label="Users" value={userCount === undefined ? "…" : String(userCount)}>
         <StreamBadge name="users" state={users} />
       </Tile>
       <Tile
         label="Orders"
-        value={orders.loaded ? String(orders.items.size) : "…"}
-        detail={orders.loaded ? `${confirmed} confirmed` : undefined}
+        value={orderCount === undefined ? "…" : String(orderCount)}
+        detail={confirmed === undefined ? undefined : `${confirmed} confirmed`}
       >
         <StreamBadge name="orders" state={orders} />
       </Tile>
@@ -79,6 +101,44 @@ function Totals() {
       </Tile>
     </section>
   );
+}
+
+/** How often a count is asked again at most, while its collection changes. */
+const countEveryMs = 1_000;
+
+/**
+ * `count()`, asked when the collection's revision is first known and again after it changes, at
+ * most once per countEveryMs: a burst of changes costs one call.
+ */
+function useCount(
+  count: (signal: AbortSignal) => Promise<number>,
+  revision: bigint | undefined,
+): number | undefined {
+  const [value, setValue] = useState<number>();
+  const last = useRef(0);
+  const mounted = useRef(new AbortController());
+  useEffect(() => {
+    const controller = new AbortController();
+    mounted.current = controller;
+    return () => controller.abort();
+  }, []);
+  useEffect(() => {
+    if (revision === undefined) return;
+    const timer = setTimeout(
+      () => {
+        last.current = Date.now();
+        const { signal } = mounted.current;
+        // A count that fails keeps the last one shown; the next change asks again.
+        count(signal).then(
+          (n) => signal.aborted || setValue(n),
+          () => {},
+        );
+      },
+      Math.max(0, last.current + countEveryMs - Date.now()),
+    );
+    return () => clearTimeout(timer);
+  }, [revision, count]);
+  return value;
 }
 
 function Tile({

@@ -1,6 +1,5 @@
 "use client";
 
-import { UserStatus } from "@shop/api/shop/user/v1/user_pb";
 import { type FormEvent, useMemo, useRef, useState } from "react";
 import { describeError, formatError } from "../lib/errors.ts";
 import { formatMoney, shortId } from "../lib/format.ts";
@@ -11,6 +10,7 @@ import {
   validateOrder,
 } from "../lib/validation.ts";
 import { useCollection, useShop } from "./shop-provider.tsx";
+import { UserPicker } from "./user-picker.tsx";
 
 type Outcome = { ok: boolean; text: string };
 
@@ -22,7 +22,6 @@ const emptyLine = (): OrderLineInput => ({ sku: "", quantity: "1" });
  */
 export function PlaceOrderForm() {
   const shop = useShop();
-  const users = useCollection(shop.userList);
   const products = useCollection(shop.productList);
   // A customer places orders for themselves only.
   const customer = shop.identity?.role === "customer" ? shop.identity.userId : undefined;
@@ -34,13 +33,6 @@ export function PlaceOrderForm() {
   const [pending, setPending] = useState(false);
   const attempt = useRef<{ fingerprint: string; requestId: string } | undefined>(undefined);
 
-  const userOptions = useMemo(
-    () =>
-      [...users.items.values()]
-        .filter((user) => customer === undefined || user.id === customer)
-        .sort((a, b) => a.name.localeCompare(b.name)),
-    [users.items, customer],
-  );
   const productOptions = useMemo(
     () => [...products.items.values()].sort((a, b) => a.name.localeCompare(b.name)),
     [products.items],
@@ -95,21 +87,16 @@ export function PlaceOrderForm() {
       <h2 id="place-order-title">Place an order</h2>
       <div className="field">
         <label htmlFor="order-user">Customer</label>
-        <select
+        <UserPicker
           id="order-user"
+          searchFor="who places the order"
           value={userId}
-          disabled={customer !== undefined}
-          onChange={(event) => setUserId(event.target.value)}
-          aria-invalid={problems.userId ? true : undefined}
-          aria-describedby={problems.userId ? "order-user-problem" : undefined}
-        >
-          <option value="">{users.loaded ? "Choose a user…" : "Loading users…"}</option>
-          {userOptions.map((user) => (
-            <option key={user.id} value={user.id}>
-              {user.name} ({user.email}){user.status === UserStatus.ACTIVE ? "" : " – suspended"}
-            </option>
-          ))}
-        </select>
+          fixed={customer}
+          onChange={setUserId}
+          none="Choose a user…"
+          invalid={problems.userId !== undefined}
+          describedBy={problems.userId ? "order-user-problem" : undefined}
+        />
         {problems.userId && (
           <p className="problem" id="order-user-problem">
             {problems.userId}

@@ -1,5 +1,6 @@
 "use client";
 
+import type { User } from "@shop/api/shop/user/v1/user_pb";
 import {
   createContext,
   type ReactNode,
@@ -10,6 +11,7 @@ import {
   useSyncExternalStore,
 } from "react";
 import type { CollectionView, LiveCollection } from "../lib/live-collection.ts";
+import { createLivePage, type LivePage, type PageSource, type PageView } from "../lib/live-page.ts";
 import type { LiveValue, ValueView } from "../lib/live-value.ts";
 import type { ServiceUrls } from "../lib/service-urls.ts";
 import { createSessionStore, type SessionStore, type SessionView } from "../lib/session.ts";
@@ -107,4 +109,55 @@ export function useNow(active: boolean, intervalMs = 1_000): number {
     return () => clearInterval(timer);
   }, [active, intervalMs]);
   return now;
+}
+
+/**
+ * One page of `source`, listed on the server and kept live by `changes` while the calling
+ * component is on screen (live-page.ts); `initial` is the filter it starts with.
+ */
+export function useLivePage<Item, Filter>(
+  source: PageSource<Item, Filter>,
+  changes: LiveCollection<Item>,
+  initial: Filter,
+  pageSize?: number,
+): { page: LivePage<Item, Filter>; view: PageView<Item, Filter> } {
+  // A new page for new sources (another identity's shop); the filter is the page's own state.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: initial is only where it starts
+  const page = useMemo(
+    () => createLivePage(source, changes, initial, { pageSize }),
+    [source, changes, pageSize],
+  );
+  useEffect(() => {
+    page.start();
+    return () => page.stop();
+  }, [page]);
+  const view = useSyncExternalStore(page.subscribe, page.getSnapshot, page.getSnapshot);
+  return { page, view };
+}
+
+/** The user with this id, fetched once and kept up to date; null when there is none. */
+export function useUser(id: string | undefined): User | null | undefined {
+  const { userNames } = useShop();
+  useSyncExternalStore(userNames.subscribe, userNames.getSnapshot, userNames.getSnapshot);
+  return id === undefined ? undefined : userNames.get(id);
+}
+
+/** How long typing pauses before a search goes to the service. */
+const searchDelayMs = 250;
+
+/**
+ * The text of a search box over `page`, and its setter: the page shows the first page of what
+ * matches once typing pauses for a moment.
+ */
+export function usePageSearch<Item, Filter extends { query: string }>(
+  page: LivePage<Item, Filter>,
+): [string, (query: string) => void] {
+  const [query, setQuery] = useState("");
+  useEffect(() => {
+    const filter = page.getSnapshot().filter;
+    if (query === filter.query) return;
+    const timer = setTimeout(() => page.show({ ...filter, query }), searchDelayMs);
+    return () => clearTimeout(timer);
+  }, [query, page]);
+  return [query, setQuery];
 }

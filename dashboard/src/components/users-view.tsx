@@ -2,24 +2,33 @@
 
 import { type User, UserStatus } from "@shop/api/shop/user/v1/user_pb";
 import { useRouter } from "next/navigation";
-import { useMemo } from "react";
-import { formatTime, timestampMs } from "../lib/format.ts";
+import { formatTime } from "../lib/format.ts";
 import { ActivityFeed } from "./activity-feed.tsx";
 import { CreateUserForm } from "./create-user-form.tsx";
-import { useCollection, useSession, useShop } from "./shop-provider.tsx";
+import { Pager } from "./pager.tsx";
+import {
+  useCollection,
+  useLivePage,
+  usePageSearch,
+  useSession,
+  useShop,
+} from "./shop-provider.tsx";
 import { StreamBadge, StreamNotice } from "./stream-status.tsx";
 
-const shownRows = 200;
+const pageSize = 50;
 
 /**
- * The users page: every user, live from WatchUsers, newest first; for the admin, a form to add one
- * and, on each row, a way to view the shop as that customer.
+ * The users page: one page of users at a time, newest first, listed by the service (which also
+ * finds them by name or email) and kept live by WatchUsers; for the admin, a form to add one and,
+ * on each row, a way to view the shop as that customer.
  */
 export function UsersView() {
   const shop = useShop();
   const { session, view } = useSession();
   const router = useRouter();
-  const users = useCollection(shop.userList);
+  const changes = useCollection(shop.userList);
+  const { page, view: shown } = useLivePage(shop.userPages, shop.userList, { query: "" }, pageSize);
+  const [query, setQuery] = usePageSearch(page);
   // Creating users and acting for others is the admin's (or anyone's, when sign-in is off).
   const admin = view.status === "off" || shop.identity?.role === "admin";
   const viewAs =
@@ -29,48 +38,58 @@ export function UsersView() {
           void session.signIn({ role: "customer", userId: user.id });
         }
       : undefined;
-  const rows = useMemo(
-    () =>
-      [...users.items.values()].sort(
-        (a, b) => timestampMs(b.createTime) - timestampMs(a.createTime) || b.id.localeCompare(a.id),
-      ),
-    [users.items],
-  );
+  const listed = shown.total !== undefined;
+  const searching = shown.filter.query !== "";
   return (
     <div className="page">
       <div className="page-title">
         <h1>Users</h1>
-        <StreamBadge name="users" state={users} />
+        <StreamBadge name="users" state={changes} />
       </div>
       <div className="layout-side">
         <div className="stack">
           {admin ? <CreateUserForm /> : <p className="card muted">Only the admin creates users.</p>}
           <ActivityFeed
             title="Recent user changes"
-            entries={users.activity}
+            entries={changes.activity}
             describe={(entry) => `${entry.item.name} <${entry.item.email}>`}
           />
         </div>
         <section className="card" aria-labelledby="users-table-title">
           <div className="card-title">
-            <h2 id="users-table-title">All users</h2>
+            <h2 id="users-table-title">{searching ? "Users found" : "All users"}</h2>
             <span className="muted" data-count="users">
-              {users.loaded ? `${users.items.size} in total` : ""}
+              {listed ? `${shown.total} ${searching ? "found" : "in total"}` : ""}
             </span>
+          </div>
+          <div className="field">
+            <label htmlFor="users-search">Search users</label>
+            <input
+              id="users-search"
+              type="search"
+              value={query}
+              maxLength={200}
+              placeholder="A part of a name or an email"
+              onChange={(event) => setQuery(event.target.value)}
+            />
           </div>
           <StreamNotice
             service="users"
             url={shop.urls.users}
-            state={users}
-            hasData={users.loaded}
+            state={changes}
+            hasData={listed}
             onRetry={shop.userList.retryNow}
           />
-          {!users.loaded ? (
+          {!listed && !shown.error ? (
             <p className="empty">Loading users…</p>
-          ) : rows.length === 0 ? (
-            <p className="empty">No users yet. Create the first one with the form.</p>
+          ) : shown.rows.length === 0 && !shown.loading ? (
+            <p className="empty">
+              {searching
+                ? `No user's name or email contains "${shown.filter.query}".`
+                : "No users yet. Create the first one with the form."}
+            </p>
           ) : (
-            <div className="table-scroll">
+            <div className="table-scroll" aria-busy={shown.loading}>
               <table>
                 <caption className="visually-hidden">Users, newest first</caption>
                 <thead>
@@ -89,23 +108,19 @@ export function UsersView() {
                   </tr>
                 </thead>
                 <tbody>
-                  {rows.slice(0, shownRows).map((user) => (
+                  {shown.rows.map((user) => (
                     <UserRow
                       key={user.id}
                       user={user}
-                      fresh={users.highlighted.has(user.id)}
+                      fresh={shown.highlighted.has(user.id)}
                       viewAs={viewAs}
                     />
                   ))}
                 </tbody>
               </table>
-              {rows.length > shownRows && (
-                <p className="muted">
-                  Showing the newest {shownRows} of {rows.length} users.
-                </p>
-              )}
             </div>
           )}
+          <Pager page={page} view={shown} noun="users" pageSize={pageSize} />
         </section>
       </div>
     </div>

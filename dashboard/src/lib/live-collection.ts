@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { createHighlights } from "./highlights.ts";
 import {
   connectingState,
   type ResilientStream,
@@ -81,10 +82,21 @@ export interface CollectionView<Item> extends StreamState {
   activity: readonly ActivityEntry<Item>[];
 }
 
+/**
+ * What a collection tells the views built on its changes (live-page.ts): the changes it applied,
+ * in revision order; or that it lost track (the service no longer had its revision), so that
+ * whatever the views show is to be read again.
+ */
+export type CollectionChange<Item> =
+  | { kind: "changes"; entries: readonly ActivityEntry<Item>[] }
+  | { kind: "lost" };
+
 /** A collection kept up to date by a watch, in the shape `useSyncExternalStore` wants. */
 export interface LiveCollection<Item> {
   subscribe(listener: () => void): () => void;
   getSnapshot(): CollectionView<Item>;
+  /** Every change from now on, as it is applied. */
+  subscribeChanges(listener: (change: CollectionChange<Item>) => void): () => void;
   start(): void;
   stop(): void;
   retryNow(): void;
@@ -95,13 +107,23 @@ export interface LiveCollectionOptions {
   highlightMs?: number;
   activityLimit?: number;
   stream?: Pick<ResilientStreamOptions, "idleTimeoutMs" | "offlineAfter" | "backoff">;
+  /**
+   * "all" (the default) keeps every item: the watch starts from revision 0, with the whole
+   * collection. "changes" keeps none: the watch starts from the current revision (`head`), and
+   * the collection only passes on its changes (activity, highlights, `subscribeChanges`), for
+   * collections too large to hold in a page, whose views list one page of them (live-page.ts).
+   */
+  keep?: "all" | "changes";
+  /** The current revision of the collection; needed by `keep: "changes"`. */
+  head?: (signal: AbortSignal) => Promise<bigint>;
 }
 
 /**
  * Mirrors a service's collection: watches from revision 0 (the current state, then changes), and
  * after a drop resumes from the last revision it saw, so that every change arrives exactly once.
  * When the service no longer has that revision (`out_of_range`), or the first snapshot broke off
- * half way, it lists the collection again and watches on from the list's revision.
+ * half way, it lists the collection again and watches on from the list's revision. With
+ * `keep: "changes"` it holds no item: see LiveCollectionOptions.
  */
 export function createLiveCollection<Item>(
   source: CollectionSource<Item>,
@@ -109,7 +131,11 @@ export function createLiveCollection<Item>(
 ): LiveCollection<Item> {
   const highlightMs = options.highlightMs ?? 2_500;
   const activityLimit = options.activityLimit ?? 50;
+  const changesOnly = options.keep === "changes";
+  const head = options.head;
+  if (changesOnly && !head) throw new Error('keep: "changes" needs head');
   const listeners = new Set<() => void>();
+  const changeListeners = new Set<(change: CollectionChange<Item>) => void>();
 
   let items = new Map<string, Item>();
   let revision: bigint | undefined;
@@ -118,48 +144,30 @@ export function createLiveCollection<Item>(
   // Whether snapshot events replace state the page already shows (true when re-watching from 0).
   let snapshotReplaces = false;
   let activity: ActivityEntry<Item>[] = [];
-  const highlightUntil = new Map<string, number>();
-  let highlightTimer: ReturnType<typeof setTimeout> | undefined;
+  const highlights = createHighlights(highlightMs, () => emit());
   let stream: ResilientStream | undefined;
   let streamState: StreamState = connectingState;
   let view = render();
 
   function render(): CollectionView<Item> {
-    const now = Date.now();
-    const highlighted = new Set<string>();
-    for (const [key, until] of highlightUntil) {
-      if (until > now) highlighted.add(key);
-      else highlightUntil.delete(key);
-    }
     return {
       ...streamState,
       loaded: revision !== undefined,
       items,
       revision,
-      highlighted,
+      highlighted: highlights.current(),
       activity,
     };
   }
 
   function emit(): void {
     view = render();
-    scheduleHighlightExpiry();
+    highlights.schedule();
     for (const listener of listeners) listener();
   }
 
-  function scheduleHighlightExpiry(): void {
-    clearTimeout(highlightTimer);
-    if (highlightUntil.size === 0) return;
-    const next = Math.min(...highlightUntil.values());
-    highlightTimer = setTimeout(emit, Math.max(0, next - Date.now()) + 10);
-  }
-
-  function highlight(key: string): void {
-    highlightUntil.set(key, Date.now() + highlightMs);
-  }
-
   function apply(batch: SourceBatch<Item>): void {
-    const next = new Map(items);
+    const next = changesOnly ? items : new Map(items);
     const added: ActivityEntry<Item>[] = [];
     let sawSnapshot = false;
     for (const event of batch.events) {
@@ -167,6 +175,8 @@ export function createLiveCollection<Item>(
       const key = source.key(event.item);
       if (event.type === EventKind.snapshot) {
         sawSnapshot = true;
+        // A collection of changes holds no item (it only sees a snapshot of an empty log).
+        if (changesOnly) continue;
         const before = next.get(key);
         next.set(key, event.item);
         // A snapshot that replaces what the page shows (a re-watch from 0) reports what differs.
@@ -174,7 +184,7 @@ export function createLiveCollection<Item>(
           snapshotReplaces &&
           (!before || source.version(before) !== source.version(event.item))
         ) {
-          highlight(key);
+          highlights.add(key);
           const kind = before ? "updated" : "created";
           added.push({ kind, key, item: event.item, revision: event.revision, at: Date.now() });
         }
@@ -191,18 +201,19 @@ export function createLiveCollection<Item>(
       // After a list, the watch replays changes the list may already show: skip those.
       const before = next.get(key);
       if (
-        kind === "deleted"
+        !changesOnly &&
+        (kind === "deleted"
           ? !before
-          : before && source.version(before) >= source.version(event.item)
+          : before && source.version(before) >= source.version(event.item))
       ) {
         continue;
       }
       if (kind === "deleted") {
         next.delete(key);
-        highlightUntil.delete(key);
+        highlights.delete(key);
       } else {
-        next.set(key, event.item);
-        highlight(key);
+        if (!changesOnly) next.set(key, event.item);
+        highlights.add(key);
       }
       added.push({ kind, key, item: event.item, revision: event.revision, at: Date.now() });
     }
@@ -210,8 +221,26 @@ export function createLiveCollection<Item>(
     if (!sawSnapshot) snapshotComplete = true;
     items = next;
     if (revision === undefined || batch.revision > revision) revision = batch.revision;
-    if (added.length > 0) activity = [...added.reverse(), ...activity].slice(0, activityLimit);
+    if (added.length > 0) {
+      tell({ kind: "changes", entries: added });
+      activity = [...added.reverse(), ...activity].slice(0, activityLimit);
+    }
     emit();
+  }
+
+  function tell(change: CollectionChange<Item>): void {
+    for (const listener of changeListeners) listener(change);
+  }
+
+  /** Where a collection of changes starts, or starts again after losing track. */
+  async function fromHead(signal: AbortSignal, received: () => void): Promise<bigint> {
+    const current = await (head as NonNullable<typeof head>)(signal);
+    received();
+    if (revision !== undefined) tell({ kind: "lost" });
+    revision = current;
+    mustResync = false;
+    emit();
+    return current;
   }
 
   async function resync(signal: AbortSignal, received: () => void): Promise<bigint> {
@@ -228,7 +257,7 @@ export function createLiveCollection<Item>(
     for (const [key, item] of fresh) {
       const before = items.get(key);
       if (before && source.version(before) === source.version(item)) continue;
-      highlight(key);
+      highlights.add(key);
       added.push({ kind: before ? "updated" : "created", key, item, revision: listed, at });
     }
     for (const [key, item] of items) {
@@ -246,7 +275,13 @@ export function createLiveCollection<Item>(
   async function connect(signal: AbortSignal, received: () => void): Promise<void> {
     for (let outOfRange = 0; ; ) {
       try {
-        const start = mustResync ? await resync(signal, received) : (revision ?? 0n);
+        const start = changesOnly
+          ? revision === undefined || mustResync
+            ? await fromHead(signal, received)
+            : revision
+          : mustResync
+            ? await resync(signal, received)
+            : (revision ?? 0n);
         if (start === 0n) {
           snapshotComplete = false;
           snapshotReplaces = revision !== undefined;
@@ -259,7 +294,7 @@ export function createLiveCollection<Item>(
       } catch (error) {
         // A snapshot that broke off half way cannot be resumed: its remaining items have no
         // revision of their own.
-        if (!snapshotComplete && revision !== undefined) mustResync = true;
+        if (!changesOnly && !snapshotComplete && revision !== undefined) mustResync = true;
         if (ConnectError.from(error).code !== Code.OutOfRange || ++outOfRange > 1) throw error;
         mustResync = true;
       }
@@ -272,6 +307,10 @@ export function createLiveCollection<Item>(
       return () => listeners.delete(listener);
     },
     getSnapshot: () => view,
+    subscribeChanges(listener) {
+      changeListeners.add(listener);
+      return () => changeListeners.delete(listener);
+    },
     start() {
       if (stream) return;
       streamState = connectingState;
@@ -288,7 +327,7 @@ export function createLiveCollection<Item>(
     stop() {
       stream?.stop();
       stream = undefined;
-      clearTimeout(highlightTimer);
+      highlights.stop();
     },
     retryNow: () => stream?.retryNow(),
   };

@@ -1,4 +1,4 @@
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { Health, type HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import type { Product } from "@shop/api/shop/inventory/v1/inventory_pb";
@@ -11,11 +11,23 @@ import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { createBearerInterceptor } from "./bearer.ts";
 import { claimsOf, type Identity } from "./identity.ts";
 import { createLiveCollection, type LiveCollection } from "./live-collection.ts";
+import type { PageSource } from "./live-page.ts";
 import { createLiveValue, type LiveValue } from "./live-value.ts";
 import { type ServiceName, type ServiceUrls, serviceNames } from "./service-urls.ts";
 import type { SessionStore } from "./session.ts";
-import { orderSource, productSource, userSource } from "./sources.ts";
+import {
+  type OrderFilter,
+  orderPages,
+  orderSource,
+  ordersHead,
+  productSource,
+  type UserFilter,
+  userPages,
+  userSource,
+  usersHead,
+} from "./sources.ts";
 import { shareCollection, shareValue } from "./tab-share.ts";
+import { createUserNames, type UserNames } from "./user-names.ts";
 
 /** Everything the pages use: the clients for actions, and the live streams. */
 export interface Shop {
@@ -25,9 +37,18 @@ export interface Shop {
   users: Client<typeof UserService>;
   orders: Client<typeof OrderService>;
   inventory: Client<typeof InventoryService>;
+  /** The users' changes, from when the dashboard opened: it holds no user (see userPages). */
   userList: LiveCollection<User>;
+  /** The orders' changes, from when the dashboard opened: it holds no order (see orderPages). */
   orderList: LiveCollection<Order>;
+  /** The whole catalog with its stock. */
   productList: LiveCollection<Product>;
+  /** Users one filtered page at a time, for pages kept live by userList (live-page.ts). */
+  userPages: PageSource<User, UserFilter>;
+  /** Orders one filtered page at a time, for pages kept live by orderList. */
+  orderPages: PageSource<Order, OrderFilter>;
+  /** The users the pages name, fetched one by one as they are needed. */
+  userNames: UserNames;
   /** grpc.health.v1.Health/Watch of each service; started by the pages that show it. */
   health: Record<ServiceName, LiveValue<HealthCheckResponse_ServingStatus>>;
   /** WatchStats of each service; started by the pages that show them. */
@@ -87,12 +108,24 @@ export function createShop(
     );
   });
 
+  // Users and orders grow without bound: the dashboard follows their changes and lists the page
+  // it shows, where the catalog is small enough to hold whole.
   const userList = createLiveCollection(
     shareCollection(shared("users", "users"), userSource(users)),
+    { keep: "changes", head: usersHead(users) },
   );
   const orderList = createLiveCollection(
     shareCollection(shared("orders", "orders"), orderSource(orders)),
+    { keep: "changes", head: ordersHead(orders) },
   );
+  const userNames = createUserNames(async (id) => {
+    try {
+      return (await users.getUser({ id })).user ?? null;
+    } catch (error) {
+      if (ConnectError.from(error).code === Code.NotFound) return null;
+      throw error;
+    }
+  }, userList);
   const productList = createLiveCollection(
     shareCollection(shared("stock", "inventory"), productSource(inventory)),
   );
@@ -116,15 +149,20 @@ export function createShop(
     userList,
     orderList,
     productList,
+    userPages: userPages(users),
+    orderPages: orderPages(orders),
+    userNames,
     health,
     stats,
     start() {
       for (const stream of always) stream.start();
+      userNames.start();
       window.addEventListener("online", reconnectAll);
     },
     stop() {
       window.removeEventListener("online", reconnectAll);
       for (const stream of always) stream.stop();
+      userNames.stop();
     },
   };
 }

@@ -51,6 +51,14 @@ export class FakeUsers {
     return user;
   }
 
+  rename(id: string, name: string): User {
+    const user = this.users.get(id);
+    assert.ok(user);
+    const renamed = create(UserSchema, { ...user, name, version: user.version + 1n });
+    this.commit(EventType.UPDATED, renamed);
+    return renamed;
+  }
+
   delete(id: string): void {
     const user = this.users.get(id);
     assert.ok(user);
@@ -119,12 +127,36 @@ export class FakeUsers {
     }
   }
 
+  /** ListUsers as the service pages newest first: by query, with a total and a position token. */
+  private listNewestFirst(request: { query: string; pageSize: number; pageToken: string }) {
+    const query = request.query.toLowerCase();
+    const matching = [...this.users.values()]
+      .filter(
+        (user) =>
+          user.name.toLowerCase().includes(query) || user.email.toLowerCase().includes(query),
+      )
+      .reverse();
+    const start = Number(request.pageToken || "0");
+    const end = start + request.pageSize;
+    const page = {
+      users: matching.slice(start, end),
+      nextPageToken: end < matching.length ? String(end) : "",
+      revision: this.revision,
+      totalSize: matching.length,
+    };
+    const hook = this.afterFirstPage;
+    this.afterFirstPage = undefined;
+    hook?.();
+    return page;
+  }
+
   transport() {
     return createRouterTransport(({ service }) => {
       service(UserService, {
         listUsers: (request) => {
           if (this.down) throw new ConnectError("down", Code.Unavailable);
           this.lists++;
+          if (request.newestFirst) return this.listNewestFirst(request);
           const all = [...this.users.values()];
           const start = Number(request.pageToken || "0");
           const size = 2;

@@ -107,7 +107,12 @@ export {
   openDatabase,
   watchDatabaseHealth,
 } from "./service/database.ts";
-export { decodePageToken, encodePageToken, pageSizeOf } from "./service/paging.ts";
+export {
+  decodePageToken,
+  encodePageToken,
+  type PageFilters,
+  pageSizeOf,
+} from "./service/paging.ts";
 export {
   type RunningService,
   type ServiceDefinition,

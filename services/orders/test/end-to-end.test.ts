@@ -7,6 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { EventType, type Order, OrderStatus } from "@shop/api/shop/order/v1/order_pb";
 import { UserStatus } from "@shop/api/shop/user/v1/user_pb";
 import { createRequestStream, expectCode, readMetric, recordStream, waitFor } from "@shop/testing";
+import postgres from "postgres";
 import { type Shop, startShop } from "./shop.ts";
 
 let shop: Shop;
@@ -267,6 +268,66 @@ test("ListOrders of one user pages through exactly that user's orders, newest fi
     listed.map((order) => order.id),
     [...mine].reverse(),
   );
+});
+
+test("ListOrders with a status pages through exactly those orders, newest first, and total_size counts them", async () => {
+  const [userId, other] = [await newUser(), await newUser()];
+  const placed: Order[] = [];
+  for (let i = 0; i < 6; i++) {
+    const order = await place(userId);
+    const cancelled = i % 3 === 0 && (await shop.ordersClient.cancelOrder({ id: order.id })).order;
+    placed.push(cancelled || order);
+    await place(other);
+  }
+  // An order still being placed was never acknowledged to anyone: no list shows or counts it.
+  const sql = postgres(shop.database.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`
+      insert into orders.orders (id, user_id, items, total_cents, status, request_fingerprint)
+      values (${randomUUID()}, ${userId}, '[]', 0, 'pending', '')`;
+  } finally {
+    await sql.end();
+  }
+  for (const status of [undefined, OrderStatus.CONFIRMED, OrderStatus.CANCELLED]) {
+    const expected = placed
+      .filter((order) => status === undefined || order.status === status)
+      .map((order) => order.id)
+      .reverse();
+    const listed: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await shop.ordersClient.listOrders({ userId, status, pageSize: 2, pageToken });
+      assert.equal(page.totalSize, expected.length);
+      listed.push(...page.orders.map((order) => order.id));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    assert.deepEqual(listed, expected, status === undefined ? "any status" : OrderStatus[status]);
+  }
+  // Without a user_id, the status counts every user's orders in it, as many as its pages list.
+  const everyConfirmed = await shop.ordersClient.listOrders({
+    status: OrderStatus.CONFIRMED,
+    pageSize: 1000,
+  });
+  assert.equal(everyConfirmed.nextPageToken, "");
+  assert.ok(everyConfirmed.orders.every((order) => order.status === OrderStatus.CONFIRMED));
+  assert.ok(everyConfirmed.orders.some((order) => order.userId === other));
+  assert.equal(everyConfirmed.totalSize, everyConfirmed.orders.length);
+
+  const first = await shop.ordersClient.listOrders({
+    userId,
+    status: OrderStatus.CONFIRMED,
+    pageSize: 1,
+  });
+  for (const other of [
+    { userId, status: OrderStatus.CANCELLED },
+    { userId },
+    { status: OrderStatus.CONFIRMED },
+  ]) {
+    await expectCode(
+      shop.ordersClient.listOrders({ ...other, pageSize: 1, pageToken: first.nextPageToken }),
+      Code.InvalidArgument,
+    );
+  }
 });
 
 test("WatchOrders with a user_id sees only that user's orders", async () => {

@@ -210,17 +210,19 @@ export function createFakeOrderRepository(): FakeOrderRepository {
       return entry && recordedOf(entry);
     },
 
-    async list({ userId, cursor, limit }) {
+    async list({ userId, status, cursor, limit }) {
       failIfAsked("list");
-      const after = visibleNewestFirst(userId).filter(
-        (entry) => cursor === undefined || entry.seq < Number(cursor),
+      const matching = visibleNewestFirst(userId).filter(
+        (entry) => status === undefined || entry.order.status === status,
       );
+      const after = matching.filter((entry) => cursor === undefined || entry.seq < Number(cursor));
       const page = after.slice(0, limit);
       const last = page.at(-1);
       return {
         orders: page.map(orderOf),
         nextCursor: after.length > limit && last ? String(last.seq) : undefined,
         revision: revision(),
+        totalSize: matching.length,
       };
     },
 

@@ -7,6 +7,7 @@ import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import {
+  callerKey,
   createContractValidator,
   createErrorInterceptor,
   createLogger,
@@ -22,26 +23,46 @@ import {
 } from "./fakes.ts";
 
 const alice = randomUUID();
+const bob = randomUUID();
 const suspended = randomUUID();
+
+/** The caller as authentication would have verified it; the handlers then see only its scope. */
+const customer = (userId: string) => ({
+  subject: userId,
+  roles: ["customer"],
+  expiresAt: undefined,
+});
+type Caller = ReturnType<typeof customer>;
 
 function setup() {
   const deps = {
     orders: createFakeOrderRepository(),
-    users: createFakeUserDirectory({ [alice]: "active", [suspended]: "suspended" }),
+    users: createFakeUserDirectory({
+      [alice]: "active",
+      [bob]: "active",
+      [suspended]: "suspended",
+    }),
     stock: createFakeStockKeeper({
       TEA: { priceCents: 500n, stock: 10n },
       MUG: { priceCents: 1200n, stock: 3n },
     }),
   };
-  const transport = createRouterTransport(orderRoutes(deps), {
-    router: {
-      interceptors: [
-        createErrorInterceptor(createLogger("orders-test", "silent")),
-        createValidationInterceptor(createContractValidator([OrderService.file])),
-      ],
-    },
-  });
-  return { ...deps, client: createClient(OrderService, transport) };
+  const clientAs = (caller: Caller | undefined) => {
+    const transport = createRouterTransport(orderRoutes(deps), {
+      router: {
+        interceptors: [
+          createErrorInterceptor(createLogger("orders-test", "silent")),
+          (next) => (req) => {
+            req.contextValues.set(callerKey, caller);
+            return next(req);
+          },
+          createValidationInterceptor(createContractValidator([OrderService.file])),
+        ],
+      },
+    });
+    return createClient(OrderService, transport);
+  };
+  return { ...deps, client: clientAs(undefined), clientAs };
 }
 
 const items = [{ sku: "TEA", quantity: 2n }];
@@ -231,6 +252,113 @@ describe("ListOrders", () => {
     const { client } = setup();
     await expectCode(client.listOrders({ userId: "nobody" }), Code.InvalidArgument);
   });
+
+  /** Places `count` orders for `userId` and cancels every `cancelEvery`th; returns them all. */
+  async function placeOrders(
+    client: ReturnType<typeof setup>["client"],
+    userId: string,
+    count: number,
+    cancelEvery: number,
+  ) {
+    const placed = [];
+    for (let i = 0; i < count; i++) {
+      const { order } = await client.createOrder({ userId, items: [{ sku: "TEA", quantity: 1n }] });
+      assert.ok(order);
+      placed.push(
+        i % cancelEvery === 0
+          ? ((await client.cancelOrder({ id: order.id })).order ?? order)
+          : order,
+      );
+    }
+    return placed;
+  }
+
+  test("status lists only the orders in that status, newest first, and total_size counts them", async () => {
+    const { client } = setup();
+    const placed = [
+      ...(await placeOrders(client, alice, 5, 2)),
+      ...(await placeOrders(client, bob, 3, 3)),
+    ];
+    for (const status of [OrderStatus.CONFIRMED, OrderStatus.CANCELLED]) {
+      for (const userId of [undefined, alice, bob]) {
+        const expected = placed
+          .filter(
+            (order) => order.status === status && (userId === undefined || order.userId === userId),
+          )
+          .map((order) => order.id)
+          .reverse();
+        const listed = [];
+        let pageToken = "";
+        do {
+          const page = await client.listOrders({ userId, status, pageSize: 2, pageToken });
+          assert.equal(page.totalSize, expected.length);
+          listed.push(...page.orders.map((order) => order.id));
+          pageToken = page.nextPageToken;
+        } while (pageToken !== "");
+        assert.deepEqual(listed, expected, `${OrderStatus[status]} of ${userId ?? "everyone"}`);
+      }
+    }
+    assert.equal((await client.listOrders({})).totalSize, placed.length);
+  });
+
+  test("a customer's total_size counts only their own orders, also without a user_id", async () => {
+    const { client, clientAs } = setup();
+    const ofAlice = await placeOrders(client, alice, 3, 2);
+    await placeOrders(client, bob, 4, 2);
+    const asAlice = clientAs(customer(alice));
+    const all = await asAlice.listOrders({});
+    assert.equal(all.totalSize, ofAlice.length);
+    assert.deepEqual(
+      all.orders.map((order) => order.userId),
+      ofAlice.map(() => alice),
+    );
+    const cancelled = await asAlice.listOrders({ status: OrderStatus.CANCELLED });
+    assert.equal(
+      cancelled.totalSize,
+      ofAlice.filter((order) => order.status === OrderStatus.CANCELLED).length,
+    );
+    await expectCode(asAlice.listOrders({ userId: bob }), Code.PermissionDenied);
+  });
+
+  for (const status of [OrderStatus.UNSPECIFIED, 7 as OrderStatus]) {
+    test(`status ${status}, which is no status to list, is invalid_argument`, async () => {
+      const { client } = setup();
+      await expectCode(client.listOrders({ status }), Code.InvalidArgument);
+    });
+  }
+
+  // A token stands for a place in one list: in another one (other orders) it would skip or
+  // repeat orders without anyone noticing.
+  const filters = [
+    {},
+    { userId: alice },
+    { userId: bob },
+    { status: OrderStatus.CONFIRMED },
+    { status: OrderStatus.CANCELLED },
+    { userId: alice, status: OrderStatus.CONFIRMED },
+  ];
+  for (const given of filters) {
+    for (const reused of filters.filter((other) => other !== given)) {
+      test(`a page_token of ${JSON.stringify(given)} sent with ${JSON.stringify(reused)} is invalid_argument`, async () => {
+        const { client } = setup();
+        await placeOrders(client, alice, 4, 2);
+        await placeOrders(client, bob, 4, 2);
+        const first = await client.listOrders({ ...given, pageSize: 1 });
+        assert.notEqual(first.nextPageToken, "");
+        const error = await expectCode(
+          client.listOrders({ ...reused, pageSize: 1, pageToken: first.nextPageToken }),
+          Code.InvalidArgument,
+        );
+        assert.match(error.rawMessage, /page_token .*other filters.*first page/);
+        const second = await client.listOrders({
+          ...given,
+          pageSize: 1,
+          pageToken: first.nextPageToken,
+        });
+        assert.equal(second.orders.length, 1);
+      });
+    }
+  }
 });
 
 describe("streams", () => {

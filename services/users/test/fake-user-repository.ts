@@ -94,14 +94,28 @@ export function createFakeUserRepository(): FakeUserRepository {
       return user && { ...user };
     },
 
-    async list({ cursor, limit }) {
+    async list({ query, newestFirst, cursor, limit }) {
       failIfAsked("list");
-      const start = cursor === undefined ? 0 : Number(cursor);
-      const page = users.slice(start, start + limit);
+      // A user's position in creation order stands for the store's sequence number.
+      const needle = query.toLowerCase();
+      const matching = users
+        .map((user, index) => ({ user, seq: index + 1 }))
+        .filter(
+          ({ user }) =>
+            user.name.toLowerCase().includes(needle) || user.email.toLowerCase().includes(needle),
+        );
+      if (newestFirst) matching.reverse();
+      const after = cursor === undefined ? undefined : Number(cursor);
+      const rest = matching.filter(
+        ({ seq }) => after === undefined || (newestFirst ? seq < after : seq > after),
+      );
+      const page = rest.slice(0, limit);
+      const last = page.at(-1);
       return {
-        users: page.map((user) => ({ ...user })),
-        nextCursor: start + limit < users.length ? String(start + limit) : undefined,
+        users: page.map(({ user }) => ({ ...user })),
+        nextCursor: rest.length > limit && last ? String(last.seq) : undefined,
         revision: BigInt(log.length),
+        totalSize: matching.length,
       };
     },
 

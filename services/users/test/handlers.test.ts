@@ -135,7 +135,96 @@ describe("ListUsers", () => {
     const { client } = setup();
     await expectCode(client.listUsers({ pageSize: -1 }), Code.InvalidArgument);
   });
+
+  test("a query of 200 characters is listed, one of 201 is invalid_argument naming query", async () => {
+    const { client } = setup();
+    const longest = "x".repeat(200);
+    assert.equal((await client.listUsers({ query: longest })).totalSize, 0);
+    const error = await expectCode(
+      client.listUsers({ query: `${longest}x` }),
+      Code.InvalidArgument,
+    );
+    assert.match(error.rawMessage, /query/);
+  });
+
+  test("newest_first pages from the newest user to the oldest, each once, with total_size on every page", async () => {
+    const { client, repo } = setup();
+    for (const name of ["Ann", "Bo", "Cy", "Di", "Ed"]) {
+      await client.createUser({ name, email: `${name.toLowerCase()}@example.com` });
+    }
+    const pages = await pagesOf(client, { newestFirst: true, pageSize: 2 });
+    assert.deepEqual(
+      pages.flatMap((page) => page.users.map((user) => user.id)),
+      repo
+        .all()
+        .map((user) => user.id)
+        .reverse(),
+    );
+    assert.ok(pages.length > 1);
+    for (const page of pages) assert.equal(page.totalSize, repo.all().length);
+  });
+
+  // A token stands for a place in one list: in another one (other users, or another order) it
+  // would skip or repeat users without anyone noticing.
+  const filters = [
+    { query: "", newestFirst: false },
+    { query: "", newestFirst: true },
+    { query: "example", newestFirst: false },
+    { query: "example", newestFirst: true },
+  ];
+  for (const given of filters) {
+    for (const reused of filters.filter((other) => other !== given)) {
+      test(`a page_token of ${JSON.stringify(given)} sent with ${JSON.stringify(reused)} is invalid_argument`, async () => {
+        const { client } = setup();
+        for (const name of ["a", "b", "c"]) {
+          await client.createUser({ name, email: `${name}@example.com` });
+        }
+        const first = await client.listUsers({ ...given, pageSize: 1 });
+        assert.notEqual(first.nextPageToken, "");
+        const error = await expectCode(
+          client.listUsers({ ...reused, pageSize: 1, pageToken: first.nextPageToken }),
+          Code.InvalidArgument,
+        );
+        assert.match(error.rawMessage, /page_token .*other filters.*first page/);
+        // The same token with the filters that made it still gives the next page.
+        const second = await client.listUsers({
+          ...given,
+          pageSize: 1,
+          pageToken: first.nextPageToken,
+        });
+        assert.equal(second.users.length, 1);
+      });
+    }
+  }
+
+  test("a page_token made without filters still works with another page_size", async () => {
+    const { client } = setup();
+    for (const name of ["a", "b", "c"]) {
+      await client.createUser({ name, email: `${name}@example.com` });
+    }
+    const first = await client.listUsers({ pageSize: 1 });
+    const rest = await client.listUsers({ pageSize: 10, pageToken: first.nextPageToken });
+    assert.deepEqual(
+      rest.users.map((user) => user.name),
+      ["b", "c"],
+    );
+  });
 });
+
+/** Every page of the listing `request` asks for, following next_page_token to the end. */
+async function pagesOf(
+  client: ReturnType<typeof clientOf>,
+  request: { query?: string; newestFirst?: boolean; pageSize: number },
+) {
+  const pages = [];
+  let pageToken = "";
+  do {
+    const page = await client.listUsers({ ...request, pageToken });
+    pages.push(page);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return pages;
+}
 
 describe("UpdateUser", () => {
   test("a stale version is aborted and the message names the current version", async () => {

@@ -115,6 +115,12 @@ describe("plain HTTP with Connect JSON", () => {
     ["negative page_size", () => rpc("ListUsers", { pageSize: -1 }), 400, "invalid_argument"],
     ["bad page_token", () => rpc("ListUsers", { pageToken: "%%%" }), 400, "invalid_argument"],
     [
+      "query of 201 characters",
+      () => rpc("ListUsers", { query: "x".repeat(201) }),
+      400,
+      "invalid_argument",
+    ],
+    [
       "malformed JSON",
       () =>
         fetch(`${baseUrl}/shop.user.v1.UserService/CreateUser`, {

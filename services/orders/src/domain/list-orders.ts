@@ -1,11 +1,14 @@
-import type { OrderPage, OrderRepository } from "./order.ts";
+import type { OrderListing, OrderPage, OrderRepository } from "./order.ts";
 import { type OrderScope, userWithin } from "./scope.ts";
 
-/** Returns one page of orders, newest first, optionally of one user; a customer's only. */
+/**
+ * Returns one page of orders, newest first, optionally of one user and in one status, with how
+ * many match; a customer's only, and only theirs counted.
+ */
 export async function listOrders(
   orders: OrderRepository,
-  query: { userId: string | undefined; cursor: string | undefined; limit: number },
+  listing: OrderListing,
   scope: OrderScope = undefined,
 ): Promise<OrderPage> {
-  return orders.list({ ...query, userId: userWithin(scope, query.userId) });
+  return orders.list({ ...listing, userId: userWithin(scope, listing.userId) });
 }

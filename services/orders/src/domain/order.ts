@@ -53,11 +53,24 @@ export interface OrderEvent {
   revision: bigint;
 }
 
+/** Which orders ListOrders lists, and from where; always newest first. */
+export interface OrderListing {
+  /** Only this user's orders, when given. */
+  userId: string | undefined;
+  /** Only the orders in this status, when given. */
+  status: Order["status"] | undefined;
+  /** Where the previous page of the same listing ended; undefined for the first page. */
+  cursor: string | undefined;
+  limit: number;
+}
+
 /** A page of orders and the revision it reflects. */
 export interface OrderPage {
   orders: Order[];
   nextCursor: string | undefined;
   revision: bigint;
+  /** How many orders match the user and status at that revision, on every page. */
+  totalSize: number;
 }
 
 /** An order to place, recorded as pending before its stock is reserved. */
@@ -105,12 +118,11 @@ export interface OrderRepository {
   get(id: string): Promise<Order | undefined>;
   /** What a request id made, if it is recorded. */
   findByRequestId(requestId: string): Promise<RecordedRequest | undefined>;
-  /** Newest first, optionally of one user, after `cursor`, with the revision of the read. */
-  list(options: {
-    userId: string | undefined;
-    cursor: string | undefined;
-    limit: number;
-  }): Promise<OrderPage>;
+  /**
+   * The orders that match `listing` after its cursor, newest first, with how many match in all and
+   * the revision of the read (all three from one snapshot).
+   */
+  list(listing: OrderListing): Promise<OrderPage>;
   /**
    * Up to `limit` orders (of one user, when given) with ids after `after` (all when undefined), in
    * id order, read in one transaction at `atLeast` or a later revision; `next` is the last id when

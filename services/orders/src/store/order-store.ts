@@ -7,7 +7,7 @@ import {
   type WatchBatch,
 } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, mapStream, snapshotPageOf } from "@shop/mesh/watch";
-import { and, asc, desc, eq, gt, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { orderContractRules } from "../contract-rules.ts";
 import { OrderNotCancellableError, OrderNotFoundError } from "../domain/errors.ts";
 import type { Order, OrderEvent, Orders, PendingOrder, RecordedRequest } from "../domain/order.ts";
@@ -155,26 +155,27 @@ export function createOrderStore(database: Database<typeof tables>, feed: Change
       return row && recordedOf(row);
     },
 
-    async list({ userId, cursor, limit }) {
+    async list({ userId, status, cursor, limit }) {
+      const matches = and(
+        acknowledged,
+        userId === undefined ? undefined : eq(orders.userId, userId),
+        status === undefined ? undefined : eq(orders.status, status),
+      );
       return db.transaction(async (tx) => {
         const rows = await tx
           .select()
           .from(orders)
-          .where(
-            and(
-              acknowledged,
-              userId === undefined ? undefined : eq(orders.userId, userId),
-              cursor === undefined ? undefined : lt(orders.seq, BigInt(cursor)),
-            ),
-          )
+          .where(and(matches, cursor === undefined ? undefined : lt(orders.seq, BigInt(cursor))))
           .orderBy(desc(orders.seq))
           .limit(limit + 1);
+        const [counted] = await tx.select({ total: count() }).from(orders).where(matches);
         const page = rows.slice(0, limit);
         const last = page.at(-1);
         return {
           orders: page.map(toOrder),
           nextCursor: rows.length > limit && last ? String(last.seq) : undefined,
           revision: await revisionOf(tx, schema),
+          totalSize: counted?.total ?? 0,
         };
       }, readOnly);
     },

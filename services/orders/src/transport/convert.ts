@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   EventType,
   type OrderEventSchema,
@@ -21,6 +22,19 @@ export function orderToProto(order: Order): MessageInitShape<typeof OrderSchema>
     version: order.version,
     requestId: order.requestId,
   };
+}
+
+/**
+ * The domain status of a status to filter on. The contract allows only the defined statuses but
+ * UNSPECIFIED there; anything else is refused here too, rather than read as no filter.
+ */
+export function statusFromProto(status: OrderStatus): Order["status"] {
+  if (status === OrderStatus.CONFIRMED) return "confirmed";
+  if (status === OrderStatus.CANCELLED) return "cancelled";
+  throw new ConnectError(
+    "status must be ORDER_STATUS_CONFIRMED or ORDER_STATUS_CANCELLED when set",
+    Code.InvalidArgument,
+  );
 }
 
 const eventTypeToProto: Record<OrderEvent["type"], EventType> = {

@@ -18,7 +18,7 @@ import type { OrderEvent } from "../domain/order.ts";
 import type { OrderScope } from "../domain/scope.ts";
 import { trackOrders } from "../domain/track-orders.ts";
 import { watchOrders } from "../domain/watch-orders.ts";
-import { eventToProto, orderToProto } from "./convert.ts";
+import { eventToProto, orderToProto, statusFromProto } from "./convert.ts";
 import { toConnectError } from "./errors.ts";
 
 /** Registers OrderService: decodes each request, calls the domain, maps its errors to codes. */
@@ -56,16 +56,28 @@ export function orderRoutes(deps: CreateOrderDeps) {
           },
           async listOrders(req, context) {
             const limit = pageSizeOf(req.pageSize);
-            const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
+            const filters = { user_id: req.userId, status: req.status };
+            const cursor = decodePageToken(
+              req.pageToken,
+              (after) => /^\d{1,18}$/.test(after),
+              filters,
+            );
             const page = await listOrders(
               orders,
-              { userId: req.userId, cursor, limit },
+              {
+                userId: req.userId,
+                status: req.status === undefined ? undefined : statusFromProto(req.status),
+                cursor,
+                limit,
+              },
               scopeOf(context),
             );
             return {
               orders: page.orders.map(orderToProto),
-              nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+              nextPageToken:
+                page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor, filters),
               revision: page.revision,
+              totalSize: page.totalSize,
             };
           },
           async cancelOrder(req, context) {

@@ -62,11 +62,24 @@ export interface UserEventBatch {
   revision: bigint;
 }
 
+/** Which users ListUsers lists, in what order, and from where. */
+export interface UserListing {
+  /** Only users whose name or email contains this text, ignoring case; every user when empty. */
+  query: string;
+  /** Newest first when true, creation order when false. */
+  newestFirst: boolean;
+  /** Where the previous page of the same query and order ended; undefined for the first page. */
+  cursor: string | undefined;
+  limit: number;
+}
+
 /** A page of users and the revision it reflects. */
 export interface UserPage {
   users: User[];
   nextCursor: string | undefined;
   revision: bigint;
+  /** How many users match the query at that revision, on every page. */
+  totalSize: number;
 }
 
 /** Where users are kept. The store implements it over PostgreSQL; tests use an in-memory one. */
@@ -74,8 +87,11 @@ export interface UserRepository {
   /** Inserts all users or none; throws EmailTakenError naming the first taken email. */
   insert(users: readonly NewUser[]): Promise<User[]>;
   get(id: string): Promise<User | undefined>;
-  /** Users in creation order after `cursor`, with the revision of the read. */
-  list(options: { cursor: string | undefined; limit: number }): Promise<UserPage>;
+  /**
+   * The users that match `listing.query` after its cursor, in its order, with how many match in
+   * all and the revision of the read (all three from one snapshot).
+   */
+  list(listing: UserListing): Promise<UserPage>;
   /**
    * Up to `limit` users with ids after `after` (all when undefined), in id order, read in one
    * transaction at `atLeast` or a later revision; `next` is the last id when more may follow.

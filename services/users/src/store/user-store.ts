@@ -7,7 +7,7 @@ import {
   type WatchBatch,
 } from "@shop/mesh";
 import { convertBatchesOnce, convertOnce, mapStream, snapshotPageOf } from "@shop/mesh/watch";
-import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, ilike, lt, or, type SQL, sql } from "drizzle-orm";
 import { userContractRules } from "../contract-rules.ts";
 import { EmailTakenError, UserNotFoundError, VersionMismatchError } from "../domain/errors.ts";
 import type { NewUser, User, UserEvent, UserEventBatch, UserPatch, Users } from "../domain/user.ts";
@@ -57,16 +57,26 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
       return row && toUser(row);
     },
 
-    async list({ cursor, limit }) {
+    async list({ query, newestFirst, cursor, limit }) {
+      const matches = matching(query);
       const after = cursor === undefined ? undefined : BigInt(cursor);
+      const past =
+        after === undefined ? undefined : newestFirst ? lt(users.seq, after) : gt(users.seq, after);
       return db.transaction(
         async (tx) => {
+          if (matches !== undefined) {
+            // The driver prepares each statement, and after a few runs PostgreSQL may plan it once
+            // for any pattern: that plan walks every user for a rare query, where a plan made for
+            // the pattern takes the trigram indexes.
+            await tx.execute(sql`set local plan_cache_mode = force_custom_plan`);
+          }
           const rows = await tx
             .select()
             .from(users)
-            .where(after === undefined ? undefined : gt(users.seq, after))
-            .orderBy(asc(users.seq))
+            .where(and(matches, past))
+            .orderBy(newestFirst ? desc(users.seq) : asc(users.seq))
             .limit(limit + 1);
+          const [counted] = await tx.select({ total: count() }).from(users).where(matches);
           const revision = await revisionOf(tx, schema);
           const page = rows.slice(0, limit);
           const last = page.at(-1);
@@ -74,6 +84,7 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
             users: page.map(toUser),
             nextCursor: rows.length > limit && last ? String(last.seq) : undefined,
             revision,
+            totalSize: counted?.total ?? 0,
           };
         },
         { isolationLevel: "repeatable read", accessMode: "read only" },
@@ -134,6 +145,20 @@ export function createUserStore(database: Database<typeof tables>, feed: ChangeF
       return mapStream(feed.watch({ after, signal }), sharedBatch);
     },
   };
+}
+
+/**
+ * The condition of the users whose name or email contains `query`, ignoring case; undefined (every
+ * user) when it is empty. The query's LIKE wildcards and backslash (LIKE's escape character) are
+ * escaped, so that `%` or `_` in a query match themselves.
+ */
+function matching(query: string): SQL | undefined {
+  if (query === "") return undefined;
+  // PostgreSQL text cannot hold NUL, so no name or email contains one; nor would it take the
+  // pattern as a parameter.
+  if (query.includes("\u0000")) return sql`false`;
+  const pattern = `%${query.replace(/[\\%_]/g, "\\$&")}%`;
+  return or(ilike(users.name, pattern), ilike(users.email, pattern));
 }
 
 /** The user as stored in the change log: JSON, with bigints and dates as strings. */

@@ -44,12 +44,24 @@ export function userRoutes(repository: UserRepository, rules: UserRules = userCo
           },
           async listUsers(req) {
             const limit = pageSizeOf(req.pageSize);
-            const cursor = decodePageToken(req.pageToken, (after) => /^\d{1,18}$/.test(after));
-            const page = await listUsers(users, { cursor, limit });
+            const filters = { query: req.query, newest_first: req.newestFirst };
+            const cursor = decodePageToken(
+              req.pageToken,
+              (after) => /^\d{1,18}$/.test(after),
+              filters,
+            );
+            const page = await listUsers(users, {
+              query: req.query,
+              newestFirst: req.newestFirst,
+              cursor,
+              limit,
+            });
             return {
               users: page.users.map(userToProto),
-              nextPageToken: page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor),
+              nextPageToken:
+                page.nextCursor === undefined ? "" : encodePageToken(page.nextCursor, filters),
               revision: page.revision,
+              totalSize: page.totalSize,
             };
           },
           async updateUser(req) {
