@@ -75,7 +75,7 @@ test("every README example runs as written", async (t) => {
     );
     // A watch streams until stopped: it is stopped once its first response is out, as a person
     // would press Ctrl-C (on a busy machine `npx buf curl` alone can take seconds to start).
-    const streaming = script.includes("WatchUsers");
+    const streaming = script.includes("WatchUsers") || script.includes("TapService/Tap");
     const env = {
       ...process.env,
       SHOP_DATA_DIR: dataDir,
@@ -83,7 +83,12 @@ test("every README example runs as written", async (t) => {
     };
     await t.test(block.split("\n")[0] ?? "", async () => {
       const result = streaming
-        ? await untilOutput(script, env, /"revision"/, 60_000)
+        ? await untilOutput(
+            script,
+            env,
+            script.includes("WatchUsers") ? /"revision"/ : /\{/,
+            60_000,
+          )
         : await run("bash", ["-euo", "pipefail", "-c", script], { cwd: root, env }).catch(
             (error: { code?: number; stdout?: string; stderr?: string }) => {
               throw new Error(
@@ -101,7 +106,7 @@ test("every README example runs as written", async (t) => {
           `an example answered with an error:\n${result.stdout}`,
         );
       }
-      if (streaming) assert.match(result.stdout, /"revision"/);
+      if (script.includes("WatchUsers")) assert.match(result.stdout, /"revision"/);
     });
   }
 });

@@ -23,6 +23,8 @@ export interface CallEnd {
   readonly closed: boolean;
   /** From its start to its end: a unary call's handler answering, a stream's last message. */
   readonly durationMs: number;
+  /** A unary call's response message, when it succeeded. */
+  readonly response?: unknown;
 }
 
 /**
@@ -46,8 +48,19 @@ export interface CallObserver<S> {
  */
 // biome-ignore lint/suspicious/noExplicitAny: observers keep states of their own types
 export function observeCalls(observers: readonly CallObserver<any>[]): Interceptor {
-  const endAll = (states: unknown[], call: ObservedCall, started: number, error: unknown) => {
-    const end: CallEnd = { error, closed: false, durationMs: performance.now() - started };
+  const endAll = (
+    states: unknown[],
+    call: ObservedCall,
+    started: number,
+    error: unknown,
+    response?: unknown,
+  ) => {
+    const end: CallEnd = {
+      error,
+      closed: false,
+      durationMs: performance.now() - started,
+      response,
+    };
     endEach(states, call, end);
   };
   const endEach = (states: unknown[], call: ObservedCall, end: CallEnd) => {
@@ -90,7 +103,7 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
     if (answersWithStream(req.method)) return observeStreamCall(next, call, states, started);
     return callNext(next, req).then(
       (res) => {
-        endAll(states, call, started, undefined);
+        endAll(states, call, started, undefined, res.message);
         return res;
       },
       (error: unknown) => {

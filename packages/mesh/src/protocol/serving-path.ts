@@ -778,6 +778,9 @@ class Call {
   // announces (-1 until read).
   private body: EnvelopeBuffer | undefined;
   private announced = -1;
+  /** The message bytes received and sent, as on the wire (see wireFactsOf). */
+  requestBytes = 0;
+  responseBytes = 0;
 
   constructor(
     shared: SharedByCalls,
@@ -798,6 +801,7 @@ class Call {
     this.url = url;
     this.query = query;
     this.requestMethod = query === undefined ? "POST" : "GET";
+    if (query !== undefined) this.requestBytes = query.length;
     this.header = header;
     this.wire = route.wire;
     this.compression = route.compression;
@@ -894,6 +898,7 @@ class Call {
    * as it cannot be.
    */
   receive(chunk: Buffer): void {
+    this.requestBytes += chunk.length;
     if (this.requests !== undefined) {
       this.requests.push(chunk);
       return;
@@ -1101,10 +1106,12 @@ class Call {
         });
         if (frame.encoding !== undefined) fields["content-encoding"] = frame.encoding;
         this.respond(toObject(prefixedTrailers(trailer), fields), answerWithBody);
+        this.responseBytes += frame.length;
         stream.end(frame.data);
         this.end(callEnded);
         return;
       }
+      this.responseBytes += frame.length;
       if (this.wire.endFrame === "grpc-web") {
         this.respond(this.responseHeaders(header), answerWithBody);
         stream.write(frame);
@@ -1196,6 +1203,7 @@ class Call {
           const body = this.wire.endFrame === undefined ? withTrailers : answerWithBody;
           this.respond(this.responseHeaders(this.partsOf(res).header), body);
         }
+        this.responseBytes += frame.length;
         if (!stream.write(frame)) await drained(stream);
       }
     } catch (error) {
@@ -1656,6 +1664,29 @@ const signalField = {
   },
   enumerable: true,
 };
+
+/** How a call came and went on the wire: what a tap reports beside its method and code. */
+export interface WireFacts {
+  protocol: "connect" | "grpc" | "grpc-web";
+  codec: "json" | "proto";
+  httpVersion: "1.1" | "2";
+  /** The request's and the response's message bytes so far (encoded, as on the wire). */
+  requestBytes: number;
+  responseBytes: number;
+}
+
+/** The wire facts of the call a request belongs to; undefined for one the runtime's path did not make. */
+export function wireFactsOf(req: { contextValues?: ContextValues }): WireFacts | undefined {
+  const call = req.contextValues?.get(callKey);
+  if (call === undefined) return undefined;
+  return {
+    protocol: call.wire.protocolName,
+    codec: call.wire.json ? "json" : "proto",
+    httpVersion: call.stream instanceof Http1Exchange ? "1.1" : "2",
+    requestBytes: call.requestBytes,
+    responseBytes: call.responseBytes,
+  };
+}
 
 /** The request the interceptors see, with the fields connect-es gives it. */
 class CallRequest {

@@ -9,6 +9,7 @@ import type { ConnectRouter, ContextKey, ContextValues, Interceptor } from "@con
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Health } from "@shop/api/grpc/health/v1/health_pb";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
+import { TapService } from "@shop/api/shop/mesh/v1/tap_service_pb";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { createContractValidator } from "../contract/contract-rules.ts";
@@ -25,7 +26,9 @@ import { createStreamLimitInterceptor, peerKey } from "../interceptors/stream-li
 import { createValidationInterceptor } from "../interceptors/validation.ts";
 import { observeCalls } from "../observability/call-observers.ts";
 import { createMetrics, type Metrics, processRegistry } from "../observability/metrics.ts";
+import { registryOf } from "../observability/redact.ts";
 import { createRequestStats } from "../observability/stats.ts";
+import { createTap } from "../observability/tap.ts";
 import { createServerTracingInterceptor } from "../observability/tracing.ts";
 import { createServingPath, type ServingPath } from "../protocol/serving-path.ts";
 import { applyCors, corsGrant } from "./cors.ts";
@@ -163,14 +166,15 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const { auth } = options;
 
   const stats = createRequestStats();
-  const services = [...options.services, Health, StatsService];
+  const services = [...options.services, Health, StatsService, TapService];
+  const tap = createTap(registryOf(services.map((service) => service.file)));
   const validation =
     options.validateRequests === false
       ? []
       : [createValidationInterceptor(createContractValidator(services.map((s) => s.file)))];
   const interceptors = [
     createServerTracingInterceptor(),
-    observeCalls([stats.observer, metrics.observer]),
+    observeCalls([stats.observer, metrics.observer, tap.observer]),
     createErrorInterceptor(logger),
     createShutdownInterceptor(shutdown.signal),
     createCallContextInterceptor(limits.maxTimeoutMs),
@@ -203,6 +207,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   options.routes(router);
   health.register(router);
   stats.register(router, { service: options.name, shutdownSignal: shutdown.signal });
+  tap.register(router, { server: options.name, shutdownSignal: shutdown.signal });
   registerReflection(router, services);
 
   const handle = (

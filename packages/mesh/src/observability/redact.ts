@@ -1,0 +1,80 @@
+import {
+  createRegistry,
+  type DescFile,
+  type DescMessage,
+  type JsonObject,
+  type JsonValue,
+  type Message,
+  type Registry,
+  toJson,
+} from "@bufbuild/protobuf";
+
+/** What a redacted field shows instead of its value. */
+export const redacted = "[redacted]";
+
+/**
+ * `message` as JSON with every field the contract marks personal (`debug_redact = true`) replaced
+ * by "[redacted]", however deep: in nested messages, lists and maps of them, and in `Any`s whose
+ * type `registry` knows (an `Any` of an unknown type keeps only its type URL). protobuf-es writes
+ * JSON without redacting, so this walks the JSON beside the message's descriptor.
+ */
+export function toRedactedJson(
+  schema: DescMessage,
+  message: Message,
+  registry: Registry,
+): JsonValue {
+  return redactValue(schema, toJson(schema, message, { registry }), registry);
+}
+
+/** A registry of the types of `files` and of every file they import, for the `Any`s in them. */
+export function registryOf(files: readonly DescFile[]): Registry {
+  const all = new Set<DescFile>();
+  const add = (file: DescFile) => {
+    if (all.has(file)) return;
+    all.add(file);
+    for (const dependency of file.dependencies) add(dependency);
+  };
+  for (const file of files) add(file);
+  return createRegistry(...all);
+}
+
+function redactValue(desc: DescMessage, json: JsonValue, registry: Registry): JsonValue {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return json;
+  if (desc.typeName === "google.protobuf.Any") return redactAny(json, registry);
+  const out: JsonObject = { ...json };
+  for (const field of desc.fields) {
+    const key = field.jsonName;
+    const value = out[key];
+    if (value === undefined) continue;
+    if (field.proto.options?.debugRedact) {
+      out[key] = redacted;
+      continue;
+    }
+    if (field.fieldKind === "message") {
+      out[key] = redactValue(field.message, value, registry);
+    } else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
+      out[key] = value.map((item) => redactValue(field.message, item, registry));
+    } else if (field.fieldKind === "map" && field.mapKind === "message" && isObject(value)) {
+      out[key] = Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, redactValue(field.message, v, registry)]),
+      );
+    }
+  }
+  return out;
+}
+
+/** An `Any` in JSON: "@type", then the message's fields (or "value", for a well-known type). */
+function redactAny(json: JsonObject, registry: Registry): JsonValue {
+  const typeUrl = json["@type"];
+  if (typeof typeUrl !== "string") return {};
+  const desc = registry.getMessage(typeUrl.slice(typeUrl.lastIndexOf("/") + 1));
+  if (desc === undefined) return { "@type": typeUrl, value: redacted };
+  // Well-known types with a JSON of their own carry it as "value"; they hold no marked field.
+  if (desc.typeName.startsWith("google.protobuf.")) return json;
+  const { "@type": _, ...fields } = json;
+  return { "@type": typeUrl, ...(redactValue(desc, fields, registry) as JsonObject) };
+}
+
+function isObject(value: JsonValue): value is JsonObject {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}

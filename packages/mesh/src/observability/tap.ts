@@ -1,0 +1,219 @@
+import { create, type DescMethod, fromJson, type Message, type Registry } from "@bufbuild/protobuf";
+import { timestampFromMs, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { trace } from "@opentelemetry/api";
+import {
+  type TapEvent,
+  TapEventSchema,
+  type TapRequest,
+  TapService,
+} from "@shop/api/shop/mesh/v1/tap_service_pb";
+import { callerKey } from "../interceptors/auth.ts";
+import { peerKey } from "../interceptors/stream-limit.ts";
+import { wireFactsOf } from "../protocol/serving-path.ts";
+import type { AnyRequest } from "../protocol/streams.ts";
+import type { CallObserver } from "./call-observers.ts";
+import { toRedactedJson } from "./redact.ts";
+
+/** Calls a tap keeps for a reader that has not taken them; past that it drops and counts. */
+const queueLimit = 1_000;
+/** Calls in one response at most. */
+const batchLimit = 100;
+
+/** The live traffic of one server, for `shop.mesh.v1.TapService/Tap`. */
+export interface Tap {
+  /** Sees every call this server answers (see observeCalls); costs one check while no tap is open. */
+  observer: CallObserver<unknown>;
+  /** Adds `shop.mesh.v1.TapService` to `router`. */
+  register(router: ConnectRouter, options: { server: string; shutdownSignal: AbortSignal }): void;
+  /** Taps open now. */
+  readonly open: number;
+}
+
+/** What the observer keeps of a call while it runs, when some tap is open. */
+interface TappedCall {
+  req: AnyRequest;
+  trace: string;
+}
+
+/**
+ * Creates the tap of one server: every call it completes goes to each open tap whose filters it
+ * passes, as it ends. A tap never holds a call up: publishing puts the call in each reader's queue
+ * (at most `queueLimit`, past which it counts what it drops) and returns; each reader's stream
+ * takes from its queue at its own pace. With no tap open a call costs the observer one check.
+ */
+export function createTap(registry: Registry): Tap {
+  const readers = new Set<Reader>();
+  let server = "";
+
+  const publish = (call: TappedCall, event: TapEvent, response: unknown) => {
+    let payloads: { requests: Value[]; responses: Value[] } | undefined;
+    for (const reader of readers) {
+      if (!reader.wants(event)) continue;
+      if (reader.payloads) {
+        payloads ??= payloadsOf(call.req, response, registry);
+        reader.push({ ...event, ...payloads });
+      } else {
+        reader.push(event);
+      }
+    }
+  };
+
+  const observer: CallObserver<TappedCall> = {
+    start(req) {
+      if (readers.size === 0) return null;
+      // The tap's own streams would tap themselves.
+      if (req.method.parent.typeName === TapService.typeName) return null;
+      const span = trace.getActiveSpan()?.spanContext();
+      return { req, trace: span && trace.isSpanContextValid(span) ? span.traceId : "" };
+    },
+    end(call, _observed, { error, durationMs, response }) {
+      if (readers.size === 0) return;
+      const failure = error === undefined ? undefined : ConnectError.from(error);
+      const { req } = call;
+      const caller = req.contextValues.get(callerKey);
+      const ended = Date.now();
+      // The answer's bytes are counted as they are written, after the observers hear of its end.
+      setImmediate(() => {
+        const wire = wireFactsOf(req);
+        const event = create(TapEventSchema, {
+          time: timestampFromMs(ended),
+          server,
+          method: `${req.method.parent.typeName}/${req.method.name}`,
+          protocol: wire?.protocol ?? "",
+          codec: wire?.codec ?? "",
+          httpVersion: wire?.httpVersion ?? "",
+          caller: caller?.subject ?? req.contextValues.get(peerKey),
+          code: failure === undefined ? "ok" : codeToString(failure.code),
+          message: failure?.rawMessage ?? "",
+          durationMs,
+          requestBytes: BigInt(wire?.requestBytes ?? 0),
+          responseBytes: BigInt(wire?.responseBytes ?? 0),
+          traceId: call.trace,
+        });
+        publish(call, event, response);
+      });
+    },
+  };
+
+  return {
+    observer,
+    get open() {
+      return readers.size;
+    },
+    register(router, options) {
+      server = options.server;
+      router.service(TapService, {
+        async *tap(req, context) {
+          const stop = AbortSignal.any([context.signal, options.shutdownSignal]);
+          const reader = new Reader(req);
+          readers.add(reader);
+          try {
+            // At once, so that the reader knows the tap is open before any call comes.
+            yield { events: [], dropped: 0n };
+            while (!stop.aborted) {
+              await reader.waitForEvents(stop);
+              const taken = reader.take();
+              if (taken.events.length > 0 || taken.dropped > 0n) yield taken;
+            }
+          } finally {
+            readers.delete(reader);
+          }
+        },
+      });
+    },
+  };
+}
+
+/** One open tap: its filters and the calls its reader has not taken yet. */
+class Reader {
+  readonly payloads: boolean;
+  private readonly service: string;
+  private readonly method: string;
+  private readonly codes: ReadonlySet<string>;
+  private readonly slowerThanMs: number;
+  private queue: TapEvent[] = [];
+  private dropped = 0n;
+  private wake: (() => void) | undefined;
+
+  constructor(req: TapRequest) {
+    this.payloads = req.payloads;
+    this.service = req.service;
+    this.method = req.method;
+    this.codes = new Set(req.codes);
+    this.slowerThanMs = req.slowerThanMs;
+  }
+
+  wants(event: TapEvent): boolean {
+    if (this.service !== "" && !event.method.startsWith(`${this.service}/`)) return false;
+    if (
+      this.method !== "" &&
+      event.method !== this.method &&
+      !event.method.endsWith(`/${this.method}`)
+    ) {
+      return false;
+    }
+    if (this.codes.size > 0 && !this.codes.has(event.code)) return false;
+    return event.durationMs > this.slowerThanMs || this.slowerThanMs === 0;
+  }
+
+  push(event: TapEvent): void {
+    if (this.queue.length >= queueLimit) this.dropped++;
+    else this.queue.push(event);
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** Resolves once there is something to take, or `stop` aborts. */
+  waitForEvents(stop: AbortSignal): Promise<void> {
+    if (this.queue.length > 0 || this.dropped > 0n || stop.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        stop.removeEventListener("abort", done);
+        resolve();
+      };
+      this.wake = done;
+      stop.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  take(): { events: TapEvent[]; dropped: bigint } {
+    const events = this.queue.splice(0, batchLimit);
+    const dropped = this.dropped;
+    this.dropped = 0n;
+    return { events, dropped };
+  }
+}
+
+/**
+ * A unary call's request and response as redacted JSON values. (A stream's messages are not
+ * kept: the tap would have to hold a copy of each while the stream runs.)
+ */
+function payloadsOf(req: AnyRequest, response: unknown, registry: Registry) {
+  const requests: Value[] = [];
+  const responses: Value[] = [];
+  if (!req.stream) requests.push(asValue(req.method, "input", req.message, registry));
+  const single = req.method.methodKind === "unary" || req.method.methodKind === "client_streaming";
+  if (response !== undefined && single) {
+    responses.push(asValue(req.method, "output", response, registry));
+  }
+  return { requests, responses };
+}
+
+/** A message as a JSON value, redacted; one that does not convert says so instead. */
+function asValue(
+  method: DescMethod,
+  side: "input" | "output",
+  message: unknown,
+  registry: Registry,
+): Value {
+  try {
+    return fromJson(ValueSchema, toRedactedJson(method[side], message as Message, registry));
+  } catch {
+    return create(ValueSchema, {
+      kind: { case: "stringValue", value: "[the tap could not convert this message]" },
+    });
+  }
+}
