@@ -1387,3 +1387,61 @@ test("the users and orders pages at 100,000 rows: one page listed on the server 
     await sql.end();
   }
 });
+
+test("the tap page shows a call made with curl within 1 s, its email and name redacted in the payload view; pause holds calls back", {
+  skip,
+}, async (t) => {
+  const page = await openPage("/tap");
+  for (const service of ["users", "orders", "inventory"]) {
+    await page
+      .locator(`[data-stream="tap ${service}"][data-status="live"]`)
+      .waitFor({ timeout: 10_000 });
+  }
+  const stamp = Date.now();
+  const email = `tap-page-${stamp}@example.com`;
+  const { user } = await curl<{ user: { id: string } }>(
+    users.server.url,
+    "shop.user.v1.UserService/CreateUser",
+    { name: "Tapped On The Page", email },
+  );
+  const row = page.locator('tr[data-tap-method="shop.user.v1.UserService/CreateUser"]');
+  const ms = await timeUntilVisible(row);
+  t.diagnostic(`the call was in the tap page ${Math.round(ms)} ms after curl returned`);
+  assert.ok(ms < 1_000, `${Math.round(ms)} ms`);
+  await row.first().getByRole("button").click();
+  const request = page.locator('pre[data-tap-payload="request"]').first();
+  const response = page.locator('pre[data-tap-payload="response"]').first();
+  await request.waitFor();
+  assert.deepEqual(JSON.parse((await request.textContent()) ?? ""), {
+    name: "[redacted]",
+    email: "[redacted]",
+  });
+  const answered = JSON.parse((await response.textContent()) ?? "");
+  assert.equal(answered.user.id, user.id);
+  assert.equal(answered.user.email, "[redacted]");
+  const text = (await page.locator("main, body").first().textContent()) ?? "";
+  assert.ok(!text.includes(email) && !text.includes("Tapped On The Page"), "nothing personal");
+  await shoot(page, "tap");
+
+  // Paused: calls are held back, and shown on resume.
+  await page.getByRole("button", { name: "Pause" }).click();
+  await curl(users.server.url, "shop.user.v1.UserService/GetUser", { id: user.id });
+  await page.getByRole("button", { name: /Resume \(1 waiting\)/ }).waitFor();
+  assert.equal(await page.locator('tr[data-tap-method$="/GetUser"]').count(), 0);
+  await page.getByRole("button", { name: /Resume/ }).click();
+  await page.locator('tr[data-tap-method$="/GetUser"]').waitFor();
+
+  // A filter applies on the services: only not_found calls now.
+  await page.getByLabel("Code").selectOption("not_found");
+  await page.getByText("No calls yet").waitFor();
+  await curl(users.server.url, "shop.user.v1.UserService/GetUser", { id: user.id });
+  // Refused with not_found, which the curl helper reports as a failure.
+  await assert.rejects(
+    curl(users.server.url, "shop.user.v1.UserService/GetUser", { id: crypto.randomUUID() }),
+    /not_found/,
+  );
+  await page.locator('tr[data-code="not_found"]').waitFor();
+  await page.waitForTimeout(300);
+  assert.equal(await page.locator("tr[data-code]").count(), 1, "only the not_found call");
+  await page.close();
+});

@@ -12,6 +12,7 @@ const pages = [
   { href: "/orders", label: "Orders" },
   { href: "/products", label: "Products" },
   { href: "/explorer", label: "Explorer" },
+  { href: "/tap", label: "Tap" },
 ] as const;
 
 /** The title bar: navigation, the state of the three data streams, and who is signed in. */

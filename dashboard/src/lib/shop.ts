@@ -4,6 +4,7 @@ import { Health, type HealthCheckResponse_ServingStatus } from "@shop/api/grpc/h
 import type { Product } from "@shop/api/shop/inventory/v1/inventory_pb";
 import { InventoryService } from "@shop/api/shop/inventory/v1/inventory_service_pb";
 import { StatsService, type WatchStatsResponse } from "@shop/api/shop/mesh/v1/stats_service_pb";
+import { TapService } from "@shop/api/shop/mesh/v1/tap_service_pb";
 import type { Order } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import type { User } from "@shop/api/shop/user/v1/user_pb";
@@ -53,6 +54,8 @@ export interface Shop {
   health: Record<ServiceName, LiveValue<HealthCheckResponse_ServingStatus>>;
   /** WatchStats of each service; started by the pages that show them. */
   stats: Record<ServiceName, LiveValue<WatchStatsResponse>>;
+  /** The live tap of each service (admins), opened by the tap page. */
+  tap: Record<ServiceName, Client<typeof TapService>>;
   start(): void;
   stop(): void;
 }
@@ -154,6 +157,7 @@ export function createShop(
     userNames,
     health,
     stats,
+    tap: perService((transport) => createClient(TapService, transport)),
     start() {
       for (const stream of always) stream.start();
       userNames.start();

@@ -20,6 +20,8 @@ import { toRedactedJson } from "./redact.ts";
 const queueLimit = 1_000;
 /** Calls in one response at most. */
 const batchLimit = 100;
+/** An empty response after this long without calls: a quiet tap is told from a dead connection. */
+const heartbeatMs = 5_000;
 
 /** The live traffic of one server, for `shop.mesh.v1.TapService/Tap`. */
 export interface Tap {
@@ -113,9 +115,9 @@ export function createTap(registry: Registry): Tap {
             // At once, so that the reader knows the tap is open before any call comes.
             yield { events: [], dropped: 0n };
             while (!stop.aborted) {
-              await reader.waitForEvents(stop);
-              const taken = reader.take();
-              if (taken.events.length > 0 || taken.dropped > 0n) yield taken;
+              await reader.waitForEvents(stop, heartbeatMs);
+              if (stop.aborted) break;
+              yield reader.take();
             }
           } finally {
             readers.delete(reader);
@@ -166,14 +168,17 @@ class Reader {
     wake?.();
   }
 
-  /** Resolves once there is something to take, or `stop` aborts. */
-  waitForEvents(stop: AbortSignal): Promise<void> {
+  /** Resolves once there is something to take, `stop` aborts, or `timeoutMs` passed. */
+  waitForEvents(stop: AbortSignal, timeoutMs: number): Promise<void> {
     if (this.queue.length > 0 || this.dropped > 0n || stop.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = () => {
+        clearTimeout(timer);
         stop.removeEventListener("abort", done);
+        this.wake = undefined;
         resolve();
       };
+      const timer = setTimeout(done, timeoutMs);
       this.wake = done;
       stop.addEventListener("abort", done, { once: true });
     });

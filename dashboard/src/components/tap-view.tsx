@@ -1,0 +1,272 @@
+"use client";
+
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import Link from "next/link";
+import { Fragment, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { createLiveTap, type TapFilters } from "../lib/live-tap.ts";
+import { type ServiceName, serviceNames } from "../lib/service-urls.ts";
+import { useSession, useShop } from "./shop-provider.tsx";
+import { StreamBadge } from "./stream-status.tsx";
+
+const codes = [
+  "ok",
+  "canceled",
+  "invalid_argument",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "unauthenticated",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unavailable",
+  "deadline_exceeded",
+  "internal",
+  "unknown",
+];
+
+/**
+ * The live tap (admins): every call the services answer, as it completes, from each service's
+ * TapService; filtered on the services, paused and resumed here; each row opens to its messages,
+ * which the services redacted by the contract before they left.
+ */
+export function TapView() {
+  const shop = useShop();
+  const { view: session } = useSession();
+  const admin = session.status === "off" || shop.identity?.role === "admin";
+  const tap = useMemo(() => createLiveTap(), []);
+  const view = useSyncExternalStore(tap.subscribe, tap.getSnapshot, tap.getSnapshot);
+  const [server, setServer] = useState<ServiceName | "">("");
+  const [method, setMethod] = useState("");
+  const [code, setCode] = useState("");
+  const [slowerThan, setSlowerThan] = useState("");
+  const [open, setOpen] = useState<string>();
+  const filters = useMemo<TapFilters>(
+    () => ({
+      service: "",
+      method: method.trim(),
+      codes: code === "" ? [] : [code],
+      slowerThanMs: Math.max(0, Number.parseInt(slowerThan, 10) || 0),
+    }),
+    [method, code, slowerThan],
+  );
+  useEffect(() => {
+    if (!admin) return;
+    const servers = server === "" ? serviceNames : [server];
+    const timer = setTimeout(
+      () => tap.open(Object.fromEntries(servers.map((name) => [name, shop.tap[name]])), filters),
+      250,
+    );
+    return () => clearTimeout(timer);
+  }, [admin, tap, shop, server, filters]);
+  useEffect(() => () => tap.close(), [tap]);
+
+  if (!admin) {
+    return (
+      <div className="page">
+        <h1>Tap</h1>
+        <p className="card muted">The tap is the admin&apos;s.</p>
+      </div>
+    );
+  }
+  return (
+    <div className="page">
+      <div className="page-title">
+        <h1>Tap</h1>
+        {Object.entries(view.streams).map(([name, state]) => (
+          <StreamBadge key={name} name={`tap ${name}`} state={state} showName />
+        ))}
+      </div>
+      <section className="card" aria-labelledby="tap-title">
+        <div className="card-title">
+          <h2 id="tap-title">Calls as they complete</h2>
+          <span className="muted" data-tap-dropped={view.dropped}>
+            {view.dropped > 0
+              ? `${view.dropped} dropped by the services (the page fell behind)`
+              : ""}
+          </span>
+        </div>
+        <div className="filters">
+          <div className="field inline">
+            <label htmlFor="tap-server">Service</label>
+            <select
+              id="tap-server"
+              value={server}
+              onChange={(event) => setServer(event.target.value as ServiceName | "")}
+            >
+              <option value="">All</option>
+              {serviceNames.map((name) => (
+                <option key={name} value={name}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field inline">
+            <label htmlFor="tap-method">Method</label>
+            <input
+              id="tap-method"
+              value={method}
+              placeholder="CreateOrder"
+              onChange={(event) => setMethod(event.target.value)}
+            />
+          </div>
+          <div className="field inline">
+            <label htmlFor="tap-code">Code</label>
+            <select id="tap-code" value={code} onChange={(event) => setCode(event.target.value)}>
+              <option value="">Any</option>
+              {codes.map((name) => (
+                <option key={name} value={name}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field inline">
+            <label htmlFor="tap-slower">Slower than (ms)</label>
+            <input
+              id="tap-slower"
+              inputMode="numeric"
+              value={slowerThan}
+              onChange={(event) => setSlowerThan(event.target.value)}
+            />
+          </div>
+          <button
+            type="button"
+            className="secondary"
+            onClick={view.paused ? tap.resume : tap.pause}
+            aria-pressed={view.paused}
+          >
+            {view.paused ? `Resume (${view.held} waiting)` : "Pause"}
+          </button>
+        </div>
+        {view.rows.length === 0 ? (
+          <p className="empty">No calls yet. Calls show here as the services answer them.</p>
+        ) : (
+          <div className="table-scroll">
+            <table className="tap-table">
+              <caption className="visually-hidden">Calls, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Method</th>
+                  <th scope="col" className="optional">
+                    Protocol
+                  </th>
+                  <th scope="col" className="optional">
+                    Caller
+                  </th>
+                  <th scope="col">Code</th>
+                  <th scope="col" className="number">
+                    ms
+                  </th>
+                  <th scope="col" className="number optional">
+                    Bytes in / out
+                  </th>
+                  <th scope="col">Trace</th>
+                </tr>
+              </thead>
+              <tbody>
+                {view.rows.map(({ key, event }) => (
+                  <Fragment key={key}>
+                    <tr
+                      data-tap-method={event.method}
+                      data-code={event.code}
+                      className="clickable"
+                      onClick={() => setOpen(open === key ? undefined : key)}
+                    >
+                      <td className="muted">
+                        {event.time ? timestampDate(event.time).toLocaleTimeString() : ""}
+                      </td>
+                      <td>
+                        <button
+                          type="button"
+                          className="link-button"
+                          aria-expanded={open === key}
+                          aria-label={`${event.method} on ${event.server}: show its messages`}
+                        >
+                          {event.server} · {event.method.split("/")[1]}
+                        </button>
+                      </td>
+                      <td className="optional muted">
+                        {event.protocol}+{event.codec} · HTTP/{event.httpVersion}
+                      </td>
+                      <td className="optional">{event.caller}</td>
+                      <td>
+                        <span className={`tag ${event.code === "ok" ? "tag-ok" : "tag-warn"}`}>
+                          {event.code}
+                        </span>
+                      </td>
+                      <td className="number">{event.durationMs.toFixed(1)}</td>
+                      <td className="number optional">
+                        {String(event.requestBytes)} / {String(event.responseBytes)}
+                      </td>
+                      <td>
+                        {event.traceId ? (
+                          <Link href={`/traces/${event.traceId}`} title={event.traceId}>
+                            {event.traceId.slice(0, 8)}
+                          </Link>
+                        ) : (
+                          <span className="muted">—</span>
+                        )}
+                      </td>
+                    </tr>
+                    {open === key && (
+                      <tr className="tap-payloads">
+                        <td colSpan={8}>
+                          {event.message && <p className="outcome error">{event.message}</p>}
+                          <div className="tap-messages">
+                            <Messages title="Request" values={event.requests} />
+                            <Messages title="Response" values={event.responses} />
+                          </div>
+                        </td>
+                      </tr>
+                    )}
+                  </Fragment>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function Messages({ title, values }: { title: string; values: readonly unknown[] }) {
+  return (
+    <div>
+      <h3 className="small-title">{title}</h3>
+      {values.length === 0 ? (
+        <p className="muted">Not kept (a stream&apos;s messages are not tapped).</p>
+      ) : (
+        values.map((value, i) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the messages of one call, in order
+          <pre key={i} data-tap-payload={title.toLowerCase()}>
+            {JSON.stringify(toPlain(value), null, 2)}
+          </pre>
+        ))
+      )}
+    </div>
+  );
+}
+
+/** A google.protobuf.Value as the plain JSON it holds. */
+function toPlain(value: unknown): unknown {
+  const kind = (value as { kind?: { case?: string; value?: unknown } }).kind;
+  switch (kind?.case) {
+    case "structValue":
+      return Object.fromEntries(
+        Object.entries((kind.value as { fields: Record<string, unknown> }).fields).map(
+          ([key, field]) => [key, toPlain(field)],
+        ),
+      );
+    case "listValue":
+      return (kind.value as { values: unknown[] }).values.map(toPlain);
+    case "nullValue":
+      return null;
+    default:
+      return kind?.value;
+  }
+}
