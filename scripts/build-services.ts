@@ -48,7 +48,7 @@ const builtinsByRequire: Plugin = {
   },
 };
 
-/** A digest of every source a service bundle is made from, and of the lock file. */
+/** A digest of every source a service bundle is made from, of the lock file and of this script. */
 function sourcesDigest(): string {
   const folders = [
     "packages/api/src",
@@ -59,6 +59,7 @@ function sourcesDigest(): string {
   ];
   return filesDigest(root, [
     "package-lock.json",
+    "scripts/build-services.ts",
     ...folders.flatMap((folder) => filesUnder(root, folder)),
   ]);
 }
@@ -84,8 +85,11 @@ export async function buildServices(options: { force?: boolean } = {}): Promise<
         sourcemap: "linked",
         minifyWhitespace: true,
         minifySyntax: true,
-        // The contracts with their comments (half a megabyte) are read by reflection only.
-        external: ["@opentelemetry/sdk-node", "@shop/api/descriptors"],
+        // The contracts with their comments (half a megabyte) are read by reflection only. The
+        // OpenTelemetry API stays outside with the SDK: a copy of it in the bundle would hand the
+        // runtime a tracer from its own provider, which the SDK (registering with the copy in
+        // node_modules) never reaches, and no span would record.
+        external: ["@opentelemetry/api", "@opentelemetry/sdk-node", "@shop/api/descriptors"],
         plugins: [builtinsByRequire],
         // CommonJS dependencies inside an ES module bundle still call require().
         banner: {

@@ -83,6 +83,22 @@ interface Managed {
   env: Record<string, string>;
 }
 
+// Unless the OTEL_* variables choose otherwise (Jaeger, say), the services send their traces to
+// the dashboard's OTLP receiver, which shows them without anything else to install; a short batch
+// delay shows a call's trace within a second or so.
+const otelChosen = [
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+  "OTEL_TRACES_EXPORTER",
+  "OTEL_SDK_DISABLED",
+].some((name) => process.env[name]);
+const traceEnv: Record<string, string> = otelChosen
+  ? {}
+  : {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${env.DASHBOARD_PORT}/v1/traces`,
+      OTEL_BSP_SCHEDULE_DELAY: process.env.OTEL_BSP_SCHEDULE_DELAY ?? "500",
+    };
+
 // `npm start` runs each service's bundle (rebuilt first when its sources changed); `npm run dev`
 // runs the TypeScript sources and restarts a service when a file it loads changes.
 const dev = process.argv.includes("--dev");
@@ -94,14 +110,14 @@ const services: Managed[] = [
     port: env.USERS_PORT,
     args: serviceMain("users"),
     cwd: root,
-    env: { ...authEnv, CORS_ORIGINS: corsOrigins },
+    env: { ...authEnv, ...traceEnv, CORS_ORIGINS: corsOrigins },
   },
   {
     name: "inventory",
     port: env.INVENTORY_PORT,
     args: serviceMain("inventory"),
     cwd: root,
-    env: { ...authEnv, CORS_ORIGINS: corsOrigins },
+    env: { ...authEnv, ...traceEnv, CORS_ORIGINS: corsOrigins },
   },
   {
     name: "orders",
@@ -110,6 +126,7 @@ const services: Managed[] = [
     cwd: root,
     env: {
       ...authEnv,
+      ...traceEnv,
       AUTH_SERVICE_KEY_FILE: privateKeyFile(authDir, serviceSigner("orders")),
       CORS_ORIGINS: corsOrigins,
       USERS_URL: `http://127.0.0.1:${env.USERS_PORT}`,

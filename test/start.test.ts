@@ -23,6 +23,7 @@ import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { expectCode, freePort } from "@shop/testing";
+import { chromiumMissing, launchChromium } from "./support/browser.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // The data folder does not exist yet, as on a fresh clone: npm start makes it.
@@ -217,6 +218,102 @@ test("npm start brings up all three services and the dashboard on a fresh folder
     );
   } finally {
     await stop(second);
+  }
+});
+
+test("on npm start, a CreateOrder made with curl is one trace in the dashboard within 5 s, with spans of the three services and the deadlines they were given", {
+  skip: chromiumMissing ?? false,
+}, async (t) => {
+  const started = await start();
+  const browser = await launchChromium();
+  try {
+    const token = await mintToken();
+    const users = clientOf(UserService, ports.USERS_PORT, token);
+    const { user } = await users.createUser({
+      name: "Traced",
+      email: `traced-${randomUUID()}@example.com`,
+    });
+    const { stdout } = await promisify(execFile)("curl", [
+      "-s",
+      "-X",
+      "POST",
+      `http://localhost:${ports.ORDERS_PORT}/shop.order.v1.OrderService/CreateOrder`,
+      "-H",
+      "content-type: application/json",
+      "-H",
+      `authorization: Bearer ${token}`,
+      "-H",
+      "connect-timeout-ms: 10000",
+      "-d",
+      JSON.stringify({
+        user_id: user?.id,
+        items: [{ sku: "MUG-CERAMIC", quantity: 1 }],
+        request_id: randomUUID(),
+      }),
+    ]);
+    assert.ok(JSON.parse(stdout).order?.id, stdout);
+    const placed = performance.now();
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`http://localhost:${ports.DASHBOARD_PORT}/traces`);
+    await page.getByRole("button", { name: "Sign in as admin" }).click();
+    const row = page.locator("tr[data-trace]", {
+      hasText: "shop.order.v1.OrderService/CreateOrder",
+    });
+    await row.first().waitFor({ timeout: 10_000 });
+    const ms = performance.now() - placed;
+    t.diagnostic(`the trace was listed ${Math.round(ms)} ms after curl returned`);
+    assert.ok(ms < 5_000, `${Math.round(ms)} ms`);
+    // The exporters send in batches: wait until the three services' spans are all in.
+    await page
+      .locator("tr[data-trace]", { hasText: /orders → (users → inventory|inventory → users)/ })
+      .first()
+      .waitFor({ timeout: 5_000 });
+    await page
+      .locator("tr[data-trace]", { hasText: /orders → (users → inventory|inventory → users)/ })
+      .first()
+      .getByRole("link")
+      .click();
+    for (const service of ["orders", "users", "inventory"]) {
+      await page.locator(`li[data-service="${service}"]`).first().waitFor();
+    }
+    // Each RPC span says the deadline it was given and what was left of it when it started.
+    const spans = page.locator('li[data-span="shop.order.v1.OrderService/CreateOrder"]');
+    await spans.first().getByRole("button").click();
+    for (const attribute of ["rpc.deadline", "rpc.deadline.remaining_ms"]) {
+      await spans.first().locator(`[data-attribute="${attribute}"]`).waitFor();
+    }
+    const left = Number(
+      await spans.first().locator('[data-attribute="rpc.deadline.remaining_ms"] dd').textContent(),
+    );
+    assert.ok(left > 9_000 && left <= 10_000, `${left} ms of the 10 s deadline left at the start`);
+    const upstream = page.locator('li[data-span="shop.user.v1.UserService/GetUser"]').first();
+    await upstream.getByRole("button").click();
+    await upstream.locator('[data-attribute="rpc.deadline.remaining_ms"]').waitFor();
+    await page.screenshot({ path: path.join(root, "docs", "screenshots", "traces.png") });
+
+    // The traces are the admin's; the receiver refuses what is not an export.
+    const dashboard = `http://127.0.0.1:${ports.DASHBOARD_PORT}`;
+    assert.equal((await fetch(`${dashboard}/api/traces`)).status, 401);
+    const customer = await fetch(`${dashboard}/api/session`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ role: "customer", userId: user?.id }),
+    });
+    const { token: customerToken } = (await customer.json()) as { token: string };
+    const asCustomer = await fetch(`${dashboard}/api/traces`, {
+      headers: { authorization: `Bearer ${customerToken}` },
+    });
+    assert.equal(asCustomer.status, 403);
+    const malformed = await fetch(`${dashboard}/v1/traces`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf" },
+      body: new Uint8Array([0xff, 0xff, 0xff]),
+    });
+    assert.equal(malformed.status, 400);
+  } finally {
+    await browser.close();
+    await stop(started);
   }
 });
 

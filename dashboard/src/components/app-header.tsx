@@ -13,6 +13,7 @@ const pages = [
   { href: "/products", label: "Products" },
   { href: "/explorer", label: "Explorer" },
   { href: "/tap", label: "Tap" },
+  { href: "/traces", label: "Traces" },
 ] as const;
 
 /** The title bar: navigation, the state of the three data streams, and who is signed in. */

@@ -4,10 +4,6 @@ import { inventoryService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const config = loadConfig(process.env);
-const telemetry = await startTelemetry({
-  serviceName: config.telemetry.serviceName ?? "inventory",
-  enabled: config.telemetry.enabled,
-});
 const logger = createLogger("inventory", config.logLevel);
 const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
@@ -19,6 +15,12 @@ const service = await startService(
   logger,
 );
 logger.info({ url: service.server.url }, "inventory service listening");
+// After the service serves: loading the OpenTelemetry SDK takes time that start-up need not wait
+// for (calls before it are not traced).
+const telemetry = await startTelemetry({
+  serviceName: config.telemetry.serviceName ?? "inventory",
+  enabled: config.telemetry.enabled,
+});
 stopOnSignals(service, logger, {
   after: async () => {
     await telemetry.shutdown();

@@ -10,10 +10,6 @@ import { ordersService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const config = loadConfig(process.env);
-const telemetry = await startTelemetry({
-  serviceName: config.telemetry.serviceName ?? "orders",
-  enabled: config.telemetry.enabled,
-});
 const logger = createLogger("orders", config.logLevel);
 const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
@@ -28,6 +24,12 @@ logger.info(
   { url: service.server.url, users: config.usersUrl, inventory: config.inventoryUrl },
   "orders service listening",
 );
+// After the service serves: loading the OpenTelemetry SDK takes time that start-up need not wait
+// for (calls before it are not traced).
+const telemetry = await startTelemetry({
+  serviceName: config.telemetry.serviceName ?? "orders",
+  enabled: config.telemetry.enabled,
+});
 stopOnSignals(service, logger, {
   after: async () => {
     await telemetry.shutdown();

@@ -4,10 +4,6 @@ import { usersService } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const config = loadConfig(process.env);
-const telemetry = await startTelemetry({
-  serviceName: config.telemetry.serviceName ?? "users",
-  enabled: config.telemetry.enabled,
-});
 const logger = createLogger("users", config.logLevel);
 const database = await resolveDatabaseUrl({
   databaseUrl: config.databaseUrl,
@@ -15,6 +11,12 @@ const database = await resolveDatabaseUrl({
 });
 const service = await startService(usersService, { ...config, databaseUrl: database.url }, logger);
 logger.info({ url: service.server.url }, "users service listening");
+// After the service serves: loading the OpenTelemetry SDK takes time that start-up need not wait
+// for (calls before it are not traced).
+const telemetry = await startTelemetry({
+  serviceName: config.telemetry.serviceName ?? "users",
+  enabled: config.telemetry.enabled,
+});
 stopOnSignals(service, logger, {
   after: async () => {
     await telemetry.shutdown();

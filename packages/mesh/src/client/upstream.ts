@@ -234,7 +234,7 @@ export function createUpstream<T extends DescService>(
         method.idempotency === Idempotency.IDEMPOTENT ||
         hasRequestId(input);
       deposit(retry.budgetRatio);
-      const span = startClientSpan(service.typeName, method.name, options.name, header);
+      const span = startClientSpan(service.typeName, method.name, options.name, header, deadline);
       const call = throughBreaker(async () => {
         if (credentials) await signIn(span.header, credentials);
         for (let attempt = 1; ; attempt++) {
@@ -271,7 +271,7 @@ export function createUpstream<T extends DescService>(
       // Streams are not retried: their messages may have been consumed already. The span covers
       // opening the stream; the stream itself can live for hours.
       const { deadline, signal: callSignal } = budget(timeoutMs, signal);
-      const span = startClientSpan(service.typeName, method.name, options.name, header);
+      const span = startClientSpan(service.typeName, method.name, options.name, header, deadline);
       const call = throughBreaker(() =>
         pick().transport.stream(
           method,

@@ -67,7 +67,7 @@ const grpcUnits: Record<string, number> = {
 };
 
 /** The timeout a request carries, in milliseconds: gRPC and gRPC-web `grpc-timeout`, Connect `connect-timeout-ms`. */
-function timeoutOf(header: Headers): number | undefined {
+export function timeoutOf(header: Headers): number | undefined {
   const connect = header.get("connect-timeout-ms");
   if (connect !== null && /^\d{1,10}$/.test(connect)) return Number(connect);
   const grpc = header.get("grpc-timeout");

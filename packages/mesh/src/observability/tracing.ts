@@ -13,6 +13,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { convertOnce } from "../change-feed/convert-once.ts";
+import { timeoutOf } from "../interceptors/call-context.ts";
 import { type AnyRequest, type Next, observeStream } from "../protocol/streams.ts";
 import { codeName } from "./metrics.ts";
 
@@ -125,8 +126,22 @@ export function createServerTracingInterceptor(): Interceptor {
       // Nothing to record and no trace to continue (no SDK, say): the call runs as it is.
       return next(req);
     }
+    if (span.isRecording()) {
+      const timeoutMs = timeoutOf(req.header);
+      if (timeoutMs !== undefined) setDeadline(span, Date.now() + timeoutMs);
+    }
     return traced(next, req, span, parent, system);
   };
+}
+
+/**
+ * Records on an RPC span the deadline its call was given and how much of it was left when the span
+ * started, so that a trace's waterfall shows where a deadline was spent: `rpc.deadline` (ISO 8601)
+ * and `rpc.deadline.remaining_ms`.
+ */
+function setDeadline(span: Span, deadline: number): void {
+  span.setAttribute("rpc.deadline", new Date(deadline).toISOString());
+  span.setAttribute("rpc.deadline.remaining_ms", Math.max(0, deadline - Date.now()));
 }
 
 /**
@@ -151,6 +166,8 @@ export function startClientSpan(
   method: string,
   serverAddress: string,
   header: ConstructorParameters<typeof Headers>[0],
+  /** The call's deadline (Date.now() scale), recorded on the span. */
+  deadline?: number,
 ): { header: Headers; context: Context; end: (error?: unknown) => void } {
   const span = tracer.startSpan(`${service}/${method}`, {
     kind: SpanKind.CLIENT,
@@ -161,6 +178,7 @@ export function startClientSpan(
       "server.address": serverAddress,
     },
   });
+  if (deadline !== undefined && span.isRecording()) setDeadline(span, deadline);
   const ctx = trace.setSpan(context.active(), span);
   const headers = new Headers(header);
   propagation.inject(ctx, headers, headerSetter);
