@@ -13,6 +13,7 @@ import CircuitBreaker from "opossum";
 import { Counter, Gauge } from "prom-client";
 import { currentCall, recordCalls } from "../interceptors/call-context.ts";
 import { processRegistry } from "../observability/metrics.ts";
+import { recordUpstreamCall } from "../observability/stats.ts";
 import { startClientSpan } from "../observability/tracing.ts";
 import { defaultLimits } from "../server/serve.ts";
 import { createGrpcUnaryCaller } from "./grpc-unary.ts";
@@ -234,6 +235,7 @@ export function createUpstream<T extends DescService>(
         method.idempotency === Idempotency.IDEMPOTENT ||
         hasRequestId(input);
       deposit(retry.budgetRatio);
+      const started = performance.now();
       const span = startClientSpan(service.typeName, method.name, options.name, header, deadline);
       const call = throughBreaker(async () => {
         if (credentials) await signIn(span.header, credentials);
@@ -262,8 +264,14 @@ export function createUpstream<T extends DescService>(
         }
       });
       call.then(
-        () => span.end(),
-        (error: unknown) => span.end(error),
+        () => {
+          span.end();
+          recordUpstreamCall(options.name, performance.now() - started, undefined);
+        },
+        (error: unknown) => {
+          span.end(error);
+          recordUpstreamCall(options.name, performance.now() - started, error);
+        },
       );
       return call;
     },

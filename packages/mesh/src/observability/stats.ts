@@ -3,6 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import { convertOnce } from "../change-feed/convert-once.ts";
+import { callerKey } from "../interceptors/auth.ts";
 import type { CallObserver } from "./call-observers.ts";
 
 const windowSeconds = 10;
@@ -26,49 +27,46 @@ interface MethodState {
   activeStreams: number;
 }
 
-/** Per-method request rates, error rates and latencies of one server over a sliding window. */
-export interface RequestStats {
-  /** Counts every call this server handles (see observeCalls); first, so that it sees every outcome. */
-  observer: CallObserver<unknown>;
-  /** Adds `shop.mesh.v1.StatsService` (WatchStats) to `router`. */
-  register(router: ConnectRouter, options: { service: string; shutdownSignal: AbortSignal }): void;
+/** One row of a table's figures over the window. */
+interface Figures {
+  key: string;
+  requestsPerSecond: number;
+  errorsPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  totalRequests: bigint;
+  totalErrors: bigint;
+  activeStreams: bigint;
 }
 
-/**
- * Creates the live statistics of one server. Written here rather than read from the Prometheus
- * registry because the dashboard needs rates and percentiles over the last seconds, which a
- * cumulative histogram cannot give without a scraper.
- */
-export function createRequestStats(): RequestStats {
-  const methods = new Map<string, MethodState>();
+const now = () => Math.floor(Date.now() / 1000);
+const logGrowth = Math.log(bucketGrowth);
 
-  const slotOf = (state: MethodState, second: number): Slot => {
-    const index = second % windowSeconds;
-    let slot = state.slots[index];
-    if (!slot || slot.second !== second) {
-      slot = { second, started: 0, errors: 0, latencies: new Uint32Array(bucketCount) };
-      state.slots[index] = slot;
-    }
-    return slot;
-  };
-  const stateOf = (method: string): MethodState => {
-    let state = methods.get(method);
+/**
+ * Calls by key (a method, a peer) over a sliding window: starts, errors and a latency histogram
+ * per second, and totals. Written here rather than read from the Prometheus registry because the
+ * dashboard needs rates and percentiles over the last seconds, which a cumulative histogram cannot
+ * give without a scraper.
+ */
+class CallTable {
+  private readonly rows = new Map<string, MethodState>();
+
+  stateOf(key: string): MethodState {
+    let state = this.rows.get(key);
     if (!state) {
       state = { slots: [], totalRequests: 0, totalErrors: 0, activeStreams: 0 };
-      methods.set(method, state);
+      this.rows.set(key, state);
     }
     return state;
-  };
-  // The state of each method, found by the method's descriptor; null for the runtime's own
-  // services (health, reflection, stats), which are left out of the numbers.
-  const stateFor = convertOnce((method: DescMethod): MethodState | null => {
-    const service = method.parent.typeName;
-    const own = service.startsWith("grpc.") || service.startsWith("shop.mesh.");
-    return own ? null : stateOf(`${service}/${method.name}`);
-  });
-  const now = () => Math.floor(Date.now() / 1000);
-  const logGrowth = Math.log(bucketGrowth);
-  const finish = (state: MethodState, durationMs: number, error: unknown, unary: boolean) => {
+  }
+
+  start(state: MethodState): void {
+    state.totalRequests++;
+    slotOf(state, now()).started++;
+  }
+
+  /** A call ended: its error (a client's cancel is none) and, for unary calls, its duration. */
+  finish(state: MethodState, durationMs: number, error: unknown, unary: boolean): void {
     const code = error === undefined ? undefined : ConnectError.from(error).code;
     const slot = slotOf(state, now());
     // A client that goes away (ending its watch, say) is not a server error.
@@ -83,32 +81,11 @@ export function createRequestStats(): RequestStats {
       );
       slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
     }
-  };
-  const observer: CallObserver<MethodState> = {
-    start(req) {
-      const state = stateFor(req.method);
-      if (state === null) return null;
-      state.totalRequests++;
-      slotOf(state, now()).started++;
-      return state;
-    },
-    streaming(state) {
-      state.activeStreams++;
-    },
-    end(state, call, { error, closed, durationMs }) {
-      if (call.streaming) {
-        // A stream its client closed was not finished by the server.
-        if (!closed) finish(state, durationMs, error, false);
-        state.activeStreams--;
-        return;
-      }
-      finish(state, durationMs, error, error === undefined || !call.req.stream);
-    },
-  };
+  }
 
-  const snapshot = () => {
+  snapshot(): Figures[] {
     const current = now();
-    return [...methods].map(([method, state]) => {
+    return [...this.rows].map(([key, state]) => {
       let started = 0;
       let errors = 0;
       const latencies = new Uint32Array(bucketCount);
@@ -120,7 +97,7 @@ export function createRequestStats(): RequestStats {
           latencies[i] = (latencies[i] ?? 0) + (slot.latencies[i] ?? 0);
       }
       return {
-        method,
+        key,
         requestsPerSecond: started / windowSeconds,
         errorsPerSecond: errors / windowSeconds,
         latencyP50Ms: percentile(latencies, 0.5),
@@ -130,7 +107,92 @@ export function createRequestStats(): RequestStats {
         activeStreams: BigInt(state.activeStreams),
       };
     });
+  }
+}
+
+function slotOf(state: MethodState, second: number): Slot {
+  const index = second % windowSeconds;
+  let slot = state.slots[index];
+  if (!slot || slot.second !== second) {
+    slot = { second, started: 0, errors: 0, latencies: new Uint32Array(bucketCount) };
+    state.slots[index] = slot;
+  }
+  return slot;
+}
+
+/**
+ * The calls this process makes to its upstreams, by upstream ("users"): what the dashboard's
+ * topology shows on the edge from this service to each. One table per process, as a process runs
+ * one service (services started in one test process share it).
+ */
+const upstreamCalls = new CallTable();
+
+/** Records one call to `upstream` (the outbound client's), as it ended. */
+export function recordUpstreamCall(upstream: string, durationMs: number, error: unknown): void {
+  const state = upstreamCalls.stateOf(upstream);
+  upstreamCalls.start(state);
+  upstreamCalls.finish(state, durationMs, error, true);
+}
+
+/** Per-method request rates, error rates and latencies of one server over a sliding window. */
+export interface RequestStats {
+  /** Counts every call this server handles (see observeCalls); first, so that it sees every outcome. */
+  observer: CallObserver<unknown>;
+  /** Adds `shop.mesh.v1.StatsService` (WatchStats) to `router`. */
+  register(router: ConnectRouter, options: { service: string; shutdownSignal: AbortSignal }): void;
+}
+
+/** What the observer keeps of a call: its method's row and its caller's. */
+interface CallRows {
+  method: MethodState;
+  caller: MethodState;
+}
+
+/** Creates the live statistics of one server. */
+export function createRequestStats(): RequestStats {
+  const methods = new CallTable();
+  const callers = new CallTable();
+  // The state of each method, found by the method's descriptor; null for the runtime's own
+  // services (health, reflection, stats, tap), which are left out of the numbers.
+  const stateFor = convertOnce((method: DescMethod): MethodState | null => {
+    const service = method.parent.typeName;
+    const own = service.startsWith("grpc.") || service.startsWith("shop.mesh.");
+    return own ? null : methods.stateOf(`${service}/${method.name}`);
+  });
+  const observer: CallObserver<CallRows> = {
+    start(req) {
+      const method = stateFor(req.method);
+      if (method === null) return null;
+      // Who called: another service (by its token), or anyone else.
+      const identity = req.contextValues.get(callerKey);
+      const caller = callers.stateOf(
+        identity?.roles.includes("service") ? identity.subject : outside,
+      );
+      methods.start(method);
+      callers.start(caller);
+      return { method, caller };
+    },
+    streaming(rows) {
+      rows.method.activeStreams++;
+      rows.caller.activeStreams++;
+    },
+    end(rows, call, { error, closed, durationMs }) {
+      for (const state of [rows.method, rows.caller]) {
+        if (call.streaming) {
+          // A stream its client closed was not finished by the server.
+          if (!closed) methods.finish(state, durationMs, error, false);
+          state.activeStreams--;
+          continue;
+        }
+        methods.finish(state, durationMs, error, error === undefined || !call.req.stream);
+      }
+    },
   };
+
+  const asPeers = (table: CallTable) =>
+    table
+      .snapshot()
+      .map(({ key, activeStreams: _streams, ...figures }) => ({ peer: key, ...figures }));
 
   return {
     observer,
@@ -144,7 +206,11 @@ export function createRequestStats(): RequestStats {
               service: options.service,
               time: timestampNow(),
               windowSeconds,
-              methods: snapshot(),
+              methods: methods
+                .snapshot()
+                .map(({ key, ...figures }) => ({ method: key, ...figures })),
+              upstreams: asPeers(upstreamCalls),
+              callers: asPeers(callers),
             };
             await new Promise<void>((resolve) => {
               const timer = setTimeout(done, interval);
@@ -161,6 +227,9 @@ export function createRequestStats(): RequestStats {
     },
   };
 }
+
+/** The caller of calls from outside the mesh (no service's token). */
+const outside = "outside";
 
 /** The upper bound of the bucket holding the `q` quantile, in milliseconds; 0 for no data. */
 function percentile(latencies: Uint32Array, q: number): number {
