@@ -1445,3 +1445,88 @@ test("the tap page shows a call made with curl within 1 s, its email and name re
   assert.equal(await page.locator("tr[data-code]").count(), 1, "only the not_found call");
   await page.close();
 });
+
+test("the topology shows the edges from orders to users and inventory moving under load, and the inventory edge failing while inventory is stopped; an edge opens the tap", {
+  skip,
+}, async (t) => {
+  const page = await openPage("/topology");
+  for (const service of ["users", "orders", "inventory"]) {
+    await page.locator(`[data-node="${service}"][data-health="SERVING"]`).waitFor();
+  }
+  const client = createClient(
+    OrderService,
+    createGrpcTransport({ baseUrl: orders.server.url, interceptors: [asAdmin] }),
+  );
+  const { user } = await curl<{ user: { id: string } }>(
+    users.server.url,
+    "shop.user.v1.UserService/CreateUser",
+    { name: "Topology Load", email: `topology-${Date.now()}@example.com` },
+  );
+  // Enough mugs for every order of the test.
+  await curl(inventory.server.url, "shop.inventory.v1.InventoryService/AdjustStock", {
+    sku: "MUG-CERAMIC",
+    delta: 10_000,
+  });
+  let firstError: string | undefined;
+  /** Places orders for `ms`, counting how many failed. */
+  const load = async (ms: number) => {
+    let failed = 0;
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      await Promise.all(
+        Array.from({ length: 4 }, () =>
+          client
+            .createOrder({
+              userId: user.id,
+              items: [{ sku: "MUG-CERAMIC", quantity: 1n }],
+              requestId: crypto.randomUUID(),
+            })
+            .catch((error: unknown) => {
+              failed++;
+              firstError ??= String(error);
+            }),
+        ),
+      );
+    }
+    return failed;
+  };
+  const rate = async (edge: string) =>
+    Number(await page.locator(`[data-edge="${edge}"]`).getAttribute("data-rps"));
+  assert.equal(await load(3_000), 0, firstError);
+  for (const edge of ["orders-users", "orders-inventory"]) {
+    await waitFor(async () => (await rate(edge)) > 0, { message: `${edge} moves` });
+  }
+  t.diagnostic(
+    `under load: orders→users ${await rate("orders-users")}/s, orders→inventory ${await rate("orders-inventory")}/s`,
+  );
+  await page
+    .locator('[data-edge="orders-inventory"][data-failing="false"]')
+    .waitFor({ timeout: 2_000 });
+  await shoot(page, "topology");
+
+  // Inventory stops: its node goes red, and so does the edge to it, not the one to users.
+  await inventory.stop(100);
+  try {
+    assert.ok((await load(2_000)) > 0, "orders fail while inventory is down");
+    await page.locator('[data-node="inventory"][data-health="UNREACHABLE"]').waitFor();
+    await page.locator('[data-edge="orders-inventory"][data-failing="true"]').waitFor();
+    assert.equal(
+      await page.locator('[data-edge="orders-users"]').getAttribute("data-failing"),
+      "false",
+    );
+    await shoot(page, "topology-inventory-down");
+  } finally {
+    inventory = await startTestService(
+      inventoryService({ seedDemoCatalog: true }),
+      database.url,
+      serviceEnv({ PORT: String(new URL(inventory.server.url).port) }),
+    );
+  }
+
+  // An edge opens the tap on the service that answers its calls.
+  await page.locator('[data-edge="orders-users"] text').click();
+  await page.waitForURL(/\/tap\?service=users$/);
+  assert.equal(await page.getByLabel("Service").inputValue(), "users");
+  await page.locator('[data-stream="tap users"][data-status="live"]').waitFor();
+  await page.close();
+});

@@ -12,6 +12,7 @@ const pages = [
   { href: "/orders", label: "Orders" },
   { href: "/products", label: "Products" },
   { href: "/explorer", label: "Explorer" },
+  { href: "/topology", label: "Topology" },
   { href: "/tap", label: "Tap" },
   { href: "/traces", label: "Traces" },
 ] as const;

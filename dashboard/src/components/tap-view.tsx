@@ -2,6 +2,7 @@
 
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import Link from "next/link";
+import { useSearchParams } from "next/navigation";
 import { Fragment, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import { createLiveTap, type TapFilters } from "../lib/live-tap.ts";
 import { type ServiceName, serviceNames } from "../lib/service-urls.ts";
@@ -37,7 +38,11 @@ export function TapView() {
   const admin = session.status === "off" || shop.identity?.role === "admin";
   const tap = useMemo(() => createLiveTap(), []);
   const view = useSyncExternalStore(tap.subscribe, tap.getSnapshot, tap.getSnapshot);
-  const [server, setServer] = useState<ServiceName | "">("");
+  // The topology opens the tap on one service (?service=users).
+  const asked = useSearchParams().get("service");
+  const [server, setServer] = useState<ServiceName | "">(() =>
+    serviceNames.includes(asked as ServiceName) ? (asked as ServiceName) : "",
+  );
   const [method, setMethod] = useState("");
   const [code, setCode] = useState("");
   const [slowerThan, setSlowerThan] = useState("");
