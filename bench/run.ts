@@ -13,6 +13,9 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { TapService } from "@shop/api/shop/mesh/v1/tap_service_pb";
 import { type User, UserSchema } from "@shop/api/shop/user/v1/user_pb";
 import { ensureDatabase, startLocalPostgres, withDatabase } from "@shop/local-postgres";
 import postgres from "postgres";
@@ -340,6 +343,13 @@ async function startPeers(): Promise<void> {
       args: ["--store=memory", "--validate=off"],
     },
     {
+      // The same server with one tap open (issue 19): what a tap costs the calls it sees.
+      key: "ours-memory-tapped",
+      label: "ours with a tap open, in-memory",
+      script: "ours.ts",
+      args: ["--store=memory"],
+    },
+    {
       key: "grpc-js-memory",
       label: "grpc-js, in-memory",
       script: "grpc-js.ts",
@@ -378,6 +388,7 @@ async function startPeers(): Promise<void> {
     servers.set(spec.key, server);
     cleanups.push(() => server.stop());
   }
+  openTap(server("ours-memory-tapped").url);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   for (const [key, server] of servers) {
     const memory = await server.memory();
@@ -388,6 +399,28 @@ async function startPeers(): Promise<void> {
       heapUsed: memory.heapUsed,
     });
   }
+}
+/**
+ * Keeps one tap with payloads open on `url` for the rest of the run, reading every call it
+ * reports (from the driver's core, as a dashboard would from its own machine); what it saw goes in
+ * the results.
+ */
+const tapped: { calls: number; dropped: number; ended?: string } = { calls: 0, dropped: 0 };
+function openTap(url: string): void {
+  const stop = new AbortController();
+  cleanups.push(async () => stop.abort());
+  const client = createClient(TapService, createGrpcTransport({ baseUrl: url }));
+  void (async () => {
+    try {
+      for await (const response of client.tap({ payloads: true }, { signal: stop.signal })) {
+        tapped.calls += response.events.length;
+        tapped.dropped += Number(response.dropped);
+      }
+    } catch (error) {
+      // It ends when its server stops, at the end of the scenario.
+      if (!stop.signal.aborted) tapped.ended = String(error);
+    }
+  })();
 }
 function labelOf(key: string): string {
   return servers.get(key)?.name ?? key;
@@ -427,6 +460,7 @@ const unary = await scenario("unary", async () => {
       protocol: "grpc",
       keys: [
         "ours-memory",
+        "ours-memory-tapped",
         "ours-memory-unvalidated",
         "connect-node-memory",
         "grpc-js-memory",
@@ -478,6 +512,8 @@ const unary = await scenario("unary", async () => {
         ratio("ours / grpc-js (in-memory)", "ours-memory", "grpc-js-memory", ">= 1.0"),
         ratio("ours / raw node:http2 (in-memory)", "ours-memory", "raw-http2", ">= 0.7"),
         ratio("ours / connect-node default (in-memory)", "ours-memory", "connect-node-memory"),
+        // What one open tap (with payloads) costs the calls it sees (issue 19).
+        ratio("ours with a tap open / ours (in-memory)", "ours-memory-tapped", "ours-memory"),
         // What checking every request against the contract's rules costs (issue 18).
         ratio(
           "ours / ours without request validation (in-memory)",
@@ -761,6 +797,8 @@ writeFileSync(
       startup,
       npmStart,
       atRest,
+      // What the tap on "ours with a tap open" reported over the run: calls, and calls it dropped.
+      tap: tapped,
       failures,
       report,
     },

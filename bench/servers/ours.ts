@@ -4,7 +4,8 @@
 //   --store=postgres   startService(usersService): migrations, change feed, PostgreSQL store
 //   --validate=off     (in memory) without checking requests against the contract's rules, to
 //                      measure what that check costs
-// Telemetry stays off (no OTEL_* variables), as in a default `npm start`.
+// Telemetry stays off (no OTEL_* variables), as for a service started by hand (`npm start` sends
+// the services' traces to the dashboard).
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { createLogger, type Server, serve, startService } from "@shop/mesh";
 import { usersService } from "../../services/users/src/app.ts";

@@ -239,7 +239,7 @@ export function TapView() {
   );
 }
 
-function Messages({ title, values }: { title: string; values: readonly unknown[] }) {
+function Messages({ title, values }: { title: string; values: readonly string[] }) {
   return (
     <div>
       <h3 className="small-title">{title}</h3>
@@ -249,7 +249,7 @@ function Messages({ title, values }: { title: string; values: readonly unknown[]
         values.map((value, i) => (
           // biome-ignore lint/suspicious/noArrayIndexKey: the messages of one call, in order
           <pre key={i} data-tap-payload={title.toLowerCase()}>
-            {JSON.stringify(toPlain(value), null, 2)}
+            {pretty(value)}
           </pre>
         ))
       )}
@@ -257,21 +257,11 @@ function Messages({ title, values }: { title: string; values: readonly unknown[]
   );
 }
 
-/** A google.protobuf.Value as the plain JSON it holds. */
-function toPlain(value: unknown): unknown {
-  const kind = (value as { kind?: { case?: string; value?: unknown } }).kind;
-  switch (kind?.case) {
-    case "structValue":
-      return Object.fromEntries(
-        Object.entries((kind.value as { fields: Record<string, unknown> }).fields).map(
-          ([key, field]) => [key, toPlain(field)],
-        ),
-      );
-    case "listValue":
-      return (kind.value as { values: unknown[] }).values.map(toPlain);
-    case "nullValue":
-      return null;
-    default:
-      return kind?.value;
+/** A message's JSON text, indented. */
+function pretty(json: string): string {
+  try {
+    return JSON.stringify(JSON.parse(json), null, 2);
+  } catch {
+    return json;
   }
 }

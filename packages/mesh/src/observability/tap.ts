@@ -1,5 +1,5 @@
-import { create, type DescMethod, fromJson, type Message, type Registry } from "@bufbuild/protobuf";
-import { timestampFromMs, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { create, type DescMethod, type Message, type Registry } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { trace } from "@opentelemetry/api";
@@ -50,7 +50,7 @@ export function createTap(registry: Registry): Tap {
   let server = "";
 
   const publish = (call: TappedCall, event: TapEvent, response: unknown) => {
-    let payloads: { requests: Value[]; responses: Value[] } | undefined;
+    let payloads: { requests: string[]; responses: string[] } | undefined;
     for (const reader of readers) {
       if (!reader.wants(event)) continue;
       if (reader.payloads) {
@@ -197,28 +197,26 @@ class Reader {
  * kept: the tap would have to hold a copy of each while the stream runs.)
  */
 function payloadsOf(req: AnyRequest, response: unknown, registry: Registry) {
-  const requests: Value[] = [];
-  const responses: Value[] = [];
-  if (!req.stream) requests.push(asValue(req.method, "input", req.message, registry));
+  const requests: string[] = [];
+  const responses: string[] = [];
+  if (!req.stream) requests.push(asJson(req.method, "input", req.message, registry));
   const single = req.method.methodKind === "unary" || req.method.methodKind === "client_streaming";
   if (response !== undefined && single) {
-    responses.push(asValue(req.method, "output", response, registry));
+    responses.push(asJson(req.method, "output", response, registry));
   }
   return { requests, responses };
 }
 
-/** A message as a JSON value, redacted; one that does not convert says so instead. */
-function asValue(
+/** A message as JSON text, redacted; one that does not convert says so instead. */
+function asJson(
   method: DescMethod,
   side: "input" | "output",
   message: unknown,
   registry: Registry,
-): Value {
+): string {
   try {
-    return fromJson(ValueSchema, toRedactedJson(method[side], message as Message, registry));
+    return JSON.stringify(toRedactedJson(method[side], message as Message, registry));
   } catch {
-    return create(ValueSchema, {
-      kind: { case: "stringValue", value: "[the tap could not convert this message]" },
-    });
+    return JSON.stringify("[the tap could not convert this message]");
   }
 }
