@@ -53,7 +53,8 @@ export function createTap(registry: Registry): Tap {
     let payloads: { requests: string[]; responses: string[] } | undefined;
     for (const reader of readers) {
       if (!reader.wants(event)) continue;
-      if (reader.payloads) {
+      // A reader with a full queue drops the call: its messages are not written for nothing.
+      if (reader.payloads && !reader.full) {
         payloads ??= payloadsOf(call.req, response, registry);
         reader.push({ ...event, ...payloads });
       } else {
@@ -160,8 +161,13 @@ class Reader {
     return event.durationMs > this.slowerThanMs || this.slowerThanMs === 0;
   }
 
+  /** Whether the next call would be dropped: the reader has not taken the ones it has. */
+  get full(): boolean {
+    return this.queue.length >= queueLimit;
+  }
+
   push(event: TapEvent): void {
-    if (this.queue.length >= queueLimit) this.dropped++;
+    if (this.full) this.dropped++;
     else this.queue.push(event);
     const wake = this.wake;
     this.wake = undefined;
