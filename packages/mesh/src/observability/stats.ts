@@ -4,7 +4,7 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import { convertOnce } from "../change-feed/convert-once.ts";
 import { callerKey } from "../interceptors/auth.ts";
-import type { CallObserver } from "./call-observers.ts";
+import type { CallEnd, CallObserver, ObservedCall } from "./call-observers.ts";
 
 const windowSeconds = 10;
 // Latency histogram: bucket i holds durations up to 0.01 ms * 1.15^i, about 7% resolution from
@@ -60,29 +60,6 @@ class CallTable {
     return state;
   }
 
-  start(state: MethodState): void {
-    state.totalRequests++;
-    slotOf(state, now()).started++;
-  }
-
-  /** A call ended: its error (a client's cancel is none) and, for unary calls, its duration. */
-  finish(state: MethodState, durationMs: number, error: unknown, unary: boolean): void {
-    const code = error === undefined ? undefined : ConnectError.from(error).code;
-    const slot = slotOf(state, now());
-    // A client that goes away (ending its watch, say) is not a server error.
-    if (code !== undefined && code !== Code.Canceled) {
-      state.totalErrors++;
-      slot.errors++;
-    }
-    if (unary) {
-      const bucket = Math.min(
-        bucketCount - 1,
-        Math.max(0, Math.ceil(Math.log(durationMs / bucketBase) / logGrowth)),
-      );
-      slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
-    }
-  }
-
   snapshot(): Figures[] {
     const current = now();
     return [...this.rows].map(([key, state]) => {
@@ -110,6 +87,41 @@ class CallTable {
   }
 }
 
+/** A call started. */
+function startCall(state: MethodState): void {
+  state.totalRequests++;
+  slotOf(state, now()).started++;
+}
+
+/** A call ended: its error (a client's cancel is none) and, for unary calls, its duration. */
+function finishCall(state: MethodState, durationMs: number, error: unknown, unary: boolean): void {
+  const code = error === undefined ? undefined : ConnectError.from(error).code;
+  const slot = slotOf(state, now());
+  // A client that goes away (ending its watch, say) is not a server error.
+  if (code !== undefined && code !== Code.Canceled) {
+    state.totalErrors++;
+    slot.errors++;
+  }
+  if (unary) {
+    const bucket = Math.min(
+      bucketCount - 1,
+      Math.max(0, Math.ceil(Math.log(durationMs / bucketBase) / logGrowth)),
+    );
+    slot.latencies[bucket] = (slot.latencies[bucket] ?? 0) + 1;
+  }
+}
+
+/** A served call ended, as its observer hears it: a stream, or a unary call. */
+function endCall(state: MethodState, call: ObservedCall, end: CallEnd): void {
+  if (call.streaming) {
+    // A stream its client closed was not finished by the server.
+    if (!end.closed) finishCall(state, end.durationMs, end.error, false);
+    state.activeStreams--;
+    return;
+  }
+  finishCall(state, end.durationMs, end.error, end.error === undefined || !call.req.stream);
+}
+
 function slotOf(state: MethodState, second: number): Slot {
   const index = second % windowSeconds;
   let slot = state.slots[index];
@@ -130,8 +142,8 @@ const upstreamCalls = new CallTable();
 /** Records one call to `upstream` (the outbound client's), as it ended. */
 export function recordUpstreamCall(upstream: string, durationMs: number, error: unknown): void {
   const state = upstreamCalls.stateOf(upstream);
-  upstreamCalls.start(state);
-  upstreamCalls.finish(state, durationMs, error, true);
+  startCall(state);
+  finishCall(state, durationMs, error, true);
 }
 
 /** Per-method request rates, error rates and latencies of one server over a sliding window. */
@@ -142,7 +154,10 @@ export interface RequestStats {
   register(router: ConnectRouter, options: { service: string; shutdownSignal: AbortSignal }): void;
 }
 
-/** What the observer keeps of a call: its method's row and its caller's. */
+/**
+ * What the observer keeps of a call: its method's row and its caller's. Made once per method and
+ * caller, so that a call allocates nothing for the statistics.
+ */
 interface CallRows {
   method: MethodState;
   caller: MethodState;
@@ -152,40 +167,39 @@ interface CallRows {
 export function createRequestStats(): RequestStats {
   const methods = new CallTable();
   const callers = new CallTable();
-  // The state of each method, found by the method's descriptor; null for the runtime's own
-  // services (health, reflection, stats, tap), which are left out of the numbers.
-  const stateFor = convertOnce((method: DescMethod): MethodState | null => {
+  // The rows of each method by caller, found by the method's descriptor; null for the runtime's
+  // own services (health, reflection, stats, tap), which are left out of the numbers.
+  const rowsOf = convertOnce((method: DescMethod): Map<string, CallRows> | null => {
     const service = method.parent.typeName;
     const own = service.startsWith("grpc.") || service.startsWith("shop.mesh.");
-    return own ? null : methods.stateOf(`${service}/${method.name}`);
+    return own ? null : new Map();
   });
   const observer: CallObserver<CallRows> = {
     start(req) {
-      const method = stateFor(req.method);
-      if (method === null) return null;
+      const byCaller = rowsOf(req.method);
+      if (byCaller === null) return null;
       // Who called: another service (by its token), or anyone else.
       const identity = req.contextValues.get(callerKey);
-      const caller = callers.stateOf(
-        identity?.roles.includes("service") ? identity.subject : outside,
-      );
-      methods.start(method);
-      callers.start(caller);
-      return { method, caller };
+      const caller = identity?.roles.includes("service") ? identity.subject : outside;
+      let rows = byCaller.get(caller);
+      if (rows === undefined) {
+        rows = {
+          method: methods.stateOf(`${req.method.parent.typeName}/${req.method.name}`),
+          caller: callers.stateOf(caller),
+        };
+        byCaller.set(caller, rows);
+      }
+      startCall(rows.method);
+      startCall(rows.caller);
+      return rows;
     },
     streaming(rows) {
       rows.method.activeStreams++;
       rows.caller.activeStreams++;
     },
-    end(rows, call, { error, closed, durationMs }) {
-      for (const state of [rows.method, rows.caller]) {
-        if (call.streaming) {
-          // A stream its client closed was not finished by the server.
-          if (!closed) methods.finish(state, durationMs, error, false);
-          state.activeStreams--;
-          continue;
-        }
-        methods.finish(state, durationMs, error, error === undefined || !call.req.stream);
-      }
+    end(rows, call, end) {
+      endCall(rows.method, call, end);
+      endCall(rows.caller, call, end);
     },
   };
 

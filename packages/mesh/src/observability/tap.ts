@@ -29,8 +29,6 @@ export interface Tap {
   observer: CallObserver<unknown>;
   /** Adds `shop.mesh.v1.TapService` to `router`. */
   register(router: ConnectRouter, options: { server: string; shutdownSignal: AbortSignal }): void;
-  /** Taps open now. */
-  readonly open: number;
 }
 
 /** What the observer keeps of a call while it runs, when some tap is open. */
@@ -102,9 +100,6 @@ export function createTap(registry: Registry): Tap {
 
   return {
     observer,
-    get open() {
-      return readers.size;
-    },
     register(router, options) {
       server = options.server;
       router.service(TapService, {
