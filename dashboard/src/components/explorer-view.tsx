@@ -24,7 +24,7 @@ import {
 } from "../lib/explorer.ts";
 import type { RelayEvent } from "../lib/relay.ts";
 import { RequestForm } from "./request-form.tsx";
-import { useSession, useShop } from "./shop-provider.tsx";
+import { useIsAdmin, useSession } from "./shop-provider.tsx";
 
 /** Messages of a stream kept in view; older ones are dropped from it (and counted). */
 const shownMessages = 200;
@@ -59,9 +59,8 @@ interface CallView {
  * reproduces the call, and the same call as a `buf curl`, `grpcurl` or `curl` command.
  */
 export function ExplorerView() {
-  const shop = useShop();
-  const { session, view } = useSession();
-  const admin = view.status === "off" || shop.identity?.role === "admin";
+  const { session } = useSession();
+  const admin = useIsAdmin();
   const query = useSearchParams();
   const [catalog, setCatalog] = useState<CatalogTarget[]>();
   const [loadError, setLoadError] = useState<string>();

@@ -1,12 +1,11 @@
 "use client";
 
-import { HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import type { MethodStats, WatchStatsResponse } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
 import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { formatError } from "../lib/errors.ts";
 import { formatNumber } from "../lib/format.ts";
-import type { ValueView } from "../lib/live-value.ts";
+import { healthText } from "../lib/health-text.ts";
 import { type ServiceName, serviceNames } from "../lib/service-urls.ts";
 import { useCollection, useLiveValue, useShop, useStarted } from "./shop-provider.tsx";
 import { StreamBadge } from "./stream-status.tsx";
@@ -164,12 +163,6 @@ function Tile({
       {detail && <span className="muted">{detail}</span>}
     </div>
   );
-}
-
-function healthText(view: ValueView<HealthCheckResponse_ServingStatus>): string {
-  if (view.status === "connecting") return "CHECKING";
-  if (view.status !== "live" || view.value === undefined) return "UNREACHABLE";
-  return HealthCheckResponse_ServingStatus[view.value] ?? "UNKNOWN";
 }
 
 function ServiceCard({ name }: { name: ServiceName }) {

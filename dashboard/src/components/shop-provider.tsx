@@ -72,6 +72,13 @@ export function useSession(): { session: SessionStore; view: SessionView } {
   return { session, view };
 }
 
+/** Whether the page acts as the admin (or as anyone, when sign-in is off). */
+export function useIsAdmin(): boolean {
+  const { view } = useSession();
+  const shop = useShop();
+  return view.status === "off" || shop.identity?.role === "admin";
+}
+
 /** The shop of the enclosing ShopProvider. */
 export function useShop(): Shop {
   const shop = use(ShopContext);

@@ -6,7 +6,7 @@ import { useSearchParams } from "next/navigation";
 import { Fragment, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import { createLiveTap, type TapFilters } from "../lib/live-tap.ts";
 import { type ServiceName, serviceNames } from "../lib/service-urls.ts";
-import { useSession, useShop } from "./shop-provider.tsx";
+import { useIsAdmin, useShop } from "./shop-provider.tsx";
 import { StreamBadge } from "./stream-status.tsx";
 
 const codes = [
@@ -34,8 +34,7 @@ const codes = [
  */
 export function TapView() {
   const shop = useShop();
-  const { view: session } = useSession();
-  const admin = session.status === "off" || shop.identity?.role === "admin";
+  const admin = useIsAdmin();
   const tap = useMemo(() => createLiveTap(), []);
   const view = useSyncExternalStore(tap.subscribe, tap.getSnapshot, tap.getSnapshot);
   // The topology opens the tap on one service (?service=users).

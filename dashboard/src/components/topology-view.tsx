@@ -1,9 +1,10 @@
 "use client";
 
-import { HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
+import type { HealthCheckResponse_ServingStatus } from "@shop/api/grpc/health/v1/health_pb";
 import type { PeerStats, WatchStatsResponse } from "@shop/api/shop/mesh/v1/stats_service_pb";
 import { useRouter } from "next/navigation";
 import { useMemo } from "react";
+import { healthText } from "../lib/health-text.ts";
 import type { ValueView } from "../lib/live-value.ts";
 import { type ServiceName, serviceNames } from "../lib/service-urls.ts";
 import { useLiveValue, useShop, useStarted } from "./shop-provider.tsx";
@@ -135,12 +136,6 @@ function peer(
   return stats?.[side].find((row) => row.peer === name);
 }
 
-function healthOf(view: ValueView<HealthCheckResponse_ServingStatus>): string {
-  if (view.status === "connecting") return "CHECKING";
-  if (view.status !== "live" || view.value === undefined) return "UNREACHABLE";
-  return HealthCheckResponse_ServingStatus[view.value] ?? "UNKNOWN";
-}
-
 function ServiceNode({
   name,
   health,
@@ -153,7 +148,7 @@ function ServiceNode({
   onOpen: (service: ServiceName) => void;
 }) {
   const { x, y } = places[name];
-  const status = healthOf(health);
+  const status = healthText(health);
   const rate = (stats?.methods ?? []).reduce((sum, m) => sum + m.requestsPerSecond, 0);
   return (
     // biome-ignore lint/a11y/useSemanticElements: an SVG group cannot be a button element

@@ -4,16 +4,15 @@ import Link from "next/link";
 import { useEffect, useState } from "react";
 import type { AttributeValue, SpanRecord } from "../lib/otlp.ts";
 import type { TraceSummary } from "../lib/trace-store.ts";
-import { useSession, useShop } from "./shop-provider.tsx";
+import { useIsAdmin, useSession } from "./shop-provider.tsx";
 
 /** How often the list asks for new traces. */
 const refreshMs = 1_000;
 
 /** GETs one of the dashboard's trace routes with the session's token; the JSON, or why not. */
 function useTraceApi<T>(path: string, every: number | undefined) {
-  const { session, view } = useSession();
-  const shop = useShop();
-  const admin = view.status === "off" || shop.identity?.role === "admin";
+  const { session } = useSession();
+  const admin = useIsAdmin();
   const [state, setState] = useState<{ data?: T; error?: string }>({});
   useEffect(() => {
     if (!admin) return;

@@ -8,6 +8,7 @@ import { CreateUserForm } from "./create-user-form.tsx";
 import { Pager } from "./pager.tsx";
 import {
   useCollection,
+  useIsAdmin,
   useLivePage,
   usePageSearch,
   useSession,
@@ -30,7 +31,7 @@ export function UsersView() {
   const { page, view: shown } = useLivePage(shop.userPages, shop.userList, { query: "" }, pageSize);
   const [query, setQuery] = usePageSearch(page);
   // Creating users and acting for others is the admin's (or anyone's, when sign-in is off).
-  const admin = view.status === "off" || shop.identity?.role === "admin";
+  const admin = useIsAdmin();
   const viewAs =
     view.status === "signed-in" && admin
       ? (user: User) => {
