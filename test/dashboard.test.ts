@@ -1388,7 +1388,7 @@ test("the users and orders pages at 100,000 rows: one page listed on the server 
   }
 });
 
-test("the tap page shows a call made with curl within 1 s, its email and name redacted in the payload view; pause holds calls back", {
+test("the tap page shows a call made with curl within 1 s, its email and name redacted in the payload view, and a stream's first messages; pause holds calls back", {
   skip,
 }, async (t) => {
   const page = await openPage("/tap");
@@ -1430,6 +1430,23 @@ test("the tap page shows a call made with curl within 1 s, its email and name re
   assert.equal(await page.locator('tr[data-tap-method$="/GetUser"]').count(), 0);
   await page.getByRole("button", { name: /Resume/ }).click();
   await page.locator('tr[data-tap-method$="/GetUser"]').waitFor();
+
+  // A client stream of 12 users: the first 10 requests, redacted, and how many there were.
+  const { client } = usersClient();
+  await createUsers(client, 12, (i) => ({
+    name: `Streamed On The Page ${i}`,
+    email: `tap-stream-${stamp}-${i}@example.com`,
+  }));
+  const batch = page.locator('tr[data-tap-method$="/BatchCreateUsers"]').first();
+  await batch.waitFor();
+  await batch.getByRole("button").click();
+  await page.getByText("Request: the first 10 of 12 messages").waitFor();
+  const streamed = page.locator('pre[data-tap-payload="request"]');
+  assert.equal(await streamed.count(), 10);
+  assert.deepEqual(JSON.parse((await streamed.nth(9).textContent()) ?? ""), {
+    name: "[redacted]",
+    email: "[redacted]",
+  });
 
   // A filter applies on the services: only not_found calls now.
   await page.getByLabel("Code").selectOption("not_found");

@@ -1,7 +1,8 @@
 // The runtime's tap (shop.mesh.v1.TapService/Tap) on the users service with authentication on: a
 // call made with curl reaches a tap opened with curl within a second, with how it came (protocol,
 // HTTP version, caller, sizes, trace id) and its messages, the contract's personal fields redacted
-// in the raw stream; filters apply on the server; only admins may tap; and a tap whose reader never
+// in the raw stream; a client stream's and a server stream's first messages and their counts, also
+// redacted; filters apply on the server; only admins may tap; and a tap whose reader never
 // reads holds no call up, keeps a bounded queue and says how many calls it dropped.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -175,6 +176,77 @@ test("a call made with curl reaches a tap within 1 s, with its protocol, caller,
     assert.ok(!raw.includes(email), "the email never leaves the process");
     assert.ok(!raw.includes(name), "nor the name");
     assert.ok(!raw.includes(admin), "nor the token");
+  } finally {
+    tap.process.kill();
+  }
+});
+
+test("a tap shows the first 10 messages of each stream of a call, redacted, and how many there were", async () => {
+  const tap = curlTap(admin, { payloads: true, codes: ["ok", "canceled"] });
+  try {
+    await waitFor(() => framesOf(tap.raw()).length >= 1, { message: "the tap opened" });
+    const grpc = adminUsersClient();
+    // A client stream of 12 users: the tap keeps the first 10 requests and counts all 12.
+    const stamp = Date.now();
+    const batch = Array.from({ length: 12 }, (_, index) => ({
+      name: `Streamed Person ${index}`,
+      email: `streamed-${stamp}-${index}@example.com`,
+    }));
+    const { users } = await grpc.batchCreateUsers(
+      (async function* () {
+        yield* batch;
+      })(),
+    );
+    const created = await waitFor(
+      () => eventsOf(tap.raw()).find((event) => event.method.endsWith("/BatchCreateUsers")),
+      { message: "BatchCreateUsers in the tap" },
+    );
+    assert.equal(created.requestMessages, "12");
+    assert.deepEqual(
+      created.requests.map(JSON.parse),
+      Array.from({ length: 10 }, () => ({ name: "[redacted]", email: "[redacted]" })),
+    );
+    assert.equal(created.responseMessages, "1");
+    const answer = JSON.parse(created.responses[0]);
+    assert.deepEqual(
+      answer.users.map((user: { id: string }) => user.id),
+      users.map((user) => user.id),
+    );
+    assert.ok(answer.users.every((user: { email: string }) => user.email === "[redacted]"));
+
+    // A server stream read for a while, then closed: its first responses, redacted, once it ends.
+    // After the first (the users so far), a new user makes sure that a change follows.
+    const stop = new AbortController();
+    let read = 0;
+    await assert.rejects(async () => {
+      for await (const _ of grpc.watchUsers({}, { signal: stop.signal })) {
+        read++;
+        if (read === 1) {
+          await grpc.createUser({ name: "Watched Person", email: `watched-${stamp}@example.com` });
+        }
+        if (read === 2) stop.abort();
+      }
+    });
+    const watched = await waitFor(
+      () => eventsOf(tap.raw()).find((event) => event.method.endsWith("/WatchUsers")),
+      { message: "the closed WatchUsers in the tap" },
+    );
+    assert.equal(watched.requestMessages, "1");
+    assert.deepEqual(JSON.parse(watched.requests[0]), {});
+    assert.ok(Number(watched.responseMessages) >= 2, String(watched.responseMessages));
+    assert.equal(watched.responses.length, Math.min(10, Number(watched.responseMessages)));
+    const changes = watched.responses.flatMap(
+      (response: string) => JSON.parse(response).events ?? [],
+    );
+    assert.ok(changes.length > 0, JSON.stringify(watched.responses));
+    for (const change of changes) {
+      assert.deepEqual([change.user.name, change.user.email], ["[redacted]", "[redacted]"]);
+    }
+
+    const raw = tap.raw().toString("utf8");
+    for (const user of batch) {
+      assert.ok(!raw.includes(user.email), "no streamed email leaves the process");
+    }
   } finally {
     tap.process.kill();
   }

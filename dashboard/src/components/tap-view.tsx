@@ -221,8 +221,16 @@ export function TapView() {
                         <td colSpan={8}>
                           {event.message && <p className="outcome error">{event.message}</p>}
                           <div className="tap-messages">
-                            <Messages title="Request" values={event.requests} />
-                            <Messages title="Response" values={event.responses} />
+                            <Messages
+                              title="Request"
+                              values={event.requests}
+                              count={event.requestMessages}
+                            />
+                            <Messages
+                              title="Response"
+                              values={event.responses}
+                              count={event.responseMessages}
+                            />
                           </div>
                         </td>
                       </tr>
@@ -238,12 +246,34 @@ export function TapView() {
   );
 }
 
-function Messages({ title, values }: { title: string; values: readonly string[] }) {
+/**
+ * A call's messages on one side: the tap keeps a single message, and the first 10 of a stream
+ * (`count` says how many passed; 0 for a stream that began before the tap asked for payloads).
+ */
+function Messages({
+  title,
+  values,
+  count,
+}: {
+  title: string;
+  values: readonly string[];
+  count: bigint;
+}) {
+  const heading =
+    count > BigInt(values.length)
+      ? `${title}: the first ${values.length} of ${count} messages`
+      : count > 1n
+        ? `${title}: ${count} messages`
+        : title;
   return (
     <div>
-      <h3 className="small-title">{title}</h3>
+      <h3 className="small-title">{heading}</h3>
       {values.length === 0 ? (
-        <p className="muted">Not kept (a stream&apos;s messages are not tapped).</p>
+        <p className="muted">
+          {count === 0n
+            ? "None kept: no message, or a stream that began before this tap was open."
+            : "None kept."}
+        </p>
       ) : (
         values.map((value, i) => (
           // biome-ignore lint/suspicious/noArrayIndexKey: the messages of one call, in order

@@ -1,5 +1,6 @@
 // Redaction by the contract: every field marked `debug_redact` is replaced, however deep (a nested
-// message, a list of them, an Any of a known type); an Any of an unknown type is not written.
+// message, a list of them, an Any of a known type), in a message or in the plain object a handler
+// answered with; an Any of an unknown type is not written.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -52,4 +53,11 @@ test("an Any is redacted by the type it holds; one of a type the registry lacks 
     value: new Uint8Array([10, 3, 97, 98, 99]),
   });
   assert.throws(() => toRedactedJson(AnySchema, unknownType, registry));
+});
+
+test("a plain object a handler answered with (a message's init shape) is redacted as the message would be", () => {
+  const plain = { users: [{ id: "u-3", name: "Grace Hopper", email: "grace@example.com" }] };
+  assert.deepEqual(toRedactedJson(ListUsersResponseSchema, plain, registry), {
+    users: [{ id: "u-3", name: redacted, email: redacted }],
+  });
 });

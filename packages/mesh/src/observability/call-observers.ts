@@ -1,3 +1,4 @@
+import type { Message } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import {
   type AnyRequest,
@@ -14,6 +15,9 @@ export interface ObservedCall {
   /** True once its handler has answered with a stream, which is being sent. */
   streaming: boolean;
 }
+
+/** Which of a call's streams a message is on. */
+export type MessageSide = "request" | "response";
 
 /** How a call ended. */
 export interface CallEnd {
@@ -34,6 +38,14 @@ export interface CallEnd {
 export interface CallObserver<S> {
   /** A call starts; what it returns comes back with the call's other events (null: not watched). */
   start(req: AnyRequest): S | null;
+  /**
+   * Whether it wants each message of the call's streams (`message` below). Asked once, of calls
+   * with a stream only, after `start`: a call no observer asks this of passes its messages on
+   * untouched.
+   */
+  watchesMessages?(state: S): boolean;
+  /** A message of the call's request stream or of its response stream passed, in order. */
+  message?(state: S, side: MessageSide, message: unknown): void;
   /** Its handler answered with a stream, which is now being sent. */
   streaming?(state: S, call: ObservedCall): void;
   /** It ended: a unary call when its handler answered or failed, a stream when it finished. */
@@ -91,13 +103,44 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
       const state = states[index];
       if (state !== null) observers[index]?.streaming?.(state, call);
     }
+    const observed = observeStream(
+      res.message,
+      new StreamObservation(endEach, states, call, started),
+    );
+    const watching = watchersOf(states);
     return {
       ...res,
-      message: observeStream(res.message, new StreamObservation(endEach, states, call, started)),
+      message:
+        watching === undefined
+          ? observed
+          : observeStream<Message>(
+              observed,
+              new StreamMessages(observers, states, watching, "response"),
+            ),
     };
   };
-  return (next) => (req) => {
+  /** The observers that asked for the messages of this call's streams, by index; or undefined. */
+  const watchersOf = (states: unknown[]): number[] | undefined => {
+    let watching: number[] | undefined;
+    for (let index = 0; index < observers.length; index++) {
+      const state = states[index];
+      if (state === null || !observers[index]?.watchesMessages?.(state)) continue;
+      watching ??= [];
+      watching.push(index);
+    }
+    return watching;
+  };
+  return (next) => (received) => {
+    let req = received;
     const states = observers.map((observer) => observer.start(req));
+    if (req.stream) {
+      const watching = watchersOf(states);
+      if (watching !== undefined) {
+        // Rebuilt, as the Interceptor contract allows: the handler reads the observed stream.
+        const messages = new StreamMessages(observers, states, watching, "request");
+        req = { ...req, message: observeStream<Message>(req.message, messages) };
+      }
+    }
     const call: ObservedCall = { req, streaming: false };
     const started = performance.now();
     if (answersWithStream(req.method)) return observeStreamCall(next, call, states, started);
@@ -112,6 +155,33 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
       },
     );
   };
+}
+
+/** Shows each message of one of a call's streams to the observers that asked for them. */
+class StreamMessages {
+  private readonly observers: readonly CallObserver<unknown>[];
+  private readonly states: unknown[];
+  private readonly watching: number[];
+  private readonly side: MessageSide;
+
+  constructor(
+    observers: readonly CallObserver<unknown>[],
+    states: unknown[],
+    watching: number[],
+    side: MessageSide,
+  ) {
+    this.observers = observers;
+    this.states = states;
+    this.watching = watching;
+    this.side = side;
+  }
+
+  map<T>(message: T): T {
+    for (const index of this.watching) {
+      this.observers[index]?.message?.(this.states[index], this.side, message);
+    }
+    return message;
+  }
 }
 
 /**

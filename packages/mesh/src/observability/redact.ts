@@ -1,10 +1,13 @@
 import {
+  create,
   createRegistry,
   type DescFile,
   type DescMessage,
+  isMessage,
   type JsonObject,
   type JsonValue,
   type Message,
+  type MessageInitShape,
   type Registry,
   toJson,
 } from "@bufbuild/protobuf";
@@ -16,14 +19,17 @@ export const redacted = "[redacted]";
  * `message` as JSON with every field the contract marks personal (`debug_redact = true`) replaced
  * by "[redacted]", however deep: in nested messages, lists and maps of them, and in `Any`s whose
  * type `registry` knows (an `Any` of an unknown type keeps only its type URL). protobuf-es writes
- * JSON without redacting, so this walks the JSON beside the message's descriptor.
+ * JSON without redacting, so this walks the JSON beside the message's descriptor. `message` may
+ * also be the plain object a handler answered with (a handler may answer with a message's init
+ * shape, as the watches do), which is made a message first.
  */
 export function toRedactedJson(
   schema: DescMessage,
-  message: Message,
+  message: Message | MessageInitShape<DescMessage>,
   registry: Registry,
 ): JsonValue {
-  return redactValue(schema, toJson(schema, message, { registry }), registry);
+  const real = isMessage(message, schema) ? message : create(schema, message);
+  return redactValue(schema, toJson(schema, real, { registry }), registry);
 }
 
 /** A registry of the types of `files` and of every file they import, for the `Any`s in them. */

@@ -12,7 +12,7 @@ import {
 import { callerKey } from "../interceptors/auth.ts";
 import { peerKey } from "../interceptors/stream-limit.ts";
 import { wireFactsOf } from "../protocol/serving-path.ts";
-import type { AnyRequest } from "../protocol/streams.ts";
+import { type AnyRequest, answersWithStream } from "../protocol/streams.ts";
 import type { CallObserver } from "./call-observers.ts";
 import { toRedactedJson } from "./redact.ts";
 
@@ -20,6 +20,8 @@ import { toRedactedJson } from "./redact.ts";
 const queueLimit = 1_000;
 /** Calls in one response at most. */
 const batchLimit = 100;
+/** Messages of each of a call's streams whose JSON a tap keeps (it counts the rest). */
+const streamMessagesKept = 10;
 /** An empty response after this long without calls: a quiet tap is told from a dead connection. */
 const heartbeatMs = 5_000;
 
@@ -35,6 +37,27 @@ export interface Tap {
 interface TappedCall {
   req: AnyRequest;
   trace: string;
+  /**
+   * A call with a stream, while a tap with payloads is open: the first messages of its streams
+   * as redacted JSON, written as they pass (a message may change once it has been sent on), and
+   * how many passed.
+   */
+  streamed?: StreamedMessages;
+}
+
+interface StreamedMessages {
+  requests: string[];
+  responses: string[];
+  requestCount: number;
+  responseCount: number;
+}
+
+/** A call's messages as a tap shows them, and how many there were on each side. */
+interface Payloads {
+  requests: string[];
+  responses: string[];
+  requestMessages: bigint;
+  responseMessages: bigint;
 }
 
 /**
@@ -47,13 +70,18 @@ export function createTap(registry: Registry): Tap {
   const readers = new Set<Reader>();
   let server = "";
 
+  const payloadsWanted = () => {
+    for (const reader of readers) if (reader.payloads) return true;
+    return false;
+  };
+
   const publish = (call: TappedCall, event: TapEvent, response: unknown) => {
-    let payloads: { requests: string[]; responses: string[] } | undefined;
+    let payloads: Payloads | undefined;
     for (const reader of readers) {
       if (!reader.wants(event)) continue;
       // A reader with a full queue drops the call: its messages are not written for nothing.
       if (reader.payloads && !reader.full) {
-        payloads ??= payloadsOf(call.req, response, registry);
+        payloads ??= payloadsOf(call, response, registry);
         reader.push({ ...event, ...payloads });
       } else {
         reader.push(event);
@@ -67,7 +95,29 @@ export function createTap(registry: Registry): Tap {
       // The tap's own streams would tap themselves.
       if (req.method.parent.typeName === TapService.typeName) return null;
       const span = trace.getActiveSpan()?.spanContext();
-      return { req, trace: span && trace.isSpanContextValid(span) ? span.traceId : "" };
+      const call: TappedCall = {
+        req,
+        trace: span && trace.isSpanContextValid(span) ? span.traceId : "",
+      };
+      if ((req.stream || answersWithStream(req.method)) && payloadsWanted()) {
+        call.streamed = { requests: [], responses: [], requestCount: 0, responseCount: 0 };
+      }
+      return call;
+    },
+    watchesMessages(call) {
+      return call.streamed !== undefined;
+    },
+    message(call, side, message) {
+      const streamed = call.streamed;
+      if (streamed === undefined) return;
+      const kept = side === "request" ? streamed.requests : streamed.responses;
+      if (side === "request") streamed.requestCount++;
+      else streamed.responseCount++;
+      if (kept.length < streamMessagesKept) {
+        kept.push(
+          asJson(call.req.method, side === "request" ? "input" : "output", message, registry),
+        );
+      }
     },
     end(call, _observed, { error, durationMs, response }) {
       if (readers.size === 0) return;
@@ -194,18 +244,32 @@ class Reader {
 }
 
 /**
- * A unary call's request and response as redacted JSON values. (A stream's messages are not
- * kept: the tap would have to hold a copy of each while the stream runs.)
+ * A call's request and response messages as redacted JSON text, and how many there were: a
+ * single message is written now, a stream's first ones were written as they passed.
  */
-function payloadsOf(req: AnyRequest, response: unknown, registry: Registry) {
-  const requests: string[] = [];
-  const responses: string[] = [];
-  if (!req.stream) requests.push(asJson(req.method, "input", req.message, registry));
-  const single = req.method.methodKind === "unary" || req.method.methodKind === "client_streaming";
-  if (response !== undefined && single) {
-    responses.push(asJson(req.method, "output", response, registry));
+function payloadsOf(call: TappedCall, response: unknown, registry: Registry): Payloads {
+  const { req, streamed } = call;
+  const payloads: Payloads = {
+    requests: [],
+    responses: [],
+    requestMessages: 0n,
+    responseMessages: 0n,
+  };
+  if (req.stream) {
+    payloads.requests = streamed?.requests ?? [];
+    payloads.requestMessages = BigInt(streamed?.requestCount ?? 0);
+  } else {
+    payloads.requests.push(asJson(req.method, "input", req.message, registry));
+    payloads.requestMessages = 1n;
   }
-  return { requests, responses };
+  if (answersWithStream(req.method)) {
+    payloads.responses = streamed?.responses ?? [];
+    payloads.responseMessages = BigInt(streamed?.responseCount ?? 0);
+  } else if (response !== undefined) {
+    payloads.responses.push(asJson(req.method, "output", response, registry));
+    payloads.responseMessages = 1n;
+  }
+  return payloads;
 }
 
 /** A message as JSON text, redacted; one that does not convert says so instead. */
