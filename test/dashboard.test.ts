@@ -1540,10 +1540,23 @@ test("the topology shows the edges from orders to users and inventory moving und
     );
   }
 
-  // An edge opens the tap on the service that answers its calls.
+  // An edge opens the tap on the service that answers its calls, filtered to its caller's.
   await page.locator('[data-edge="orders-users"] text').click();
-  await page.waitForURL(/\/tap\?service=users$/);
+  await page.waitForURL(/\/tap\?service=users&caller=orders$/);
   assert.equal(await page.getByLabel("Service").inputValue(), "users");
+  assert.equal(await page.getByLabel("Caller").inputValue(), "orders");
   await page.locator('[data-stream="tap users"][data-status="live"]').waitFor();
+  // Orders place orders (its calls to inventory may fail a moment longer, after the restart).
+  await waitFor(
+    async () => {
+      await load(300);
+      return (await page.locator("tr[data-tap-method]").count()) > 0;
+    },
+    { message: "orders' calls to users in the tap" },
+  );
+  const shown = await page
+    .locator("tr[data-tap-method]")
+    .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-tap-caller")));
+  assert.deepEqual([...new Set(shown)], ["orders"], "only the calls orders made");
   await page.close();
 });

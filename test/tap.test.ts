@@ -2,14 +2,15 @@
 // call made with curl reaches a tap opened with curl within a second, with how it came (protocol,
 // HTTP version, caller, sizes, trace id) and its messages, the contract's personal fields redacted
 // in the raw stream; a client stream's and a server stream's first messages and their counts, also
-// redacted; filters apply on the server; only admins may tap; and a tap whose reader never
+// redacted; filters (by caller too) apply on the server; only admins may tap; and a tap whose reader never
 // reads holds no call up, keeps a bounded queue and says how many calls it dropped.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import http2 from "node:http2";
 import { after, before, test } from "node:test";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { startTelemetry } from "@shop/mesh";
 import { waitFor } from "@shop/testing";
@@ -98,19 +99,17 @@ async function curlCall(
   return JSON.parse(Buffer.concat(out).toString("utf8"));
 }
 
+/** Sends the admin's token with every call. */
+const asAdmin: Interceptor = (next) => (req) => {
+  req.header.set("authorization", `Bearer ${admin}`);
+  return next(req);
+};
+
 /** The users service over gRPC, as the admin. */
 function adminUsersClient() {
   return createClient(
     UserService,
-    createGrpcTransport({
-      baseUrl: mesh.users.server.url,
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${admin}`);
-          return next(req);
-        },
-      ],
-    }),
+    createGrpcTransport({ baseUrl: mesh.users.server.url, interceptors: [asAdmin] }),
   );
 }
 
@@ -278,6 +277,51 @@ test("a tap's filters apply on the server, and only admins may tap", async () =>
     error: { code: string };
   };
   assert.equal(end.error.code, "permission_denied");
+});
+
+test("a tap filters by caller as the statistics count callers: a service by its token, or outside", async () => {
+  const fromOrders = curlTap(admin, { caller: "orders" });
+  const fromOutside = curlTap(admin, { caller: "outside", method: "GetUser" });
+  try {
+    for (const tap of [fromOrders, fromOutside]) {
+      await waitFor(() => framesOf(tap.raw()).length >= 1, { message: "the tap opened" });
+    }
+    const grpc = adminUsersClient();
+    const { user } = await grpc.createUser({
+      name: "Caller Filtered",
+      email: `caller-${Date.now()}@example.com`,
+    });
+    // From outside: the admin's own GetUser.
+    await grpc.getUser({ id: user?.id ?? "" });
+    // From orders: CreateOrder asks users for the customer, with the orders service's token.
+    const orders = createClient(
+      OrderService,
+      createGrpcTransport({ baseUrl: mesh.orders.server.url, interceptors: [asAdmin] }),
+    );
+    await orders.createOrder({
+      userId: user?.id ?? "",
+      items: [{ sku: "MUG-CERAMIC", quantity: 1n }],
+      requestId: crypto.randomUUID(),
+    });
+    const byOrders = await waitFor(() => eventsOf(fromOrders.raw())[0], {
+      message: "orders' call in the tap",
+    });
+    assert.equal(byOrders.caller, "orders");
+    const byAdmin = await waitFor(() => eventsOf(fromOutside.raw())[0], {
+      message: "the admin's GetUser in the tap",
+    });
+    assert.equal(byAdmin.caller, "admin");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.ok(eventsOf(fromOrders.raw()).every((event) => event.caller === "orders"));
+    assert.deepEqual(
+      eventsOf(fromOutside.raw()).map((event) => event.caller),
+      ["admin"],
+      "orders' GetUser is not from outside",
+    );
+  } finally {
+    fromOrders.process.kill();
+    fromOutside.process.kill();
+  }
 });
 
 test("a tap whose reader never reads holds no call up: it keeps at most 1,000 calls and says how many it dropped", async (t) => {

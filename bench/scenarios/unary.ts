@@ -1,8 +1,12 @@
 // Unary GetUser under load from h2load (gRPC, gRPC-web and Connect binary over h2c) and wrk (Connect JSON over
 // HTTP/1.1), against several servers in alternation: each round runs every target once, in the order
-// `roundOrder` gives that round, and the report takes the median of the rounds.
+// `roundOrder` gives that round, and the report takes the median of the rounds. Beside each round's
+// rate, the server's CPU time per call over the measured time (from /proc): what a server pays for
+// a call, whatever limits the rate (the load generator shares a core with nothing of the server's,
+// but may be what holds a fast server back).
 import type { User } from "@shop/api/shop/user/v1/user_pb";
 import { h1Load, h2Load, type LoadResult, type LoadTarget, type Tools } from "../lib/load.ts";
+import { cpuSecondsOf } from "../lib/processes.ts";
 import {
   getUserRequestBytes,
   getUserRequestJson,
@@ -63,6 +67,14 @@ export interface UnaryTarget {
   target: LoadTarget;
   /** The user its answer must carry. */
   expected: User;
+  /** The server's process, whose CPU time per call is measured. */
+  pid?: number;
+}
+
+/** One round of one target: the load's figures, and the server's CPU time per call. */
+export interface UnaryRound extends LoadResult {
+  /** Microseconds of the server process's CPU time (user and system) per successful call. */
+  serverCpuUs?: number;
 }
 
 /** The medians of one target over the rounds, and every round. */
@@ -74,12 +86,16 @@ export interface UnaryRow {
   p99Ms: number;
   errors: number;
   tool: string;
-  rounds: LoadResult[];
+  /** The median of the rounds' server CPU time per call, in microseconds. */
+  serverCpuUs?: number;
+  rounds: UnaryRound[];
 }
 
 /** A ratio between two rows (or a goal of issue 7 when it has a target). */
 export interface Ratio {
   name: string;
+  /** What is compared: requests per second (the default), or the server's CPU time per call. */
+  of?: "rps" | "cpu";
   /** The ratio of the two rows' medians (what a target is judged on). */
   value: number;
   /** The median of the ratios of each round (both measured in it), for comparison. */
@@ -103,6 +119,17 @@ export function ratioOf(
     rowA.rounds.map((round, index) => round.rps / (rowB.rounds[index]?.rps ?? Number.NaN)),
   );
   return { name, value: rowA.rps / rowB.rps, ofRounds, target };
+}
+
+/** The ratio of row `a` to row `b` of `rows` in server CPU time per call (lower is cheaper). */
+export function cpuRatioOf(rows: readonly UnaryRow[], name: string, a: string, b: string): Ratio {
+  const rowA = rows.find((row) => row.key === a);
+  const rowB = rows.find((row) => row.key === b);
+  const cpu = (round: UnaryRound | undefined) => round?.serverCpuUs ?? Number.NaN;
+  if (!rowA || !rowB) return { name, of: "cpu", value: Number.NaN };
+  const ofRounds = median(rowA.rounds.map((round, index) => cpu(round) / cpu(rowB.rounds[index])));
+  const value = (rowA.serverCpuUs ?? Number.NaN) / (rowB.serverCpuUs ?? Number.NaN);
+  return { name, of: "cpu", value, ofRounds };
 }
 
 /** One protocol's table: its rows and the ratios between them. */
@@ -173,31 +200,43 @@ export async function runUnary(options: {
 }): Promise<UnaryRow[]> {
   const { protocol, targets, shape, tools, log } = options;
   for (const target of targets) await verify(protocol, target);
-  const results = new Map<string, LoadResult[]>(targets.map((target) => [target.key, []]));
+  const results = new Map<string, UnaryRound[]>(targets.map((target) => [target.key, []]));
+  const load = (target: UnaryTarget, seconds: number) =>
+    protocol === "connect-json"
+      ? h1Load(tools, target.target, {
+          connections: shape.h1Connections,
+          seconds,
+          warmupSeconds: 0,
+        })
+      : h2Load(tools, target.target, {
+          clients: shape.h2Clients,
+          streams: shape.h2Streams,
+          seconds,
+          warmupSeconds: 0,
+        });
   for (let round = 0; round < shape.rounds; round++) {
     const order = roundOrder(targets, round);
     for (const target of order) {
+      // The warm-up is a run of its own, so that the server's CPU time is read over the measured
+      // run alone.
       const warmupSeconds = shape.warmupSeconds + (round === 0 ? shape.firstWarmupSeconds : 0);
-      const result =
-        protocol === "connect-json"
-          ? await h1Load(tools, target.target, {
-              connections: shape.h1Connections,
-              seconds: shape.seconds,
-              warmupSeconds,
-            })
-          : await h2Load(tools, target.target, {
-              clients: shape.h2Clients,
-              streams: shape.h2Streams,
-              seconds: shape.seconds,
-              warmupSeconds,
-            });
+      if (warmupSeconds > 0) await load(target, warmupSeconds);
+      const cpuBefore = target.pid === undefined ? undefined : cpuSecondsOf(target.pid);
+      const measured = await load(target, shape.seconds);
+      const result: UnaryRound =
+        target.pid === undefined || cpuBefore === undefined || measured.requests === 0
+          ? measured
+          : {
+              ...measured,
+              serverCpuUs: ((cpuSecondsOf(target.pid) - cpuBefore) * 1e6) / measured.requests,
+            };
       results.get(target.key)?.push(result);
       log(
         `  round ${round + 1}/${shape.rounds} ${target.label.padEnd(28)} ${Math.round(result.rps)
           .toString()
           .padStart(
             7,
-          )} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${result.errors > 0 ? `  ERRORS ${result.errors}` : ""}`,
+          )} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${result.serverCpuUs === undefined ? "" : `  server CPU ${result.serverCpuUs.toFixed(1)} µs/call`}${result.errors > 0 ? `  ERRORS ${result.errors}` : ""}`,
       );
     }
   }
@@ -212,6 +251,9 @@ export async function runUnary(options: {
       p99Ms: median(rounds.map((r) => r.p99Ms)),
       errors: rounds.reduce((sum, r) => sum + r.errors, 0),
       tool: rounds[0]?.tool ?? "",
+      serverCpuUs: rounds.every((r) => r.serverCpuUs !== undefined)
+        ? median(rounds.map((r) => r.serverCpuUs as number))
+        : undefined,
       rounds,
     };
   });

@@ -27,6 +27,9 @@ const codes = [
   "unknown",
 ];
 
+/** Who calls, as the services' statistics count callers: a service (by its token), or outside. */
+const callers: readonly string[] = ["outside", ...serviceNames];
+
 /**
  * The live tap (admins): every call the services answer, as it completes, from each service's
  * TapService; filtered on the services, paused and resumed here; each row opens to its messages,
@@ -37,10 +40,16 @@ export function TapView() {
   const admin = useIsAdmin();
   const tap = useMemo(() => createLiveTap(), []);
   const view = useSyncExternalStore(tap.subscribe, tap.getSnapshot, tap.getSnapshot);
-  // The topology opens the tap on one service (?service=users).
-  const asked = useSearchParams().get("service");
+  // The topology opens the tap on one service (?service=users), and an edge on one of its
+  // callers (&caller=orders, or outside).
+  const params = useSearchParams();
+  const asked = params.get("service");
+  const askedCaller = params.get("caller");
   const [server, setServer] = useState<ServiceName | "">(() =>
     serviceNames.includes(asked as ServiceName) ? (asked as ServiceName) : "",
+  );
+  const [caller, setCaller] = useState<string>(() =>
+    askedCaller !== null && callers.includes(askedCaller) ? askedCaller : "",
   );
   const [method, setMethod] = useState("");
   const [code, setCode] = useState("");
@@ -52,8 +61,9 @@ export function TapView() {
       method: method.trim(),
       codes: code === "" ? [] : [code],
       slowerThanMs: Math.max(0, Number.parseInt(slowerThan, 10) || 0),
+      caller,
     }),
-    [method, code, slowerThan],
+    [method, code, slowerThan, caller],
   );
   useEffect(() => {
     if (!admin) return;
@@ -92,21 +102,22 @@ export function TapView() {
           </span>
         </div>
         <div className="filters">
-          <div className="field inline">
-            <label htmlFor="tap-server">Service</label>
-            <select
-              id="tap-server"
-              value={server}
-              onChange={(event) => setServer(event.target.value as ServiceName | "")}
-            >
-              <option value="">All</option>
-              {serviceNames.map((name) => (
-                <option key={name} value={name}>
-                  {name}
-                </option>
-              ))}
-            </select>
-          </div>
+          <Choice
+            id="tap-server"
+            label="Service"
+            any="All"
+            options={serviceNames}
+            value={server}
+            onChange={(value) => setServer(value as ServiceName | "")}
+          />
+          <Choice
+            id="tap-caller"
+            label="Caller"
+            any="Anyone"
+            options={callers}
+            value={caller}
+            onChange={setCaller}
+          />
           <div className="field inline">
             <label htmlFor="tap-method">Method</label>
             <input
@@ -116,17 +127,14 @@ export function TapView() {
               onChange={(event) => setMethod(event.target.value)}
             />
           </div>
-          <div className="field inline">
-            <label htmlFor="tap-code">Code</label>
-            <select id="tap-code" value={code} onChange={(event) => setCode(event.target.value)}>
-              <option value="">Any</option>
-              {codes.map((name) => (
-                <option key={name} value={name}>
-                  {name}
-                </option>
-              ))}
-            </select>
-          </div>
+          <Choice
+            id="tap-code"
+            label="Code"
+            any="Any"
+            options={codes}
+            value={code}
+            onChange={setCode}
+          />
           <div className="field inline">
             <label htmlFor="tap-slower">Slower than (ms)</label>
             <input
@@ -176,6 +184,7 @@ export function TapView() {
                   <Fragment key={key}>
                     <tr
                       data-tap-method={event.method}
+                      data-tap-caller={event.caller}
                       data-code={event.code}
                       className="clickable"
                       onClick={() => setOpen(open === key ? undefined : key)}
@@ -242,6 +251,34 @@ export function TapView() {
           </div>
         )}
       </section>
+    </div>
+  );
+}
+
+/** A filter that is one of `options`, or `any` (the empty value). */
+function Choice(props: {
+  id: string;
+  label: string;
+  any: string;
+  options: readonly string[];
+  value: string;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <div className="field inline">
+      <label htmlFor={props.id}>{props.label}</label>
+      <select
+        id={props.id}
+        value={props.value}
+        onChange={(event) => props.onChange(event.target.value)}
+      >
+        <option value="">{props.any}</option>
+        {props.options.map((name) => (
+          <option key={name} value={name}>
+            {name}
+          </option>
+        ))}
+      </select>
     </div>
   );
 }

@@ -58,7 +58,9 @@ export function TopologyView() {
     { from: "orders", to: "users", figures: peer(stats.orders, "upstreams", "users") },
     { from: "orders", to: "inventory", figures: peer(stats.orders, "upstreams", "inventory") },
   ];
-  const openTap = (service: ServiceName) => router.push(`/tap?service=${service}`);
+  // A node taps every call its service answers; an edge, those of its caller only.
+  const openTap = (service: ServiceName, caller?: ServiceName | "outside") =>
+    router.push(`/tap?service=${service}${caller === undefined ? "" : `&caller=${caller}`}`);
   return (
     <div className="page">
       <div className="page-title">
@@ -182,7 +184,13 @@ function ServiceNode({
   );
 }
 
-function EdgeLine({ edge, onOpen }: { edge: Edge; onOpen: (service: ServiceName) => void }) {
+function EdgeLine({
+  edge,
+  onOpen,
+}: {
+  edge: Edge;
+  onOpen: (service: ServiceName, caller: ServiceName | "outside") => void;
+}) {
   const from = places[edge.from];
   const to = places[edge.to];
   // From the edge of one box to the edge of the other, roughly.
@@ -216,9 +224,9 @@ function EdgeLine({ edge, onOpen }: { edge: Edge; onOpen: (service: ServiceName)
       tabIndex={0}
       aria-label={`${edge.from} to ${edge.to}: ${label}; tap the calls`}
       className="edge-link"
-      onClick={() => onOpen(edge.to)}
+      onClick={() => onOpen(edge.to, edge.from)}
       onKeyDown={(event) => {
-        if (event.key === "Enter" || event.key === " ") onOpen(edge.to);
+        if (event.key === "Enter" || event.key === " ") onOpen(edge.to, edge.from);
       }}
     >
       {/* A wide, unseen line to click on; the thin one shows the edge. */}

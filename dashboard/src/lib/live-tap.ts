@@ -31,7 +31,10 @@ export interface TapView {
 }
 
 /** The filters of a tap, as the request carries them (`payloads` always on for the page). */
-export type TapFilters = Pick<TapRequest, "service" | "method" | "codes" | "slowerThanMs">;
+export type TapFilters = Pick<
+  TapRequest,
+  "service" | "method" | "codes" | "slowerThanMs" | "caller"
+>;
 
 /** The live tap of several servers, in the shape `useSyncExternalStore` wants. */
 export interface LiveTap {

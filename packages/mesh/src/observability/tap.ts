@@ -75,10 +75,10 @@ export function createTap(registry: Registry): Tap {
     return false;
   };
 
-  const publish = (call: TappedCall, event: TapEvent, response: unknown) => {
+  const publish = (call: TappedCall, event: TapEvent, source: string, response: unknown) => {
     let payloads: Payloads | undefined;
     for (const reader of readers) {
-      if (!reader.wants(event)) continue;
+      if (!reader.wants(event, source)) continue;
       // A reader with a full queue drops the call: its messages are not written for nothing.
       if (reader.payloads && !reader.full) {
         payloads ??= payloadsOf(call, response, registry);
@@ -143,7 +143,9 @@ export function createTap(registry: Registry): Tap {
           responseBytes: BigInt(wire?.responseBytes ?? 0),
           traceId: call.trace,
         });
-        publish(call, event, response);
+        // Who called, as the statistics count callers: a service (by its token), or outside.
+        const source = caller?.roles.includes("service") ? caller.subject : "outside";
+        publish(call, event, source, response);
       });
     },
   };
@@ -181,6 +183,7 @@ class Reader {
   private readonly method: string;
   private readonly codes: ReadonlySet<string>;
   private readonly slowerThanMs: number;
+  private readonly caller: string;
   private queue: TapEvent[] = [];
   private dropped = 0n;
   private wake: (() => void) | undefined;
@@ -191,9 +194,12 @@ class Reader {
     this.method = req.method;
     this.codes = new Set(req.codes);
     this.slowerThanMs = req.slowerThanMs;
+    this.caller = req.caller;
   }
 
-  wants(event: TapEvent): boolean {
+  /** Whether its filters let `event` through; `source` is the caller as statistics count them. */
+  wants(event: TapEvent, source: string): boolean {
+    if (this.caller !== "" && source !== this.caller) return false;
     if (this.service !== "" && !event.method.startsWith(`${this.service}/`)) return false;
     if (
       this.method !== "" &&
