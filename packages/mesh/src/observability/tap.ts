@@ -11,7 +11,7 @@ import {
 } from "@shop/api/shop/mesh/v1/tap_service_pb";
 import { callerKey } from "../interceptors/auth.ts";
 import { peerKey } from "../interceptors/stream-limit.ts";
-import { wireFactsOf } from "../protocol/serving-path.ts";
+import { sentUncompressed, wireFactsOf } from "../protocol/serving-path.ts";
 import { type AnyRequest, answersWithStream } from "../protocol/streams.ts";
 import type { CallObserver } from "./call-observers.ts";
 import { toRedactedJson } from "./redact.ts";
@@ -52,6 +52,34 @@ interface StreamedMessages {
   responseCount: number;
 }
 
+/** A call as it ended: what the filters look at, and what its event is made of. */
+interface EndedCall {
+  call: TappedCall;
+  /** Its full method name, "shop.user.v1.UserService/CreateUser". */
+  method: string;
+  code: string;
+  failure: ConnectError | undefined;
+  durationMs: number;
+  /** The caller as the statistics count callers: a service's name, or "outside". */
+  source: string;
+  /** The token's subject, or the peer's address without authentication. */
+  caller: string;
+  endedAt: number;
+  response: unknown;
+}
+
+const fullNames = new WeakMap<DescMethod, string>();
+
+/** "shop.user.v1.UserService/CreateUser" for that method; made once per method. */
+function fullNameOf(method: DescMethod): string {
+  let name = fullNames.get(method);
+  if (name === undefined) {
+    name = `${method.parent.typeName}/${method.name}`;
+    fullNames.set(method, name);
+  }
+  return name;
+}
+
 /** A call's messages as a tap shows them, and how many there were on each side. */
 interface Payloads {
   requests: string[];
@@ -75,13 +103,42 @@ export function createTap(registry: Registry): Tap {
     return false;
   };
 
-  const publish = (call: TappedCall, event: TapEvent, source: string, response: unknown) => {
+  // Calls that ended since the last turn of the event loop, and whether a turn will publish them:
+  // one callback for all of them, not one per call.
+  let ended: EndedCall[] = [];
+  let flushing = false;
+  const flush = () => {
+    const calls = ended;
+    ended = [];
+    flushing = false;
+    for (const done of calls) publish(done);
+  };
+
+  /** Builds the call's event (its bytes are counted by now) and gives it to every reader it suits. */
+  const publish = (done: EndedCall) => {
+    const { call, failure } = done;
+    const wire = wireFactsOf(call.req);
+    const event = create(TapEventSchema, {
+      time: timestampFromMs(done.endedAt),
+      server,
+      method: done.method,
+      protocol: wire?.protocol ?? "",
+      codec: wire?.codec ?? "",
+      httpVersion: wire?.httpVersion ?? "",
+      caller: done.caller,
+      code: done.code,
+      message: failure?.rawMessage ?? "",
+      durationMs: done.durationMs,
+      requestBytes: BigInt(wire?.requestBytes ?? 0),
+      responseBytes: BigInt(wire?.responseBytes ?? 0),
+      traceId: call.trace,
+    });
     let payloads: Payloads | undefined;
     for (const reader of readers) {
-      if (!reader.wants(event, source)) continue;
+      if (!reader.wants(done)) continue;
       // A reader with a full queue drops the call: its messages are not written for nothing.
       if (reader.payloads && !reader.full) {
-        payloads ??= payloadsOf(call, response, registry);
+        payloads ??= payloadsOf(call, done.response, registry);
         reader.push({ ...event, ...payloads });
       } else {
         reader.push(event);
@@ -121,32 +178,31 @@ export function createTap(registry: Registry): Tap {
     },
     end(call, _observed, { error, durationMs, response }) {
       if (readers.size === 0) return;
-      const failure = error === undefined ? undefined : ConnectError.from(error);
       const { req } = call;
-      const caller = req.contextValues.get(callerKey);
-      const ended = Date.now();
-      // The answer's bytes are counted as they are written, after the observers hear of its end.
-      setImmediate(() => {
-        const wire = wireFactsOf(req);
-        const event = create(TapEventSchema, {
-          time: timestampFromMs(ended),
-          server,
-          method: `${req.method.parent.typeName}/${req.method.name}`,
-          protocol: wire?.protocol ?? "",
-          codec: wire?.codec ?? "",
-          httpVersion: wire?.httpVersion ?? "",
-          caller: caller?.subject ?? req.contextValues.get(peerKey),
-          code: failure === undefined ? "ok" : codeToString(failure.code),
-          message: failure?.rawMessage ?? "",
-          durationMs,
-          requestBytes: BigInt(wire?.requestBytes ?? 0),
-          responseBytes: BigInt(wire?.responseBytes ?? 0),
-          traceId: call.trace,
-        });
+      const failure = error === undefined ? undefined : ConnectError.from(error);
+      const identity = req.contextValues.get(callerKey);
+      const done: EndedCall = {
+        call,
+        method: fullNameOf(req.method),
+        code: failure === undefined ? "ok" : codeToString(failure.code),
+        failure,
+        durationMs,
         // Who called, as the statistics count callers: a service (by its token), or outside.
-        const source = caller?.roles.includes("service") ? caller.subject : "outside";
-        publish(call, event, source, response);
-      });
+        source: identity?.roles.includes("service") ? identity.subject : "outside",
+        caller: identity?.subject ?? req.contextValues.get(peerKey),
+        endedAt: Date.now(),
+        response,
+      };
+      // A call no tap's filters let through costs no more.
+      let wanted = false;
+      for (const reader of readers) wanted ||= reader.wants(done);
+      if (!wanted) return;
+      ended.push(done);
+      // The answer's bytes are counted as they are written, after the observers hear of its end.
+      if (!flushing) {
+        flushing = true;
+        setImmediate(flush);
+      }
     },
   };
 
@@ -165,7 +221,8 @@ export function createTap(registry: Registry): Tap {
             while (!stop.aborted) {
               await reader.waitForEvents(stop, heartbeatMs);
               if (stop.aborted) break;
-              yield reader.take();
+              // Compressing a batch would cost the tapped process more than the calls it reports.
+              yield sentUncompressed(reader.take());
             }
           } finally {
             readers.delete(reader);
@@ -179,8 +236,11 @@ export function createTap(registry: Registry): Tap {
 /** One open tap: its filters and the calls its reader has not taken yet. */
 class Reader {
   readonly payloads: boolean;
-  private readonly service: string;
+  /** "shop.user.v1.UserService/" for a service filter; "" for none. */
+  private readonly servicePrefix: string;
   private readonly method: string;
+  /** "/CreateUser" for a method filter by its name alone. */
+  private readonly methodSuffix: string;
   private readonly codes: ReadonlySet<string>;
   private readonly slowerThanMs: number;
   private readonly caller: string;
@@ -190,21 +250,22 @@ class Reader {
 
   constructor(req: TapRequest) {
     this.payloads = req.payloads;
-    this.service = req.service;
+    this.servicePrefix = req.service === "" ? "" : `${req.service}/`;
     this.method = req.method;
+    this.methodSuffix = `/${req.method}`;
     this.codes = new Set(req.codes);
     this.slowerThanMs = req.slowerThanMs;
     this.caller = req.caller;
   }
 
-  /** Whether its filters let `event` through; `source` is the caller as statistics count them. */
-  wants(event: TapEvent, source: string): boolean {
-    if (this.caller !== "" && source !== this.caller) return false;
-    if (this.service !== "" && !event.method.startsWith(`${this.service}/`)) return false;
+  /** Whether its filters let the call through. */
+  wants(event: EndedCall): boolean {
+    if (this.caller !== "" && event.source !== this.caller) return false;
+    if (this.servicePrefix !== "" && !event.method.startsWith(this.servicePrefix)) return false;
     if (
       this.method !== "" &&
       event.method !== this.method &&
-      !event.method.endsWith(`/${this.method}`)
+      !event.method.endsWith(this.methodSuffix)
     ) {
       return false;
     }

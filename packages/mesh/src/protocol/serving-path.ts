@@ -1189,8 +1189,8 @@ class Call {
         );
         // A message many streams send (a change, a snapshot page) is encoded once for all of
         // them, and goes out uncompressed: compressed for each stream, it would cost every one
-        // of them the work that sharing saves.
-        const shared = isShared(next.value);
+        // of them the work that sharing saves. So does one marked by sentUncompressed.
+        const shared = isShared(next.value) || isMarkedUncompressed(next.value);
         // The message is let go of before waiting for a slow reader: a suspended async function
         // keeps its locals alive (V8), and the bytes are all the stream needs now.
         next = undefined;
@@ -1526,6 +1526,23 @@ function frameOf(
 }
 
 /** Whether `message` is encoded once for every stream that sends it (see frameOf). */
+/** On a streamed message: send it uncompressed (see sentUncompressed). */
+const uncompressedMark = Symbol("uncompressed");
+
+/**
+ * `message`, marked to go out of a stream uncompressed whatever its client accepts: for streams
+ * whose compression would cost the serving process more than the bytes it saves are worth (the
+ * tap's, which must not take CPU from the calls it reports).
+ */
+export function sentUncompressed<T extends object>(message: T): T {
+  Object.defineProperty(message, uncompressedMark, { value: true });
+  return message;
+}
+
+function isMarkedUncompressed(message: unknown): boolean {
+  return typeof message === "object" && message !== null && uncompressedMark in message;
+}
+
 function isShared(message: unknown): boolean {
   return typeof message === "object" && message !== null && sharedEncoding in message;
 }
