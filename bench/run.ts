@@ -1,6 +1,7 @@
 // `npm run bench`: the side-by-side benchmarks of bench/README.md. Starts PostgreSQL and every
 // server itself, pins servers and load to separate cores where it can, runs each comparison in
-// alternating rounds after a warm-up, prints the tables and writes bench/results/latest.json.
+// alternating rounds after a warm-up, prints the tables and writes bench/results/latest.json (a
+// run of some scenarios only: partial.json; a quick one: quick.json).
 //
 //   npm run bench                      the full run (about 30 minutes on 2 cores)
 //   npm run bench -- --quick           one short round of everything (about 3 minutes; for CI)
@@ -112,8 +113,11 @@ for (const name of only) {
   }
 }
 
+/** Some scenarios only (--only): its results go elsewhere than a full run's. */
+const partial = scenarioNames.some((name) => !only.has(name));
+
 const settings = {
-  mode: quick ? "quick" : "full",
+  mode: quick ? "quick" : partial ? "partial" : "full",
   // Many short rounds rather than a few long ones: this VM has slow and fast spells, from seconds
   // to tens of seconds, and with three rounds of 5 s one server could land in the slow ones every
   // time (a full run had ours at 13.4k, 18.0k and 13.3k req/s while grpc-js had 18.6k, 20.1k and
@@ -782,8 +786,15 @@ const { markdown, goals } = buildReport({
 const report = `${header}\n\n${markdown}\n`;
 console.log(`\n${report}`);
 
+// A partial run would otherwise replace the full run's results with a few of its own.
 const output =
-  flags.output ?? path.join(root, "bench", "results", quick ? "quick.json" : "latest.json");
+  flags.output ??
+  path.join(
+    root,
+    "bench",
+    "results",
+    quick ? "quick.json" : partial ? "partial.json" : "latest.json",
+  );
 mkdirSync(path.dirname(output), { recursive: true });
 writeFileSync(
   output,
