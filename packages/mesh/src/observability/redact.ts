@@ -44,29 +44,34 @@ export function registryOf(files: readonly DescFile[]): Registry {
   return createRegistry(...all);
 }
 
+/**
+ * Redacts `json` (protobuf-es's JSON of a message of type `desc`) in place: it was made for this
+ * call alone, and copying every object of it cost a tapped server garbage for each call.
+ */
 function redactValue(desc: DescMessage, json: JsonValue, registry: Registry): JsonValue {
   if (json === null || typeof json !== "object" || Array.isArray(json)) return json;
   if (desc.typeName === "google.protobuf.Any") return redactAny(json, registry);
-  const out: JsonObject = { ...json };
   for (const field of desc.fields) {
     const key = field.jsonName;
-    const value = out[key];
+    const value = json[key];
     if (value === undefined) continue;
     if (field.proto.options?.debugRedact) {
-      out[key] = redacted;
+      json[key] = redacted;
       continue;
     }
     if (field.fieldKind === "message") {
-      out[key] = redactValue(field.message, value, registry);
+      json[key] = redactValue(field.message, value, registry);
     } else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
-      out[key] = value.map((item) => redactValue(field.message, item, registry));
+      for (let index = 0; index < value.length; index++) {
+        value[index] = redactValue(field.message, value[index] as JsonValue, registry);
+      }
     } else if (field.fieldKind === "map" && field.mapKind === "message" && isObject(value)) {
-      out[key] = Object.fromEntries(
-        Object.entries(value).map(([k, v]) => [k, redactValue(field.message, v, registry)]),
-      );
+      for (const entry in value) {
+        value[entry] = redactValue(field.message, value[entry] as JsonValue, registry);
+      }
     }
   }
-  return out;
+  return json;
 }
 
 /** An `Any` in JSON: "@type", then the message's fields (or "value", for a well-known type). */
