@@ -86,6 +86,7 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
     call: ObservedCall,
     states: unknown[],
     started: number,
+    watching: number[] | undefined,
   ) => {
     let res: Awaited<ReturnType<Next>>;
     try {
@@ -107,7 +108,6 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
       res.message,
       new StreamObservation(endEach, states, call, started),
     );
-    const watching = watchersOf(states);
     return {
       ...res,
       message:
@@ -133,17 +133,17 @@ export function observeCalls(observers: readonly CallObserver<any>[]): Intercept
   return (next) => (received) => {
     let req = received;
     const states = observers.map((observer) => observer.start(req));
-    if (req.stream) {
-      const watching = watchersOf(states);
-      if (watching !== undefined) {
-        // Rebuilt, as the Interceptor contract allows: the handler reads the observed stream.
-        const messages = new StreamMessages(observers, states, watching, "request");
-        req = { ...req, message: observeStream<Message>(req.message, messages) };
-      }
+    const answersStream = answersWithStream(req.method);
+    // Asked once, of calls with a stream of either side.
+    const watching = req.stream || answersStream ? watchersOf(states) : undefined;
+    if (req.stream && watching !== undefined) {
+      // Rebuilt, as the Interceptor contract allows: the handler reads the observed stream.
+      const messages = new StreamMessages(observers, states, watching, "request");
+      req = { ...req, message: observeStream<Message>(req.message, messages) };
     }
     const call: ObservedCall = { req, streaming: false };
     const started = performance.now();
-    if (answersWithStream(req.method)) return observeStreamCall(next, call, states, started);
+    if (answersStream) return observeStreamCall(next, call, states, started, watching);
     return callNext(next, req).then(
       (res) => {
         endAll(states, call, started, undefined, res.message);

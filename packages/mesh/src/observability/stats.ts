@@ -2,6 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { StatsService } from "@shop/api/shop/mesh/v1/stats_service_pb";
+import type { Identity } from "@shop/auth";
 import { convertOnce } from "../change-feed/convert-once.ts";
 import { callerKey } from "../interceptors/auth.ts";
 import type { CallEnd, CallObserver, ObservedCall } from "./call-observers.ts";
@@ -178,9 +179,7 @@ export function createRequestStats(): RequestStats {
     start(req) {
       const byCaller = rowsOf(req.method);
       if (byCaller === null) return null;
-      // Who called: another service (by its token), or anyone else.
-      const identity = req.contextValues.get(callerKey);
-      const caller = identity?.roles.includes("service") ? identity.subject : outside;
+      const caller = callerGroupOf(req.contextValues.get(callerKey));
       let rows = byCaller.get(caller);
       if (rows === undefined) {
         rows = {
@@ -244,6 +243,14 @@ export function createRequestStats(): RequestStats {
 
 /** The caller of calls from outside the mesh (no service's token). */
 const outside = "outside";
+
+/**
+ * Who called, as the statistics count callers (and a tap filters them): another service by its
+ * name (its token's subject), or `outside` for anyone else.
+ */
+export function callerGroupOf(identity: Identity | undefined): string {
+  return identity?.roles.includes("service") ? identity.subject : outside;
+}
 
 /** The upper bound of the bucket holding the `q` quantile, in milliseconds; 0 for no data. */
 function percentile(latencies: Uint32Array, q: number): number {

@@ -9,12 +9,14 @@ import {
   type TapRequest,
   TapService,
 } from "@shop/api/shop/mesh/v1/tap_service_pb";
+import { convertOnce } from "../change-feed/convert-once.ts";
 import { callerKey } from "../interceptors/auth.ts";
 import { peerKey } from "../interceptors/stream-limit.ts";
 import { sentUncompressed, wireFactsOf } from "../protocol/serving-path.ts";
 import { type AnyRequest, answersWithStream } from "../protocol/streams.ts";
 import type { CallObserver } from "./call-observers.ts";
 import { toRedactedJson } from "./redact.ts";
+import { callerGroupOf } from "./stats.ts";
 
 /** Calls a tap keeps for a reader that has not taken them; past that it drops and counts. */
 const queueLimit = 1_000;
@@ -68,17 +70,8 @@ interface EndedCall {
   response: unknown;
 }
 
-const fullNames = new WeakMap<DescMethod, string>();
-
 /** "shop.user.v1.UserService/CreateUser" for that method; made once per method. */
-function fullNameOf(method: DescMethod): string {
-  let name = fullNames.get(method);
-  if (name === undefined) {
-    name = `${method.parent.typeName}/${method.name}`;
-    fullNames.set(method, name);
-  }
-  return name;
-}
+const fullNameOf = convertOnce((method: DescMethod) => `${method.parent.typeName}/${method.name}`);
 
 /** A call's messages as a tap shows them, and how many there were on each side. */
 interface Payloads {
@@ -187,8 +180,7 @@ export function createTap(registry: Registry): Tap {
         code: failure === undefined ? "ok" : codeToString(failure.code),
         failure,
         durationMs,
-        // Who called, as the statistics count callers: a service (by its token), or outside.
-        source: identity?.roles.includes("service") ? identity.subject : "outside",
+        source: callerGroupOf(identity),
         caller: identity?.subject ?? req.contextValues.get(peerKey),
         endedAt: Date.now(),
         response,
