@@ -61,7 +61,6 @@ import {
 } from "./scenarios/snapshot-storm.ts";
 import { measureStartup } from "./scenarios/startup.ts";
 import {
-  cpuRatioOf,
   getUserTarget,
   type Ratio,
   ratioOf,
@@ -510,7 +509,8 @@ const unary = await scenario("unary", async () => {
     });
     const ratio = (name: string, a: string, b: string, target?: string): Ratio =>
       ratioOf(rows, name, a, b, target);
-    const cpuRatio = (name: string, a: string, b: string): Ratio => cpuRatioOf(rows, name, a, b);
+    const cpuRatio = (name: string, a: string, b: string): Ratio =>
+      ratioOf(rows, name, a, b, undefined, "cpu");
     const ratios: Ratio[] = [];
     if (def.protocol === "grpc" && def.keys.includes("ours-postgres")) {
       ratios.push(ratio("ours / grpc-js (PostgreSQL)", "ours-postgres", "grpc-js-postgres"));

@@ -104,32 +104,27 @@ export interface Ratio {
   target?: string;
 }
 
-/** The ratio of row `a` to row `b` of `rows` in requests per second. */
+/**
+ * The ratio of row `a` to row `b` of `rows`: in requests per second, or (`of: "cpu"`) in the
+ * server's CPU time per call, where lower is cheaper.
+ */
 export function ratioOf(
   rows: readonly UnaryRow[],
   name: string,
   a: string,
   b: string,
   target?: string,
+  of: "rps" | "cpu" = "rps",
 ): Ratio {
+  const figure = (measured: UnaryRow | UnaryRound | undefined) =>
+    (of === "cpu" ? measured?.serverCpuUs : measured?.rps) ?? Number.NaN;
   const rowA = rows.find((row) => row.key === a);
   const rowB = rows.find((row) => row.key === b);
-  if (!rowA || !rowB) return { name, value: Number.NaN, target };
+  if (!rowA || !rowB) return { name, of, value: Number.NaN, target };
   const ofRounds = median(
-    rowA.rounds.map((round, index) => round.rps / (rowB.rounds[index]?.rps ?? Number.NaN)),
+    rowA.rounds.map((round, index) => figure(round) / figure(rowB.rounds[index])),
   );
-  return { name, value: rowA.rps / rowB.rps, ofRounds, target };
-}
-
-/** The ratio of row `a` to row `b` of `rows` in server CPU time per call (lower is cheaper). */
-export function cpuRatioOf(rows: readonly UnaryRow[], name: string, a: string, b: string): Ratio {
-  const rowA = rows.find((row) => row.key === a);
-  const rowB = rows.find((row) => row.key === b);
-  const cpu = (round: UnaryRound | undefined) => round?.serverCpuUs ?? Number.NaN;
-  if (!rowA || !rowB) return { name, of: "cpu", value: Number.NaN };
-  const ofRounds = median(rowA.rounds.map((round, index) => cpu(round) / cpu(rowB.rounds[index])));
-  const value = (rowA.serverCpuUs ?? Number.NaN) / (rowB.serverCpuUs ?? Number.NaN);
-  return { name, of: "cpu", value, ofRounds };
+  return { name, of, value: figure(rowA) / figure(rowB), ofRounds, target };
 }
 
 /** One protocol's table: its rows and the ratios between them. */
