@@ -2,10 +2,17 @@
 // dashboard answering), on a new data folder (as on a fresh clone after `npm install`: PostgreSQL
 // initialised, migrations applied, no compile cache) and again on the data the first start left.
 // Each start is checked from outside (every service's /readyz and the dashboard's page) before it
-// counts, then stopped as Ctrl-C stops it: SIGINT to its process group.
+// counts, then stopped as Ctrl-C stops it: SIGINT to its process group. On the second start, how
+// soon a call shows where the dashboard shows it: in a tap, and a CreateOrder's trace in the traces
+// the dashboard's OTLP receiver keeps (issue 19).
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { TapService } from "@shop/api/shop/mesh/v1/tap_service_pb";
 import { freePort } from "@shop/testing";
 import { buildServices } from "../../scripts/build-services.ts";
 import { ensureDashboardBuild } from "../../scripts/dashboard.ts";
@@ -19,6 +26,13 @@ export interface NpmStartSample {
   existingMs: number;
   /** Milliseconds from SIGINT to the exit of `npm start` (both stops' longest). */
   stopMs: number;
+  /** Milliseconds from a CreateUser's answer to its event in a tap opened on the users service. */
+  tapMs: number;
+  /**
+   * Milliseconds from a CreateOrder's answer to its trace, with spans of all three services, in
+   * the dashboard's list of traces.
+   */
+  traceMs: number;
 }
 
 interface Ports {
@@ -102,6 +116,111 @@ async function assertReady(ports: Ports): Promise<void> {
   if (!page.ok) throw new Error(`the dashboard answered ${page.status}`);
 }
 
+/** POSTs `body` as Connect JSON to `method` of the service on `port`; its answer, or throws. */
+async function callJson(
+  port: number,
+  method: string,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<Record<string, unknown>> {
+  const response = await fetch(`http://127.0.0.1:${port}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const answer = (await response.json()) as Record<string, unknown>;
+  if (!response.ok)
+    throw new Error(`${method} answered ${response.status}: ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+/** Polls `probe` every 10 ms until it is true; throws after `timeoutMs`. */
+async function until(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await probe())) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
+    await sleep(10);
+  }
+}
+
+/**
+ * How soon the dashboard has a call, on a running `npm start`: a CreateUser in a tap opened on the
+ * users service (as the tap page opens one), and a CreateOrder's trace in the dashboard's list of
+ * traces with the spans of all three services (as the traces page reads it).
+ */
+async function measureVisibility(ports: Ports): Promise<{ tapMs: number; traceMs: number }> {
+  const dashboard = `http://127.0.0.1:${ports.DASHBOARD_PORT}`;
+  const session = await fetch(`${dashboard}/api/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ role: "admin" }),
+  });
+  const { token } = (await session.json()) as { token: string };
+  const authorization = `Bearer ${token}`;
+
+  const stop = new AbortController();
+  const tap = createClient(
+    TapService,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${ports.USERS_PORT}` }),
+  );
+  const seen = new Map<string, number>();
+  let opened = false;
+  const reading = (async () => {
+    for await (const response of tap.tap(
+      { method: "shop.user.v1.UserService/CreateUser", payloads: true },
+      { signal: stop.signal, headers: { authorization } },
+    )) {
+      opened = true;
+      for (const event of response.events) seen.set(event.traceId, performance.now());
+    }
+  })().catch((error: unknown) => {
+    if (!stop.signal.aborted) throw error;
+  });
+  try {
+    await until("the tap opened", 10_000, async () => opened);
+    // The caller's trace id goes on through the call: it names the call in the tap and the trace.
+    const userTrace = randomUUID().replaceAll("-", "");
+    const { user } = (await callJson(
+      ports.USERS_PORT,
+      "shop.user.v1.UserService/CreateUser",
+      { name: "Measured", email: `measured-${userTrace}@example.com` },
+      { authorization, traceparent: `00-${userTrace}-00f067aa0ba902b7-01` },
+    )) as { user: { id: string } };
+    const userAnswered = performance.now();
+    await until("CreateUser in the tap", 10_000, async () => seen.has(userTrace));
+    const tapMs = (seen.get(userTrace) ?? Number.NaN) - userAnswered;
+
+    const orderTrace = randomUUID().replaceAll("-", "");
+    await callJson(
+      ports.ORDERS_PORT,
+      "shop.order.v1.OrderService/CreateOrder",
+      { user_id: user.id, items: [{ sku: "MUG-CERAMIC", quantity: 1 }], request_id: randomUUID() },
+      {
+        authorization,
+        traceparent: `00-${orderTrace}-00f067aa0ba902b7-01`,
+        "connect-timeout-ms": "10000",
+      },
+    );
+    const orderAnswered = performance.now();
+    await until("CreateOrder's trace in the dashboard", 30_000, async () => {
+      const response = await fetch(`${dashboard}/api/traces`, { headers: { authorization } });
+      const { traces } = (await response.json()) as {
+        traces: { traceId: string; services: string[] }[];
+      };
+      const trace = traces.find((listed) => listed.traceId === orderTrace);
+      return ["orders", "users", "inventory"].every((name) => trace?.services.includes(name));
+    });
+    return { tapMs, traceMs: performance.now() - orderAnswered };
+  } finally {
+    stop.abort();
+    await reading;
+  }
+}
+
 /** Ctrl-C: SIGINT to the group; milliseconds until `npm start` exited (SIGKILL after 20 s). */
 async function stopShop(child: ChildProcess): Promise<number> {
   const stopped = performance.now();
@@ -135,14 +254,16 @@ export async function measureNpmStart(options: {
       const firstStop = await stopShop(fresh.child);
       const again = await startShop(ports, dataDir, 60_000, options.pinning);
       await assertReady(ports);
+      const seen = await measureVisibility(ports);
       const secondStop = await stopShop(again.child);
       const sample = {
         freshMs: fresh.readyMs,
         existingMs: again.readyMs,
         stopMs: Math.max(firstStop, secondStop),
+        ...seen,
       };
       options.log(
-        `  npm start ${i + 1}/${options.samples}: new data folder ${(sample.freshMs / 1000).toFixed(2)} s, existing data ${(sample.existingMs / 1000).toFixed(2)} s, stopped in ${(sample.stopMs / 1000).toFixed(2)} s`,
+        `  npm start ${i + 1}/${options.samples}: new data folder ${(sample.freshMs / 1000).toFixed(2)} s, existing data ${(sample.existingMs / 1000).toFixed(2)} s, stopped in ${(sample.stopMs / 1000).toFixed(2)} s; a call in a tap ${Math.round(sample.tapMs)} ms, a CreateOrder in the traces ${Math.round(sample.traceMs)} ms after its answer`,
       );
       results.push(sample);
     } finally {
