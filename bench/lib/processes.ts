@@ -122,6 +122,8 @@ export interface ServerProcess {
   pid: number;
   port: number;
   url: string;
+  /** Where it serves HTTP/1.1 on a port of its own, if it does (raw-http2.ts --also-http1). */
+  http1Url?: string;
   /** Milliseconds from spawn until it reported listening. */
   startMs: number;
   /** Memory after a full GC, as the process reports it. */
@@ -164,27 +166,30 @@ export async function startServer(options: {
     env: childEnv({ PORT: "0", HOST: "127.0.0.1", ...options.env }),
     stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    const onMessage = (message: ServerMessage) => {
-      if (message.type === "ready") {
-        child.off("exit", onExit);
-        child.off("message", onMessage);
-        resolve(message.port);
-      } else if (message.type === "failed") {
-        reject(new Error(`${options.name} failed to start:\n${message.error}`));
-      }
-    };
-    const onExit = (code: number | null) =>
-      reject(new Error(`${options.name} exited with ${code} before listening`));
-    child.on("message", onMessage);
-    child.once("exit", onExit);
-  });
+  const { port, http1Port } = await new Promise<{ port: number; http1Port?: number }>(
+    (resolve, reject) => {
+      const onMessage = (message: ServerMessage) => {
+        if (message.type === "ready") {
+          child.off("exit", onExit);
+          child.off("message", onMessage);
+          resolve(message);
+        } else if (message.type === "failed") {
+          reject(new Error(`${options.name} failed to start:\n${message.error}`));
+        }
+      };
+      const onExit = (code: number | null) =>
+        reject(new Error(`${options.name} exited with ${code} before listening`));
+      child.on("message", onMessage);
+      child.once("exit", onExit);
+    },
+  );
   const startMs = performance.now() - started;
   return {
     name: options.name,
     pid: child.pid ?? 0,
     port,
     url: `http://127.0.0.1:${port}`,
+    http1Url: http1Port === undefined ? undefined : `http://127.0.0.1:${http1Port}`,
     startMs,
     memory: () => askMemory(child),
     peakHeap: (collectEveryMs) => askPeakHeap(child, collectEveryMs),

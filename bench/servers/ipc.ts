@@ -35,7 +35,7 @@ export type DriverMessage =
 
 /** A message from a server process to the driver. */
 export type ServerMessage =
-  | { type: "ready"; port: number }
+  | { type: "ready"; port: number; http1Port?: number }
   | ({ type: "memory" } & MemorySample)
   | ({ type: "peak" } & PeakHeap)
   | { type: "failed"; error: string };
@@ -45,10 +45,10 @@ function send(message: ServerMessage): void {
 }
 
 /**
- * Reports `port` to the driver and serves its queries until it asks to stop; `stop` closes the
- * server first.
+ * Reports `port` (and `http1Port`, where HTTP/1.1 is served apart) to the driver and serves its
+ * queries until it asks to stop; `stop` closes the server first.
  */
-export function reportReady(port: number, stop: () => Promise<void>): void {
+export function reportReady(port: number, stop: () => Promise<void>, http1Port?: number): void {
   // The most heap in use between two "peak" questions: sampled every 10 ms (garbage included), and,
   // when the question asked for it, right after a full GC forced every so often (what was held).
   let peak = 0;
@@ -105,7 +105,7 @@ export function reportReady(port: number, stop: () => Promise<void>): void {
     }
   });
   process.on("disconnect", () => process.exit(0));
-  send({ type: "ready", port });
+  send({ type: "ready", port, http1Port });
 }
 
 /** Reports a start-up failure to the driver and exits. */

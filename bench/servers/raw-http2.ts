@@ -3,7 +3,12 @@
 // decodes the request with protobuf-es, calls the same domain function and wire conversion as our
 // handlers, encodes the response and answers. No routing table, interceptors, deadlines, limits,
 // compression, metrics or tracing.
+//   --also-http1   also serves the HTTP/1.1 limit (raw-http1-server.ts) on a port of its own, so
+//                  that the Connect JSON rounds find a raw process that has served the HTTP/2
+//                  protocols first, as ours has (bench/README.md, "One serving core")
+
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   GetUserRequestSchema,
@@ -14,7 +19,8 @@ import { getUser } from "../../services/users/src/domain/get-user.ts";
 import { userToProto } from "../../services/users/src/transport/convert.ts";
 import { createMemoryUserRepository } from "../lib/fixture.ts";
 import { grpcFrame, userServicePath } from "../lib/requests.ts";
-import { reportFailure, reportReady } from "./ipc.ts";
+import { argument, reportFailure, reportReady } from "./ipc.ts";
+import { createRawHttp1Server } from "./raw-http1-server.ts";
 
 const users = createMemoryUserRepository();
 const getUserPath = userServicePath("GetUser");
@@ -116,11 +122,20 @@ server.on("stream", (stream, headers) => {
   });
 });
 server.on("sessionError", () => {});
-server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
-  const address = server.address();
-  const port = address && typeof address === "object" ? address.port : 0;
-  reportReady(port, async () => {
-    server.close();
-  });
-});
+const http1 = argument("also-http1", "off") === "on" ? createRawHttp1Server() : undefined;
+http1?.on("error", reportFailure);
 server.on("error", reportFailure);
+server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
+  const { port } = server.address() as AddressInfo;
+  const stop = async () => {
+    server.close();
+    http1?.close();
+    http1?.closeAllConnections();
+  };
+  if (http1 === undefined) reportReady(port, stop);
+  else {
+    http1.listen(0, "127.0.0.1", () => {
+      reportReady(port, stop, (http1.address() as AddressInfo).port);
+    });
+  }
+});
