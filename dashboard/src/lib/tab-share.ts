@@ -32,6 +32,7 @@ type CollectionPost<Item> =
       from: bigint;
       batch: SourceBatch<Item>;
     }
+  | { kind: "hello" }
   | Down;
 
 /** What a reading tab posts for a value, and what a new tab asks it for. */
@@ -88,15 +89,26 @@ export function shareCollection<Item>(
     ...source,
     async *watch(startRevision, signal) {
       const tab = new SharedStream<CollectionPost<Item>>(name, signal);
+      let revision = startRevision;
+      let readingNow = false;
+      // A tab that follows again (after a drop, say) is told the reading tab's revision at once,
+      // as a heartbeat: it is live again, and reads what it missed meanwhile (catchUp), instead
+      // of waiting for the next change, which may be long in coming.
+      tab.onPost = (post) => {
+        if (post.kind === "hello" && tab.leading && readingNow) {
+          tab.post({ kind: "batch", from: revision, batch: { revision, events: [] } });
+        }
+      };
       try {
-        let revision = startRevision;
-        if (!(await tab.leadsAtOnce()) && startRevision === 0n) {
-          // Another tab reads the stream, past its snapshot: this one lists the collection.
-          revision = yield* listAsSnapshot(source, signal);
+        if (!(await tab.leadsAtOnce())) {
+          // Another tab reads the stream, past its snapshot: a tab from 0 lists the collection.
+          if (startRevision === 0n) revision = yield* listAsSnapshot(source, signal);
+          else tab.post({ kind: "hello" });
         }
         for (;;) {
           const post = await tab.next();
           if (post === undefined) break;
+          if (post.kind === "hello") continue;
           if (post.kind === "down") throw streamDown(name, post);
           if (post.from > revision) {
             // The reading tab is ahead (it took over from where it was): this tab reads the
@@ -115,6 +127,8 @@ export function shareCollection<Item>(
           const snapshot = batch.events.some((event) => event.type === EventKind.snapshot);
           if (!snapshot) tab.post({ kind: "batch", from: revision, batch });
           if (batch.revision > revision) revision = batch.revision;
+          // Its stream is open and past its snapshot: its revision is news to a tab that asks.
+          readingNow = !snapshot;
           yield batch;
         }
       } finally {
