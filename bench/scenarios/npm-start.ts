@@ -9,11 +9,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TapService } from "@shop/api/shop/mesh/v1/tap_service_pb";
-import { freePort } from "@shop/testing";
+import { freePort, waitFor } from "@shop/testing";
 import { buildServices } from "../../scripts/build-services.ts";
 import { ensureDashboardBuild } from "../../scripts/dashboard.ts";
 import { type Pinning, pinnedCommand, root } from "../lib/processes.ts";
@@ -134,19 +133,6 @@ async function callJson(
   return answer;
 }
 
-/** Polls `probe` every 10 ms until it is true; throws after `timeoutMs`. */
-async function until(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await probe())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
-    await sleep(10);
-  }
-}
-
 /**
  * How soon the dashboard has a call, on a running `npm start`: a CreateUser in a tap opened on the
  * users service (as the tap page opens one), and a CreateOrder's trace in the dashboard's list of
@@ -181,7 +167,7 @@ async function measureVisibility(ports: Ports): Promise<{ tapMs: number; traceMs
     if (!stop.signal.aborted) throw error;
   });
   try {
-    await until("the tap opened", 10_000, async () => opened);
+    await waitFor(() => opened, { timeoutMs: 10_000, intervalMs: 10, message: "the tap opened" });
     // The caller's trace id goes on through the call: it names the call in the tap and the trace.
     const userTrace = randomUUID().replaceAll("-", "");
     const { user } = (await callJson(
@@ -191,8 +177,12 @@ async function measureVisibility(ports: Ports): Promise<{ tapMs: number; traceMs
       { authorization, traceparent: `00-${userTrace}-00f067aa0ba902b7-01` },
     )) as { user: { id: string } };
     const userAnswered = performance.now();
-    await until("CreateUser in the tap", 10_000, async () => seen.has(userTrace));
-    const tapMs = (seen.get(userTrace) ?? Number.NaN) - userAnswered;
+    const tapped = await waitFor(() => seen.get(userTrace), {
+      timeoutMs: 10_000,
+      intervalMs: 10,
+      message: "CreateUser in the tap",
+    });
+    const tapMs = tapped - userAnswered;
 
     const orderTrace = randomUUID().replaceAll("-", "");
     await callJson(
@@ -206,14 +196,17 @@ async function measureVisibility(ports: Ports): Promise<{ tapMs: number; traceMs
       },
     );
     const orderAnswered = performance.now();
-    await until("CreateOrder's trace in the dashboard", 30_000, async () => {
-      const response = await fetch(`${dashboard}/api/traces`, { headers: { authorization } });
-      const { traces } = (await response.json()) as {
-        traces: { traceId: string; services: string[] }[];
-      };
-      const trace = traces.find((listed) => listed.traceId === orderTrace);
-      return ["orders", "users", "inventory"].every((name) => trace?.services.includes(name));
-    });
+    await waitFor(
+      async () => {
+        const response = await fetch(`${dashboard}/api/traces`, { headers: { authorization } });
+        const { traces } = (await response.json()) as {
+          traces: { traceId: string; services: string[] }[];
+        };
+        const trace = traces.find((listed) => listed.traceId === orderTrace);
+        return ["orders", "users", "inventory"].every((name) => trace?.services.includes(name));
+      },
+      { timeoutMs: 30_000, intervalMs: 10, message: "CreateOrder's trace in the dashboard" },
+    );
     return { tapMs, traceMs: performance.now() - orderAnswered };
   } finally {
     stop.abort();

@@ -9,9 +9,10 @@ import { UserNotFoundError } from "../../services/users/src/domain/errors.ts";
 import { getUser } from "../../services/users/src/domain/get-user.ts";
 import type { User } from "../../services/users/src/domain/user.ts";
 import { createMemoryUserRepository } from "../lib/fixture.ts";
+import { userServicePath } from "../lib/requests.ts";
 
 const users = createMemoryUserRepository();
-const getUserPath = "/shop.user.v1.UserService/GetUser";
+const getUserPath = userServicePath("GetUser");
 const statusName = { active: "USER_STATUS_ACTIVE", suspended: "USER_STATUS_SUSPENDED" } as const;
 
 /** RFC 3339 as protobuf's JSON mapping writes it: fractional seconds only when there are any. */
