@@ -18,6 +18,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { freePort, readMetric } from "@shop/testing";
+import { chromiumMissing, launchChromium, streamIs } from "@shop/testing/browser";
 import type { Browser, Page } from "playwright-core";
 import postgres, { type Sql } from "postgres";
 import {
@@ -28,7 +29,6 @@ import {
   startClusterDashboard,
 } from "../scripts/cluster.ts";
 import { ensureDashboardBuild } from "../scripts/dashboard.ts";
-import { chromiumMissing, launchChromium, streamIs } from "./support/browser.ts";
 import { assertInvariants, placeOrdersUnderFire } from "./support/orders-under-fire.ts";
 
 const missing = [

@@ -23,7 +23,7 @@ import { OrderStatus } from "@shop/api/shop/order/v1/order_pb";
 import { OrderService } from "@shop/api/shop/order/v1/order_service_pb";
 import { UserService } from "@shop/api/shop/user/v1/user_service_pb";
 import { expectCode, freePort } from "@shop/testing";
-import { chromiumMissing, launchChromium } from "./support/browser.ts";
+import { chromiumMissing, launchChromium } from "@shop/testing/browser";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // The data folder does not exist yet, as on a fresh clone: npm start makes it.

@@ -4,7 +4,8 @@
 // Each start is checked from outside (every service's /readyz and the dashboard's page) before it
 // counts, then stopped as Ctrl-C stops it: SIGINT to its process group. On the second start, how
 // soon a call shows where the dashboard shows it: in a tap, and a CreateOrder's trace in the traces
-// the dashboard's OTLP receiver keeps (issue 19).
+// the dashboard's OTLP receiver keeps (issue 19); and, in Debian's Chromium, how soon a user, an
+// order and a stock change made with a call are in the open page, and a call in the tap page.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
@@ -13,6 +14,8 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TapService } from "@shop/api/shop/mesh/v1/tap_service_pb";
 import { freePort, waitFor } from "@shop/testing";
+import { chromiumMissing, launchChromium, signInAsAdmin, streamIs } from "@shop/testing/browser";
+import type { Locator } from "playwright-core";
 import { buildServices } from "../../scripts/build-services.ts";
 import { ensureDashboardBuild } from "../../scripts/dashboard.ts";
 import { type Pinning, pinnedCommand, root } from "../lib/processes.ts";
@@ -32,6 +35,23 @@ export interface NpmStartSample {
    * the dashboard's list of traces.
    */
   traceMs: number;
+  /**
+   * Milliseconds from a call's answer to what it changed in the dashboard's open page, in
+   * Chromium; undefined when Chromium is not installed.
+   */
+  page: PageVisibility | undefined;
+}
+
+/** How soon the dashboard's pages show a call, from its answer (milliseconds). */
+export interface PageVisibility {
+  /** A CreateUser's row in the Users page. */
+  userMs: number;
+  /** A CreateOrder's row in the Orders page. */
+  orderMs: number;
+  /** An AdjustStock's new stock in the Products page. */
+  stockMs: number;
+  /** A CreateUser in the Tap page. */
+  tapMs: number;
 }
 
 interface Ports {
@@ -138,15 +158,11 @@ async function callJson(
  * users service (as the tap page opens one), and a CreateOrder's trace in the dashboard's list of
  * traces with the spans of all three services (as the traces page reads it).
  */
-async function measureVisibility(ports: Ports): Promise<{ tapMs: number; traceMs: number }> {
+async function measureVisibility(
+  ports: Ports,
+  authorization: string,
+): Promise<{ tapMs: number; traceMs: number }> {
   const dashboard = `http://127.0.0.1:${ports.DASHBOARD_PORT}`;
-  const session = await fetch(`${dashboard}/api/session`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ role: "admin" }),
-  });
-  const { token } = (await session.json()) as { token: string };
-  const authorization = `Bearer ${token}`;
 
   const stop = new AbortController();
   const tap = createClient(
@@ -214,6 +230,98 @@ async function measureVisibility(ports: Ports): Promise<{ tapMs: number; traceMs
   }
 }
 
+/** An admin's token from the dashboard's sign-in, as the sign-in screen's button gets it. */
+async function adminAuthorization(ports: Ports): Promise<string> {
+  const session = await fetch(`http://127.0.0.1:${ports.DASHBOARD_PORT}/api/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ role: "admin" }),
+  });
+  const { token } = (await session.json()) as { token: string };
+  return `Bearer ${token}`;
+}
+
+/**
+ * Milliseconds from `since` (taken as the call's answer arrived: the argument is read before the
+ * wait begins) until `locator` is visible, at most 10 s.
+ */
+async function visibleAfter(locator: Locator, since: number): Promise<number> {
+  await locator.first().waitFor({ state: "visible", timeout: 10_000 });
+  return performance.now() - since;
+}
+
+/**
+ * How soon the dashboard's open pages show a call made outside them, in Chromium as a person has
+ * it open: the Users, Orders and Products pages with their live streams, and the Tap page.
+ */
+async function measureInThePage(ports: Ports, authorization: string): Promise<PageVisibility> {
+  const dashboard = `http://127.0.0.1:${ports.DASHBOARD_PORT}`;
+  const headers = { authorization };
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${dashboard}/users`);
+    await signInAsAdmin(page);
+    await streamIs(page, "users", "live", 10_000);
+    const stamp = randomUUID();
+    const { user } = (await callJson(
+      ports.USERS_PORT,
+      "shop.user.v1.UserService/CreateUser",
+      { name: "Seen In The Page", email: `page-${stamp}@example.com` },
+      headers,
+    )) as { user: { id: string } };
+    const userMs = await visibleAfter(page.locator(`tr[data-id="${user.id}"]`), performance.now());
+
+    await page.getByRole("link", { name: "Orders" }).click();
+    await streamIs(page, "orders", "live", 10_000);
+    const { order } = (await callJson(
+      ports.ORDERS_PORT,
+      "shop.order.v1.OrderService/CreateOrder",
+      { user_id: user.id, items: [{ sku: "MUG-CERAMIC", quantity: 1 }], request_id: randomUUID() },
+      headers,
+    )) as { order: { id: string } };
+    const orderMs = await visibleAfter(
+      page.locator(`tr[data-id="${order.id}"]`),
+      performance.now(),
+    );
+
+    await page.getByRole("link", { name: "Products" }).click();
+    await streamIs(page, "stock", "live", 10_000);
+    const { product } = (await callJson(
+      ports.INVENTORY_PORT,
+      "shop.inventory.v1.InventoryService/AdjustStock",
+      { sku: "KETTLE-STEEL", delta: 1 },
+      headers,
+    )) as { product: { stock: string } };
+    const stockMs = await visibleAfter(
+      page.locator('tr[data-id="KETTLE-STEEL"] td.stock', {
+        hasText: new RegExp(`^${product.stock}$`),
+      }),
+      performance.now(),
+    );
+
+    await page.getByRole("link", { name: "Tap" }).click();
+    for (const service of ["users", "orders", "inventory"]) {
+      await page
+        .locator(`[data-stream="tap ${service}"][data-status="live"]`)
+        .waitFor({ timeout: 10_000 });
+    }
+    await callJson(
+      ports.USERS_PORT,
+      "shop.user.v1.UserService/CreateUser",
+      { name: "Seen In The Tap", email: `tap-page-${stamp}@example.com` },
+      headers,
+    );
+    const tapMs = await visibleAfter(
+      page.locator('tr[data-tap-method="shop.user.v1.UserService/CreateUser"]'),
+      performance.now(),
+    );
+    return { userMs, orderMs, stockMs, tapMs };
+  } finally {
+    await browser.close();
+  }
+}
+
 /** Ctrl-C: SIGINT to the group; milliseconds until `npm start` exited (SIGKILL after 20 s). */
 async function stopShop(child: ChildProcess): Promise<number> {
   const stopped = performance.now();
@@ -247,16 +355,19 @@ export async function measureNpmStart(options: {
       const firstStop = await stopShop(fresh.child);
       const again = await startShop(ports, dataDir, 60_000, options.pinning);
       await assertReady(ports);
-      const seen = await measureVisibility(ports);
+      const authorization = await adminAuthorization(ports);
+      const seen = await measureVisibility(ports, authorization);
+      const page = chromiumMissing ? undefined : await measureInThePage(ports, authorization);
       const secondStop = await stopShop(again.child);
       const sample = {
         freshMs: fresh.readyMs,
         existingMs: again.readyMs,
         stopMs: Math.max(firstStop, secondStop),
         ...seen,
+        page,
       };
       options.log(
-        `  npm start ${i + 1}/${options.samples}: new data folder ${(sample.freshMs / 1000).toFixed(2)} s, existing data ${(sample.existingMs / 1000).toFixed(2)} s, stopped in ${(sample.stopMs / 1000).toFixed(2)} s; a call in a tap ${Math.round(sample.tapMs)} ms, a CreateOrder in the traces ${Math.round(sample.traceMs)} ms after its answer`,
+        `  npm start ${i + 1}/${options.samples}: new data folder ${(sample.freshMs / 1000).toFixed(2)} s, existing data ${(sample.existingMs / 1000).toFixed(2)} s, stopped in ${(sample.stopMs / 1000).toFixed(2)} s; a call in a tap ${Math.round(sample.tapMs)} ms, a CreateOrder in the traces ${Math.round(sample.traceMs)} ms after its answer; ${sample.page ? `in Chromium's page, a user ${Math.round(sample.page.userMs)} ms, an order ${Math.round(sample.page.orderMs)} ms, a stock change ${Math.round(sample.page.stockMs)} ms, a call in the tap page ${Math.round(sample.page.tapMs)} ms` : "the pages not measured (no Chromium)"}`,
       );
       results.push(sample);
     } finally {

@@ -1,4 +1,4 @@
-// Debian's Chromium driven by playwright-core, as the browser tests start it.
+// Debian's Chromium driven by playwright-core, as the browser tests and the bench start it.
 import { existsSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
 
@@ -34,4 +34,16 @@ export async function streamIs(page: Page, stream: string, status: string, timeo
   await page
     .locator(`.header-streams [data-stream="${stream}"][data-status="${status}"]`)
     .waitFor({ timeout });
+}
+
+/**
+ * Signs the tab in as the admin with the sign-in screen's button, as a person would, unless
+ * another tab of the browser already did (the tabs share the session).
+ */
+export async function signInAsAdmin(page: Page): Promise<void> {
+  const button = page.getByRole("button", { name: "Sign in as admin" });
+  const signedIn = page.locator('[data-session="admin"]');
+  await button.or(signedIn).first().waitFor();
+  if (await button.isVisible()) await button.click();
+  await signedIn.waitFor();
 }
