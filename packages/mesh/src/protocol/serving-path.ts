@@ -1114,8 +1114,11 @@ class Call {
       this.responseBytes += frame.length;
       if (this.wire.endFrame === "grpc-web") {
         this.respond(this.responseHeaders(header), answerWithBody);
-        stream.write(frame);
-        stream.end(trailerFrame(grpcStatus(trailer, undefined)));
+        // The message and the trailers in one write, one DATA frame with END_STREAM, as raw
+        // node:http2 would: two writes cost about 6 µs more a call under h2load (CPU profile).
+        const trailers =
+          trailer === undefined ? okTrailerFrame : trailerFrame(grpcStatus(trailer, undefined));
+        stream.end(Buffer.concat([frame, trailers], frame.length + trailers.length));
         this.end(callEnded);
         return;
       }
@@ -1445,6 +1448,9 @@ interface Body {
 function trailerFrame(fields: Headers): Buffer {
   return envelope(trailerSerialize(fields), trailerFlag);
 }
+
+/** The gRPC-web trailer frame of a call that succeeds with no trailers of its own. */
+const okTrailerFrame = trailerFrame(grpcStatus(undefined, undefined));
 
 /**
  * The trailer fields of a gRPC or gRPC-web call that ends with `status` (success when undefined):
