@@ -121,8 +121,12 @@ const settings = {
   // to tens of seconds, and with three rounds of 5 s one server could land in the slow ones every
   // time (a full run had ours at 13.4k, 18.0k and 13.3k req/s while grpc-js had 18.6k, 20.1k and
   // 18.0k); the median of ten 1-s rounds moves less than that of six 2-s rounds, in the same time.
+  // Sixteen rather than ten: with h2load and wrk both servers of a ratio can run at the tool's
+  // pace, and then a slow spell decides it; one full run had ours in slow spells in half of its
+  // ten gRPC-web rounds (ours 11.9k-30.6k req/s, raw node:http2 14.4k-28.3k), and the ratio fell
+  // from 1.06x to 0.80x on the same code. The unary scenarios take about 4 minutes more.
   unary: {
-    rounds: quick ? 1 : 10,
+    rounds: quick ? 1 : 16,
     seconds: 1,
     warmupSeconds: 1,
     firstWarmupSeconds: quick ? 0 : 2,
