@@ -8,6 +8,10 @@
 //   node bench/profile.ts --protocol=connect-json --after=grpc,grpc-web,connect-binary
 //       (loads the server with those protocols first, 4 s each, as `npm run bench` does before its
 //       Connect JSON rounds: a process that has served them all runs its JSON path slower)
+//   node bench/profile.ts --allocations [--protocol=…] [--server=…]
+//       (instead of CPU time, the bytes a call allocates, by function and package, from V8's
+//       sampling heap profiler over the measured load: what the garbage collector has to sweep;
+//       writes bench/results/allocations-<server>-<protocol>.json and .heapprofile)
 //
 // Writes bench/results/profile-<server>-<protocol>.json (the summary) and keeps the raw
 // .cpuprofile next to it for Chrome DevTools or speedscope.
@@ -16,6 +20,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { formatSummary, summariseFile } from "./lib/cpu-profile.ts";
 import { fixtureUser } from "./lib/fixture.ts";
+import { formatAllocations, summariseAllocationsFile } from "./lib/heap-profile.ts";
 import { findTools, h1Load, h2Load } from "./lib/load.ts";
 import { pinSelf, root, startServer } from "./lib/processes.ts";
 import { getUserTarget, type UnaryProtocol } from "./scenarios/unary.ts";
@@ -29,6 +34,7 @@ const { values } = parseArgs({
     analyze: { type: "string" },
     skip: { type: "string", default: "0" },
     after: { type: "string", default: "" },
+    allocations: { type: "boolean", default: false },
   },
 });
 const protocol = values.protocol as UnaryProtocol;
@@ -53,7 +59,7 @@ const server = await startServer({
   script,
   args: ["--store=memory"],
   pinning,
-  nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`],
+  nodeFlags: values.allocations ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`],
 });
 const load = (protocol: UnaryProtocol, seconds: number, warmupSeconds: number) => {
   const target = getUserTarget(protocol, server.url, fixtureUser.id);
@@ -64,6 +70,32 @@ const load = (protocol: UnaryProtocol, seconds: number, warmupSeconds: number) =
 for (const before of values.after.split(",").filter((name) => name !== "")) {
   const done = await load(before as UnaryProtocol, 4, 0);
   console.log(`# first ${before}: ${Math.round(done.rps)} req/s`);
+}
+const resultsDir = path.join(root, "bench", "results");
+if (values.allocations) {
+  // The warm-up outside the sample, so that it holds the measured calls alone.
+  rmSync(profileDir, { recursive: true, force: true });
+  await load(protocol, warmupSeconds, 0);
+  console.log(
+    `# ${script} (${protocol}) under load for ${seconds} s, allocations sampled; ${pinning.note}`,
+  );
+  await server.sampleAllocations();
+  const result = await load(protocol, seconds, 0);
+  const base = `allocations-${script.replace(/\.ts$/, "")}-${protocol}`;
+  const kept = path.join(resultsDir, `${base}.heapprofile`);
+  await server.sampleAllocations(kept);
+  await server.stop();
+  console.log(
+    `# ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`,
+  );
+  const summary = summariseAllocationsFile(kept, result.requests, top);
+  writeFileSync(
+    path.join(resultsDir, `${base}.json`),
+    `${JSON.stringify({ generatedAt: new Date().toISOString(), server: script, protocol, load: result, ...summary }, null, 2)}\n`,
+  );
+  console.log(`\n${formatAllocations(summary)}`);
+  console.log(`\nwrote bench/results/${base}.json and ${base}.heapprofile`);
+  process.exit(0);
 }
 const measuredFrom = performance.now() - spawnedAt;
 console.log(`# ${script} (${protocol}) under load for ${seconds} s; ${pinning.note}`);
@@ -76,7 +108,6 @@ await server.stop();
 const file = readdirSync(profileDir).find((name) => name.endsWith(".cpuprofile"));
 if (!file) throw new Error(`no .cpuprofile in ${profileDir}`);
 const base = `profile-${script.replace(/\.ts$/, "")}-${protocol}`;
-const resultsDir = path.join(root, "bench", "results");
 const kept = path.join(resultsDir, `${base}.cpuprofile`);
 renameSync(path.join(profileDir, file), kept);
 rmSync(profileDir, { recursive: true, force: true });

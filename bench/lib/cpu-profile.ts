@@ -22,6 +22,55 @@ export interface CpuProfile {
   endTime: number;
 }
 
+/**
+ * Self cost (CPU time, bytes) per function, with the call paths behind it, and per package: what
+ * the CPU and allocation summaries count, whatever their unit.
+ */
+export class SelfTally {
+  private readonly functions = new Map<
+    string,
+    { name: string; where: string; pkg: string; amount: number; callers: Map<string, number> }
+  >();
+  private readonly packages = new Map<string, number>();
+
+  add(
+    frame: { functionName: string; url: string; lineNumber: number },
+    amount: number,
+    callers: string,
+  ): void {
+    const { functionName, url, lineNumber } = frame;
+    const where = url === "" ? "" : `${url.replace(rootUrl, "")}:${lineNumber + 1}`;
+    const key = `${functionName}@${where}`;
+    const pkg = packageOf(url);
+    const entry = this.functions.get(key) ?? {
+      name: functionName || "(anonymous)",
+      where,
+      pkg,
+      amount: 0,
+      callers: new Map<string, number>(),
+    };
+    entry.amount += amount;
+    entry.callers.set(callers, (entry.callers.get(callers) ?? 0) + amount);
+    this.functions.set(key, entry);
+    this.packages.set(pkg, (this.packages.get(pkg) ?? 0) + amount);
+  }
+
+  /** The `count` costliest functions, each with its three costliest call paths. */
+  top(count: number) {
+    return [...this.functions.values()]
+      .sort((a, b) => b.amount - a.amount)
+      .slice(0, count)
+      .map(({ callers, ...f }) => ({
+        ...f,
+        callers: [...callers].sort((a, b) => b[1] - a[1]).slice(0, 3),
+      }));
+  }
+
+  packagesByAmount(): [string, number][] {
+    return [...this.packages].sort((a, b) => b[1] - a[1]);
+  }
+}
+
 /** Which package (or part of Node, or of this repository) a script URL belongs to. */
 function packageOf(url: string): string {
   if (url === "") return "(native / V8)";
@@ -77,50 +126,26 @@ export function summarise(profile: CpuProfile, top: number, skipMs: number) {
     .filter(([id]) => byId.get(id)?.callFrame.functionName === "(idle)")
     .reduce((sum, [, us]) => sum + us, 0);
   const busy = total - idle;
-  const functions = new Map<
-    string,
-    { name: string; where: string; pkg: string; us: number; callers: Map<string, number> }
-  >();
-  const packages = new Map<string, number>();
+  const tally = new SelfTally();
   for (const [id, us] of self) {
     const node = byId.get(id);
     if (!node || node.callFrame.functionName === "(idle)") continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === "" ? "" : `${url.replace(rootUrl, "")}:${lineNumber + 1}`;
-    const key = `${functionName}@${where}`;
-    const pkg = packageOf(url);
-    const entry = functions.get(key) ?? {
-      name: functionName || "(anonymous)",
-      where,
-      pkg,
-      us: 0,
-      callers: new Map<string, number>(),
-    };
-    entry.us += us;
-    const callers = callersOf(id);
-    entry.callers.set(callers, (entry.callers.get(callers) ?? 0) + us);
-    functions.set(key, entry);
-    packages.set(pkg, (packages.get(pkg) ?? 0) + us);
+    tally.add(node.callFrame, us, callersOf(id));
   }
   const share = (us: number) => Math.round((us / busy) * 1000) / 10;
   return {
     profiledSeconds: total / 1e6,
     busySeconds: busy / 1e6,
-    functions: [...functions.values()]
-      .sort((a, b) => b.us - a.us)
-      .slice(0, top)
-      .map(({ callers, ...f }) => ({
-        ...f,
-        ms: Math.round(f.us / 1000),
-        percent: share(f.us),
-        // The call paths that account for most of this function's self time.
-        calledFrom: [...callers]
-          .sort((a, b) => b[1] - a[1])
-          .slice(0, 3)
-          .map(([path, us]) => ({ path, percent: share(us) })),
-      })),
-    packages: [...packages]
-      .sort((a, b) => b[1] - a[1])
+    functions: tally.top(top).map(({ callers, amount, ...f }) => ({
+      ...f,
+      us: amount,
+      ms: Math.round(amount / 1000),
+      percent: share(amount),
+      // The call paths that account for most of this function's self time.
+      calledFrom: callers.map(([path, us]) => ({ path, percent: share(us) })),
+    })),
+    packages: tally
+      .packagesByAmount()
       .map(([pkg, us]) => ({ package: pkg, ms: Math.round(us / 1000), percent: share(us) })),
   };
 }

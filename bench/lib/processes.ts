@@ -133,6 +133,8 @@ export interface ServerProcess {
    * `collectEveryMs`, the heap held is sampled from then on after a full GC forced that often.
    */
   peakHeap(collectEveryMs?: number): Promise<PeakHeap>;
+  /** Starts sampling what it allocates; with `file`, stops and writes the profile there. */
+  sampleAllocations(file?: string): Promise<void>;
   /** Asks it to close and exit, and waits (killing it after 5 s). */
   stop(): Promise<void>;
 }
@@ -193,6 +195,9 @@ export async function startServer(options: {
     startMs,
     memory: () => askMemory(child),
     peakHeap: (collectEveryMs) => askPeakHeap(child, collectEveryMs),
+    sampleAllocations: async (file) => {
+      await ask(child, { type: "allocations", file });
+    },
     stop: () => stopChild(child, { type: "stop" }),
   };
 }

@@ -1,7 +1,9 @@
 // The child side of the benchmark's server processes: tells the driver when it listens, answers
 // memory queries (after a full GC when the process runs with --expose-gc), and exits on request,
-// cleanly, so that --cpu-prof writes its profile.
+// cleanly, so that --cpu-prof writes its profile; and samples what it allocates when asked.
 
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { percentile, sortedSamples } from "../lib/stats.ts";
 
 /** Memory of a server process, as the driver asks for it. */
@@ -31,6 +33,8 @@ export interface PeakHeap {
 export type DriverMessage =
   | { type: "memory" }
   | { type: "peak"; collectEveryMs?: number }
+  /** Starts sampling allocations; with `file`, stops and writes the profile there. */
+  | { type: "allocations"; file?: string }
   | { type: "stop" };
 
 /** A message from a server process to the driver. */
@@ -38,6 +42,7 @@ export type ServerMessage =
   | { type: "ready"; port: number; http1Port?: number }
   | ({ type: "memory" } & MemorySample)
   | ({ type: "peak" } & PeakHeap)
+  | { type: "allocations" }
   | { type: "failed"; error: string };
 
 function send(message: ServerMessage): void {
@@ -83,6 +88,17 @@ export function reportReady(port: number, stop: () => Promise<void>, http1Port?:
       }
       return;
     }
+    if (message.type === "allocations") {
+      sampleAllocations(message.file).then(
+        () => send({ type: "allocations" }),
+        (error: unknown) => {
+          // stderr is the driver's: the person running it sees why.
+          console.error(error);
+          process.exit(1);
+        },
+      );
+      return;
+    }
     if (message.type === "memory") {
       const collect = (globalThis as { gc?: () => void }).gc;
       collect?.();
@@ -106,6 +122,32 @@ export function reportReady(port: number, stop: () => Promise<void>, http1Port?:
   });
   process.on("disconnect", () => process.exit(0));
   send({ type: "ready", port, http1Port });
+}
+
+let sampling: Session | undefined;
+
+/**
+ * Starts V8's sampling heap profiler (an allocation in every 1 KiB or so, with its stack), keeping
+ * the samples of objects the collector frees: what the process allocates, not what it holds.
+ * With `file`, stops it and writes the profile there (.heapprofile, which Chrome DevTools reads).
+ */
+async function sampleAllocations(file: string | undefined): Promise<void> {
+  if (file === undefined) {
+    sampling = new Session();
+    sampling.connect();
+    // The two include… flags are V8's (HeapProfiler.startSampling) and not in @types/node yet.
+    await sampling.post("HeapProfiler.startSampling", {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as { samplingInterval: number });
+    return;
+  }
+  if (sampling === undefined) throw new Error("allocations were not being sampled");
+  const { profile } = await sampling.post("HeapProfiler.stopSampling");
+  writeFileSync(file, JSON.stringify(profile));
+  sampling.disconnect();
+  sampling = undefined;
 }
 
 /** Reports a start-up failure to the driver and exits. */
