@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { formatSummary, summariseFile } from "./lib/cpu-profile.ts";
 import { fixtureUser } from "./lib/fixture.ts";
 import { formatAllocations, summariseAllocationsFile } from "./lib/heap-profile.ts";
-import { findTools, h1Load, h2Load } from "./lib/load.ts";
+import { findTools, h1Load, h2Load, type LoadResult } from "./lib/load.ts";
 import { pinSelf, root, startServer } from "./lib/processes.ts";
 import { getUserTarget, type UnaryProtocol } from "./scenarios/unary.ts";
 
@@ -51,8 +51,9 @@ if (values.analyze) {
 
 const pinning = pinSelf();
 const tools = findTools();
-const profileDir = path.join(root, "bench", "results", `.cpuprofile-${process.pid}`);
-mkdirSync(profileDir, { recursive: true });
+const resultsDir = path.join(root, "bench", "results");
+const profileDir = path.join(resultsDir, `.cpuprofile-${process.pid}`);
+if (!values.allocations) mkdirSync(profileDir, { recursive: true });
 const spawnedAt = performance.now();
 const server = await startServer({
   name: script,
@@ -71,28 +72,31 @@ for (const before of values.after.split(",").filter((name) => name !== "")) {
   const done = await load(before as UnaryProtocol, 4, 0);
   console.log(`# first ${before}: ${Math.round(done.rps)} req/s`);
 }
-const resultsDir = path.join(root, "bench", "results");
+/** The load's figures, as printed. */
+const describe = (result: LoadResult) =>
+  `# ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`;
+/** Writes bench/results/<base>.json: the load and the summary of its profile. */
+const writeSummary = (base: string, result: LoadResult, summary: object) =>
+  writeFileSync(
+    path.join(resultsDir, `${base}.json`),
+    `${JSON.stringify({ generatedAt: new Date().toISOString(), server: script, protocol, load: result, ...summary }, null, 2)}\n`,
+  );
+const serverName = script.replace(/\.ts$/, "");
 if (values.allocations) {
   // The warm-up outside the sample, so that it holds the measured calls alone.
-  rmSync(profileDir, { recursive: true, force: true });
   await load(protocol, warmupSeconds, 0);
   console.log(
     `# ${script} (${protocol}) under load for ${seconds} s, allocations sampled; ${pinning.note}`,
   );
   await server.sampleAllocations();
   const result = await load(protocol, seconds, 0);
-  const base = `allocations-${script.replace(/\.ts$/, "")}-${protocol}`;
+  const base = `allocations-${serverName}-${protocol}`;
   const kept = path.join(resultsDir, `${base}.heapprofile`);
   await server.sampleAllocations(kept);
   await server.stop();
-  console.log(
-    `# ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`,
-  );
+  console.log(describe(result));
   const summary = summariseAllocationsFile(kept, result.requests, top);
-  writeFileSync(
-    path.join(resultsDir, `${base}.json`),
-    `${JSON.stringify({ generatedAt: new Date().toISOString(), server: script, protocol, load: result, ...summary }, null, 2)}\n`,
-  );
+  writeSummary(base, result, summary);
   console.log(`\n${formatAllocations(summary)}`);
   console.log(`\nwrote bench/results/${base}.json and ${base}.heapprofile`);
   process.exit(0);
@@ -100,23 +104,18 @@ if (values.allocations) {
 const measuredFrom = performance.now() - spawnedAt;
 console.log(`# ${script} (${protocol}) under load for ${seconds} s; ${pinning.note}`);
 const result = await load(protocol, seconds, warmupSeconds);
-console.log(
-  `# ${Math.round(result.rps)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, errors ${result.errors}`,
-);
+console.log(describe(result));
 await server.stop();
 
 const file = readdirSync(profileDir).find((name) => name.endsWith(".cpuprofile"));
 if (!file) throw new Error(`no .cpuprofile in ${profileDir}`);
-const base = `profile-${script.replace(/\.ts$/, "")}-${protocol}`;
+const base = `profile-${serverName}-${protocol}`;
 const kept = path.join(resultsDir, `${base}.cpuprofile`);
 renameSync(path.join(profileDir, file), kept);
 rmSync(profileDir, { recursive: true, force: true });
 // Start-up (module loading), the other protocols and the warm-up are left out: only the measured
 // window counts.
 const summary = summariseFile(kept, top, measuredFrom + warmupSeconds * 1000);
-writeFileSync(
-  path.join(resultsDir, `${base}.json`),
-  `${JSON.stringify({ generatedAt: new Date().toISOString(), server: script, protocol, load: result, ...summary }, null, 2)}\n`,
-);
+writeSummary(base, result, summary);
 console.log(`\n${formatSummary(summary)}`);
 console.log(`\nwrote bench/results/${base}.json and ${base}.cpuprofile`);

@@ -71,6 +71,12 @@ export class SelfTally {
   }
 }
 
+/** A frame as the summaries' call paths name it: the function, and its file and line. */
+export function frameLabel(frame: { functionName: string; url: string; lineNumber: number }) {
+  const file = frame.url.split("/").at(-1) ?? "";
+  return `${frame.functionName || "(anonymous)"}${file ? ` (${file}:${frame.lineNumber + 1})` : ""}`;
+}
+
 /** Which package (or part of Node, or of this repository) a script URL belongs to. */
 function packageOf(url: string): string {
   if (url === "") return "(native / V8)";
@@ -97,9 +103,7 @@ export function summarise(profile: CpuProfile, top: number, skipMs: number) {
   }
   const frameName = (id: number | undefined) => {
     const frame = id === undefined ? undefined : byId.get(id)?.callFrame;
-    if (!frame) return "";
-    const file = frame.url.split("/").at(-1) ?? "";
-    return `${frame.functionName || "(anonymous)"}${file ? ` (${file}:${frame.lineNumber + 1})` : ""}`;
+    return frame ? frameLabel(frame) : "";
   };
   /** The three frames that called node `id`, nearest first. */
   const callersOf = (id: number) => {

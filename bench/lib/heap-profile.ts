@@ -3,7 +3,7 @@
 // from: bytes per call by allocating function (with the call paths behind it) and by package.
 // Allocation, not what is held: under load, what the collector has to sweep.
 import { readFileSync } from "node:fs";
-import { SelfTally } from "./cpu-profile.ts";
+import { frameLabel, SelfTally } from "./cpu-profile.ts";
 
 interface HeapNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -13,12 +13,6 @@ interface HeapNode {
 /** The part of a V8 sampling heap profile this reads. */
 export interface HeapProfile {
   head: HeapNode;
-}
-
-function frameName(node: HeapNode): string {
-  const { functionName, url, lineNumber } = node.callFrame;
-  const file = url.split("/").at(-1) ?? "";
-  return `${functionName || "(anonymous)"}${file ? ` (${file}:${lineNumber + 1})` : ""}`;
 }
 
 /** The allocations of `profile` per call of `calls`, the `top` functions first. */
@@ -31,7 +25,7 @@ export function summariseAllocations(profile: HeapProfile, calls: number, top: n
       total += node.selfSize;
       tally.add(node.callFrame, node.selfSize, above.slice(-3).reverse().join(" ← "));
     }
-    const name = frameName(node);
+    const name = frameLabel(node.callFrame);
     const next = name.startsWith("(root)") ? above : [...above, name];
     for (const child of node.children) walk(child, next);
   };

@@ -133,6 +133,7 @@ let sampling: Session | undefined;
  */
 async function sampleAllocations(file: string | undefined): Promise<void> {
   if (file === undefined) {
+    if (sampling !== undefined) throw new Error("allocations are being sampled already");
     sampling = new Session();
     sampling.connect();
     // The two include… flags are V8's (HeapProfiler.startSampling) and not in @types/node yet.
