@@ -483,7 +483,14 @@ const unary = await scenario("unary", async () => {
   const h2 = `${shape.h2Clients} connections × ${shape.h2Streams} streams, ${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up`;
   const h1 = `${shape.h1Connections} connections, ${shape.seconds} s × ${shape.rounds} round(s) after ${shape.warmupSeconds} s warm-up`;
   const scenarios: UnaryScenario[] = [];
-  const defs: { name: string; protocol: UnaryProtocol; keys: string[]; load: string }[] = [
+  // `together`: the servers a goal compares, run back to back in every round (`roundOrder`).
+  const defs: {
+    name: string;
+    protocol: UnaryProtocol;
+    keys: string[];
+    together: string[];
+    load: string;
+  }[] = [
     // The in-memory servers alternate among themselves, the PostgreSQL-backed ones apart: a round
     // is then shorter, and no in-memory server runs right after PostgreSQL was busy.
     {
@@ -497,30 +504,36 @@ const unary = await scenario("unary", async () => {
         "grpc-js-memory",
         "raw-http2",
       ],
+      // Ours in the middle: next to both servers its goals compare it with.
+      together: ["grpc-js-memory", "ours-memory", "raw-http2"],
       load: h2,
     },
     {
       name: "GetUser, gRPC over h2c, PostgreSQL store",
       protocol: "grpc",
       keys: ["ours-postgres", "grpc-js-postgres"],
+      together: ["ours-postgres", "grpc-js-postgres"],
       load: h2,
     },
     {
       name: "GetUser, gRPC-web over h2c",
       protocol: "grpc-web",
       keys: ["ours-memory", "connect-node-memory", "raw-http2"],
+      together: ["ours-memory", "raw-http2"],
       load: h2,
     },
     {
       name: "GetUser, Connect binary over h2c",
       protocol: "connect-binary",
       keys: ["ours-memory", "connect-node-memory", "raw-http2", "ours-postgres"],
+      together: ["ours-memory", "raw-http2"],
       load: h2,
     },
     {
       name: "GetUser, Connect JSON over HTTP/1.1",
       protocol: "connect-json",
       keys: ["ours-memory", "raw-http1-shared", "raw-http1", "ours-postgres"],
+      together: ["ours-memory", "raw-http1-shared"],
       load: h1,
     },
   ];
@@ -529,6 +542,7 @@ const unary = await scenario("unary", async () => {
     const rows = await runUnary({
       protocol: def.protocol,
       targets: def.keys.map((key) => target(def.protocol, key)),
+      together: def.together,
       shape,
       tools,
       log,

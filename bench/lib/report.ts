@@ -127,11 +127,13 @@ function unarySections(unary: UnaryScenario[], goals: Goal[]): string[] {
     }
     const ours = s.rows.find((row) => row.key === "ours-memory");
     if (s.protocol === "connect-json" && ours) {
-      // Issue 23: the JSON path's tail under 64 connections, next to its median.
-      const tail = ours.p99Ms / ours.p50Ms;
+      // Issue 23: the JSON path's tail under 64 connections, next to its median: each round's
+      // p99 over that round's p50 (one sample, one spell of the machine), the median over the
+      // rounds; the ratio of the medians beside it, as for the other ratios.
+      const tail = median(ours.rounds.map((round) => round.p99Ms / round.p50Ms));
       goals.push({
         goal: "unary Connect JSON (HTTP/1.1) ours (in-memory): p99 <= 4x its p50",
-        measured: `${fixed(ours.p99Ms, 1)} ms vs ${fixed(ours.p50Ms, 1)} ms (${ratio(tail)})`,
+        measured: `${ratio(tail)} (median of the rounds' own; medians ${fixed(ours.p99Ms, 1)} ms vs ${fixed(ours.p50Ms, 1)} ms, ${ratio(ours.p99Ms / ours.p50Ms)})`,
         met: Number.isFinite(tail) ? tail <= 4 : undefined,
       });
     }
@@ -146,7 +148,7 @@ function unarySections(unary: UnaryScenario[], goals: Goal[]): string[] {
     const ratios = s.ratios
       .map(
         (r) =>
-          `- ${r.name}${r.of === "cpu" ? ", server CPU time per call" : ""}: **${ratio(r.value)}**${r.target ? ` (target ${r.target})` : ""}${r.ofRounds === undefined ? "" : `; median of the rounds' own ratios ${ratio(r.ofRounds)}`}`,
+          `- ${r.name}${r.of === "cpu" ? ", server CPU time per call" : ""}: **${ratio(r.value)}**${r.target ? ` (target ${r.target})` : ""}${r.ofMedians === undefined ? "" : `; ratio of the medians ${ratio(r.ofMedians)}`}`,
       )
       .join("\n");
     const header = ["server", "req/s", "p50 ms", "p99 ms", "server CPU µs/call", "errors"];

@@ -96,10 +96,14 @@ export interface Ratio {
   name: string;
   /** What is compared: requests per second (the default), or the server's CPU time per call. */
   of?: "rps" | "cpu";
-  /** The ratio of the two rows' medians (what a target is judged on). */
+  /**
+   * The median of the rounds' own ratios, both figures measured in the same round (what a target
+   * is judged on; the servers a goal compares run back to back in each round).
+   */
   value: number;
-  /** The median of the ratios of each round (both measured in it), for comparison. */
-  ofRounds?: number;
+  /** The ratio of the two rows' medians, for comparison (what targets were judged on until
+   * 2026-12-07). */
+  ofMedians?: number;
   /** ">= 0.7", say. */
   target?: string;
 }
@@ -121,10 +125,10 @@ export function ratioOf(
   const rowA = rows.find((row) => row.key === a);
   const rowB = rows.find((row) => row.key === b);
   if (!rowA || !rowB) return { name, of, value: Number.NaN, target };
-  const ofRounds = median(
+  const value = median(
     rowA.rounds.map((round, index) => figure(round) / figure(rowB.rounds[index])),
   );
-  return { name, of, value: figure(rowA) / figure(rowB), ofRounds, target };
+  return { name, of, value, ofMedians: figure(rowA) / figure(rowB), target };
 }
 
 /** One protocol's table: its rows and the ratios between them. */
@@ -167,9 +171,27 @@ async function verify(protocol: UnaryProtocol, target: UnaryTarget): Promise<voi
  * every run (a fixed seed per round). A rotation would keep each target behind the same neighbour
  * in every round, and what a neighbour leaves behind (PostgreSQL's background work after a
  * PostgreSQL-backed target, say) would then always fall on the same server.
+ *
+ * The targets named in `together` (the servers a goal compares) run one right after the other, in
+ * that order in even rounds and in the reverse order in odd ones, and move as one block in the
+ * shuffle: a slow spell of the machine then mostly falls on both servers of a comparison, not on
+ * one of them, and neither is always the first.
  */
-export function roundOrder<T>(targets: readonly T[], round: number): T[] {
-  const order = [...targets];
+export function roundOrder<T extends { key: string }>(
+  targets: readonly T[],
+  round: number,
+  together: readonly string[] = [],
+): T[] {
+  const block = together
+    .map((key) => targets.find((target) => target.key === key))
+    .filter((target) => target !== undefined);
+  if (round % 2 === 1) block.reverse();
+  // The block takes the place of its first member in the given order.
+  const units: T[][] = [];
+  for (const target of targets) {
+    if (!together.includes(target.key)) units.push([target]);
+    else if (target === targets.find((t) => together.includes(t.key))) units.push(block);
+  }
   // A small linear congruential generator (Numerical Recipes' constants): reproducible, and
   // nothing here needs better randomness.
   let seed = (round + 1) * 2654435761;
@@ -177,23 +199,29 @@ export function roundOrder<T>(targets: readonly T[], round: number): T[] {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
     return seed / 2 ** 32;
   };
-  if (round === 0) return order;
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [order[i], order[j]] = [order[j] as T, order[i] as T];
+  if (round > 0) {
+    for (let i = units.length - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [units[i], units[j]] = [units[j] as T[], units[i] as T[]];
+    }
   }
-  return order;
+  return units.flat();
 }
 
-/** Runs `targets` in alternation for `shape.rounds` rounds; every target is verified first and last. */
+/**
+ * Runs `targets` in alternation for `shape.rounds` rounds, those in `together` back to back (see
+ * `roundOrder`); every target is verified first and last.
+ */
 export async function runUnary(options: {
   protocol: UnaryProtocol;
   targets: readonly UnaryTarget[];
+  /** The keys of the targets a goal compares, run one right after the other in every round. */
+  together?: readonly string[];
   shape: UnaryShape;
   tools: Tools;
   log: (line: string) => void;
 }): Promise<UnaryRow[]> {
-  const { protocol, targets, shape, tools, log } = options;
+  const { protocol, targets, together, shape, tools, log } = options;
   for (const target of targets) await verify(protocol, target);
   const results = new Map<string, UnaryRound[]>(targets.map((target) => [target.key, []]));
   const load = (target: UnaryTarget, seconds: number) =>
@@ -210,7 +238,7 @@ export async function runUnary(options: {
           warmupSeconds: 0,
         });
   for (let round = 0; round < shape.rounds; round++) {
-    const order = roundOrder(targets, round);
+    const order = roundOrder(targets, round, together);
     for (const target of order) {
       // The warm-up is a run of its own, so that the server's CPU time is read over the measured
       // run alone.
