@@ -723,7 +723,8 @@ const snapshotStorm = await scenario("snapshot-storm", async () => {
         const fresh = await startServer({
           name: run.label,
           script: run.script,
-          args: ["--store=postgres"],
+          // The storm reads the most heap in use (bench/servers/ipc.ts).
+          args: ["--store=postgres", "--sample-heap=on"],
           env: { DATABASE_URL: databaseUrl, MAX_WATCHES_PER_CLIENT: "1000" },
           pinning,
           nodeFlags: profileFlags(`snapshot-storm-${run.key}-${rows}-${round + 1}`),
