@@ -84,6 +84,15 @@ const rebuildRequests: Interceptor = (next) => (req) =>
   );
 
 let server: Server;
+
+/**
+ * A status message with what the gRPC specification leaves as it is (':', '=', '/', printable ASCII)
+ * and what it percent-encodes ('%', non-ASCII, a newline): grpc-js decodes grpc-message with
+ * decodeURI, which leaves %3A, %3D and %2F encoded, so it shows this as written only when those
+ * characters were sent as they are.
+ */
+const punctuatedMessage =
+  'missing bearer token: send the header "authorization: Bearer <token>"\nkey=value, path /a/b?c#d, 100% ünïcödé ✓';
 before(async () => {
   server = await serve({
     name: "serving-path-test",
@@ -112,6 +121,8 @@ before(async () => {
                 return { user: { id: "late" } };
               case "missing":
                 throw new ConnectError("no user missing", Code.NotFound, { "x-why": "absent" });
+              case "punctuated":
+                throw new ConnectError(punctuatedMessage, Code.FailedPrecondition);
               case "crash":
                 throw new Error("password=hunter2 at /srv/secret/path.ts");
               case "headers":
@@ -472,6 +483,14 @@ describe("unary calls over gRPC", () => {
     assert.equal(headers["x-why"], "absent");
     assert.equal(trailers, undefined);
     assert.equal(data.length, 0);
+  });
+
+  test("grpc-js reads an error's message as written: ':', '=', '/', '%', non-ASCII and a newline", async () => {
+    const client = grpcJsClient();
+    const { error } = await grpcJsUnary(client, { id: "punctuated" });
+    client.close();
+    assert.equal(error?.code, grpc.status.FAILED_PRECONDITION);
+    assert.equal(error?.details, punctuatedMessage);
   });
 
   test("what a handler throws that is not a ConnectError is internal, without its text", async () => {
