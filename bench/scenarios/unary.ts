@@ -101,8 +101,7 @@ export interface Ratio {
    * is judged on; the servers a goal compares run back to back in each round).
    */
   value: number;
-  /** The ratio of the two rows' medians, for comparison (what targets were judged on until
-   * 2026-12-07). */
+  /** The ratio of the two rows' medians, for comparison (what targets were judged on until 2026-12-07). */
   ofMedians?: number;
   /** ">= 0.7", say. */
   target?: string;
@@ -188,9 +187,13 @@ export function roundOrder<T extends { key: string }>(
   if (round % 2 === 1) block.reverse();
   // The block takes the place of its first member in the given order.
   const units: T[][] = [];
+  let placed = false;
   for (const target of targets) {
     if (!together.includes(target.key)) units.push([target]);
-    else if (target === targets.find((t) => together.includes(t.key))) units.push(block);
+    else if (!placed) {
+      units.push(block);
+      placed = true;
+    }
   }
   // A small linear congruential generator (Numerical Recipes' constants): reproducible, and
   // nothing here needs better randomness.
